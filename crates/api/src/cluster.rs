@@ -275,13 +275,13 @@ pub struct AllocatableModeling {
 impl Cluster {
     /// All zones of the cluster: `spec.zones` plus the deprecated `spec.zone`.
     pub fn zones(&self) -> impl Iterator<Item = &str> {
-        self.spec
-            .zone
-            .iter()
-            .map(String::as_str)
-            .chain(self.spec.zones.iter().map(String::as_str).filter(move |z| {
-                self.spec.zone.as_deref() != Some(*z)
-            }))
+        self.spec.zone.iter().map(String::as_str).chain(
+            self.spec
+                .zones
+                .iter()
+                .map(String::as_str)
+                .filter(move |z| self.spec.zone.as_deref() != Some(*z)),
+        )
     }
 
     /// The `Ready` condition, if the cluster has reported one.

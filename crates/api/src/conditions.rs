@@ -179,19 +179,35 @@ mod tests {
     #[test]
     fn last_transition_time_moves_only_when_status_changes() {
         let mut conditions = Vec::new();
-        assert!(set_condition(&mut conditions, new(SCHEDULED, true, "Success", "ok", Some(1)), at(10)));
+        assert!(set_condition(
+            &mut conditions,
+            new(SCHEDULED, true, "Success", "ok", Some(1)),
+            at(10)
+        ));
         assert_eq!(conditions[0].last_transition_time, at(10));
 
         // Same status, new message and generation: updated, time kept.
-        assert!(set_condition(&mut conditions, new(SCHEDULED, true, "Success", "ok2", Some(2)), at(20)));
+        assert!(set_condition(
+            &mut conditions,
+            new(SCHEDULED, true, "Success", "ok2", Some(2)),
+            at(20)
+        ));
         assert_eq!(conditions[0].last_transition_time, at(10));
         assert_eq!(conditions[0].message, "ok2");
 
         // Identical: no change reported.
-        assert!(!set_condition(&mut conditions, new(SCHEDULED, true, "Success", "ok2", Some(2)), at(30)));
+        assert!(!set_condition(
+            &mut conditions,
+            new(SCHEDULED, true, "Success", "ok2", Some(2)),
+            at(30)
+        ));
 
         // Status flips: time moves.
-        assert!(set_condition(&mut conditions, new(SCHEDULED, false, "NoClusterFit", "none", Some(2)), at(40)));
+        assert!(set_condition(
+            &mut conditions,
+            new(SCHEDULED, false, "NoClusterFit", "none", Some(2)),
+            at(40)
+        ));
         assert_eq!(conditions[0].last_transition_time, at(40));
         assert!(!is_true(&conditions, SCHEDULED));
         assert_eq!(conditions.len(), 1);

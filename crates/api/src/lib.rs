@@ -16,10 +16,12 @@ pub mod validate;
 pub mod work;
 
 pub use cluster::Cluster;
-pub use policy::{ClusterOverridePolicy, ClusterPropagationPolicy, OverridePolicy, PropagationPolicy};
-
+pub use policy::{
+    ClusterOverridePolicy, ClusterPropagationPolicy, OverridePolicy, PropagationPolicy,
+};
 
 pub use provisioning::{Machine, MachineHealthCheck, MachineSet};
+pub use validate::{FieldError, Validate, ValidationErrors};
 pub use work::{ClusterResourceBinding, ResourceBinding, Work};
 
 /// The category every Flotilla kind belongs to, so `kubectl get flotilla` lists them all.

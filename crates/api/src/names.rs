@@ -15,7 +15,9 @@ pub fn execution_namespace(cluster: &str) -> String {
 /// The member cluster an execution namespace belongs to, or `None` if `namespace` is not an
 /// execution namespace.
 pub fn cluster_of_execution_namespace(namespace: &str) -> Option<&str> {
-    namespace.strip_prefix(EXECUTION_PREFIX).filter(|cluster| !cluster.is_empty())
+    namespace
+        .strip_prefix(EXECUTION_PREFIX)
+        .filter(|cluster| !cluster.is_empty())
 }
 
 /// The name of the (Cluster)ResourceBinding of a template: `<name>-<kind>`, lower-cased, with
@@ -29,8 +31,17 @@ pub fn binding_name(kind: &str, name: &str) -> String {
 /// `<name>-<hash of namespace, name and kind>`, so templates of different kinds or namespaces
 /// with the same name never collide in one execution namespace.
 pub fn work_name(kind: &str, namespace: Option<&str>, name: &str) -> String {
-    let key = format!("{}/{}/{}", namespace.unwrap_or(""), name, kind.to_lowercase());
-    let full = format!("{}-{:x}", name.to_lowercase().replace(':', "."), fnv32a(key.as_bytes()));
+    let key = format!(
+        "{}/{}/{}",
+        namespace.unwrap_or(""),
+        name,
+        kind.to_lowercase()
+    );
+    let full = format!(
+        "{}-{:x}",
+        name.to_lowercase().replace(':', "."),
+        fnv32a(key.as_bytes())
+    );
     fit(full, &key)
 }
 
@@ -53,7 +64,9 @@ fn fit(name: String, key: &str) -> String {
 pub fn fnv32a(bytes: &[u8]) -> u32 {
     const OFFSET: u32 = 0x811c_9dc5;
     const PRIME: u32 = 0x0100_0193;
-    bytes.iter().fold(OFFSET, |hash, byte| (hash ^ u32::from(*byte)).wrapping_mul(PRIME))
+    bytes.iter().fold(OFFSET, |hash, byte| {
+        (hash ^ u32::from(*byte)).wrapping_mul(PRIME)
+    })
 }
 
 #[cfg(test)]
@@ -62,7 +75,10 @@ mod tests {
 
     #[test]
     fn execution_namespace_round_trips() {
-        for (cluster, namespace) in [("member1", "flotilla-es-member1"), ("a-b", "flotilla-es-a-b")] {
+        for (cluster, namespace) in [
+            ("member1", "flotilla-es-member1"),
+            ("a-b", "flotilla-es-a-b"),
+        ] {
             assert_eq!(execution_namespace(cluster), namespace);
             assert_eq!(cluster_of_execution_namespace(namespace), Some(cluster));
         }
@@ -76,7 +92,11 @@ mod tests {
         let table = [
             ("Deployment", "nginx", "nginx-deployment"),
             ("ConfigMap", "App-Config", "app-config-configmap"),
-            ("ClusterRole", "system:controller:foo", "system.controller.foo-clusterrole"),
+            (
+                "ClusterRole",
+                "system:controller:foo",
+                "system.controller.foo-clusterrole",
+            ),
         ];
         for (kind, name, expect) in table {
             assert_eq!(binding_name(kind, name), expect, "{kind}/{name}");
@@ -99,7 +119,10 @@ mod tests {
         assert!(deployment.starts_with("nginx-"));
         assert_ne!(deployment, service);
         assert_ne!(deployment, other_ns);
-        assert_eq!(deployment, work_name("Deployment", Some("default"), "nginx"));
+        assert_eq!(
+            deployment,
+            work_name("Deployment", Some("default"), "nginx")
+        );
     }
 
     #[test]

@@ -143,7 +143,9 @@ impl SpreadConstraint {
 }
 
 /// The cluster fields a spread constraint can use.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum SpreadByField {
     /// Each cluster is its own group.

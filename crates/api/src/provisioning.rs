@@ -53,7 +53,11 @@ pub struct MachineSpec {
     pub bootstrap: Bootstrap,
     /// The provider's identity of the machine; must match the Node's `spec.providerID`.
     /// Set by the provider.
-    #[serde(default, rename = "providerID", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "providerID",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub provider_id: Option<String>,
     /// The failure domain (zone) to place the machine in.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `flotilla` binary: parses arguments and hands over to the library.
+
+fn main() -> std::process::ExitCode {
+    flotilla::cli::main()
+}

@@ -1,0 +1,6 @@
+//! The `flotilla` command: wires the libraries into subcommands. Logic lives in the library
+//! crates; this crate only reads flags and environment and calls them.
+
+pub mod cli;
+pub mod crds;
+pub mod manifests;

@@ -1,0 +1,148 @@
+//! Every manifest in examples/ parses into its type and passes `validate()`, and the examples
+//! the README walks through exist.
+
+use std::path::PathBuf;
+
+use flotilla_api::validate::{ManifestError, validate_manifest};
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{ConfigMap, Secret},
+};
+
+fn examples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+fn all_documents() -> Vec<flotilla::manifests::Document> {
+    let mut documents = flotilla::manifests::read(&examples()).expect("read examples");
+    documents.extend(flotilla::manifests::read(&examples().join("what-if")).expect("read what-if"));
+    documents
+}
+
+#[test]
+fn every_example_parses_and_validates() {
+    let documents = all_documents();
+    assert!(
+        documents.len() >= 10,
+        "expected the README's examples, found {}",
+        documents.len()
+    );
+    for document in documents {
+        let where_ = document.path.display().to_string();
+        let kind = document.object["kind"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        match validate_manifest(&document.object) {
+            Ok(()) => {}
+            Err(ManifestError::NotFlotilla { .. }) => {
+                let object = document.object.clone();
+                let parsed = match kind.as_str() {
+                    "Deployment" => serde_json::from_value::<Deployment>(object).map(drop),
+                    "ConfigMap" => serde_json::from_value::<ConfigMap>(object).map(drop),
+                    "Secret" => serde_json::from_value::<Secret>(object).map(drop),
+                    other => panic!("{where_}: add a parse check for {other} to this test"),
+                };
+                parsed.unwrap_or_else(|e| panic!("{where_}: {kind} does not parse: {e}"));
+            }
+            Err(error) => panic!("{where_}: {error}"),
+        }
+    }
+}
+
+#[test]
+fn the_walkthrough_examples_exist() {
+    let documents = all_documents();
+    let find = |kind: &str, name: &str| {
+        documents
+            .iter()
+            .find(|d| d.object["kind"] == kind && d.object["metadata"]["name"] == name)
+            .map(|d| d.object.clone())
+            .unwrap_or_else(|| panic!("no {kind} {name} in examples/"))
+    };
+    let cluster = find("Cluster", "member1");
+    assert_eq!(cluster["spec"]["syncMode"], "Push");
+    assert_eq!(cluster["spec"]["secretRef"]["name"], "member1");
+    find("Secret", "member1");
+    find("Deployment", "nginx");
+
+    let policy: flotilla_api::PropagationPolicy =
+        serde_json::from_value(find("PropagationPolicy", "nginx")).expect("policy");
+    let weights: Vec<i64> = policy
+        .spec
+        .placement
+        .replica_scheduling
+        .and_then(|s| s.weight_preference)
+        .map(|w| {
+            w.static_weight_list
+                .iter()
+                .map(|rule| rule.weight)
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(weights, [2, 1], "nginx is divided 2:1 by static weight");
+
+    let cpp: flotilla_api::ClusterPropagationPolicy =
+        serde_json::from_value(find("ClusterPropagationPolicy", "app-config")).expect("cpp");
+    assert_eq!(cpp.spec.resource_selectors[0].kind, "ConfigMap");
+    assert!(
+        cpp.spec
+            .placement
+            .cluster_affinity
+            .as_ref()
+            .and_then(|a| a.label_selector.as_ref())
+            .is_some()
+    );
+
+    let op: flotilla_api::OverridePolicy =
+        serde_json::from_value(find("OverridePolicy", "nginx-us-east-registry")).expect("op");
+    let rule = &op.spec.override_rules[0];
+    assert_eq!(
+        rule.overriders.image_overrider[0].component,
+        flotilla_api::policy::ImageComponent::Registry
+    );
+    let fields = rule
+        .target_cluster
+        .as_ref()
+        .and_then(|t| t.field_selector.as_ref())
+        .expect("fields");
+    assert_eq!(fields.match_expressions[0].key, "region");
+}
+
+#[test]
+fn validate_command_rejects_an_invalid_manifest() {
+    let dir = std::env::temp_dir().join(format!("flotilla-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("bad.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: policy.flotilla.io/v1alpha1\nkind: PropagationPolicy\nmetadata: {name: bad, namespace: default}\nspec:\n  resourceSelectors: []\n",
+    )
+    .expect("write");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
+        .args(["validate", "-f"])
+        .arg(&file)
+        .output()
+        .expect("run flotilla validate");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !output.status.success(),
+        "invalid manifest must fail: {stdout}"
+    );
+    assert!(
+        stdout.contains("spec.resourceSelectors"),
+        "names the field: {stdout}"
+    );
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
+        .args(["validate", "-f"])
+        .arg(examples())
+        .output()
+        .expect("run flotilla validate");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
