@@ -1,0 +1,274 @@
+//! HTTP routing: authentication, the `/clusters/<name>` prefix that selects a logical cluster,
+//! and dispatch of discovery and resource paths to the handlers. Owns the shared server state
+//! (the set of logical clusters); never implements verb semantics itself.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::errors::{Error, Result};
+use crate::handlers::{crud, discovery, watch};
+use crate::registry::ResourceInfo;
+use crate::storage::ClusterStore;
+use crate::storage::sqlite::Writer;
+
+/// Name of the logical cluster served at the root.
+pub const DEFAULT_CLUSTER: &str = "default";
+
+/// Largest accepted request body.
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// State shared by every request.
+pub struct AppState {
+    /// Logical clusters by name.
+    pub clusters: RwLock<HashMap<String, Arc<ClusterStore>>>,
+    /// The admin bearer token.
+    pub token: String,
+    /// Durable storage, when not in memory.
+    pub persist: Option<Writer>,
+}
+
+impl AppState {
+    /// Look up a logical cluster.
+    pub fn cluster(&self, name: &str) -> Option<Arc<ClusterStore>> {
+        self.clusters
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+}
+
+/// The router for the whole server.
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new().fallback(handle).with_state(state)
+}
+
+/// Parsed query string.
+#[derive(Debug, Default, Clone)]
+pub struct Query(pub Vec<(String, String)>);
+
+impl Query {
+    fn parse(q: Option<&str>) -> Self {
+        let Some(q) = q else { return Query::default() };
+        Query(
+            q.split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                    (percent_decode(k), percent_decode(v))
+                })
+                .collect(),
+        )
+    }
+
+    /// First value of a parameter.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Boolean parameter (`true`/`1`).
+    pub fn flag(&self, key: &str) -> bool {
+        matches!(self.get(key), Some("true" | "1"))
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A request for a resource path.
+#[derive(Debug, Clone)]
+pub struct ResourceRequest {
+    /// The logical cluster.
+    pub cluster: Arc<ClusterStore>,
+    /// The resource.
+    pub info: Arc<ResourceInfo>,
+    /// Namespace from the URL (namespaced resources only).
+    pub namespace: Option<String>,
+    /// Object name from the URL.
+    pub name: Option<String>,
+    /// Subresource (`status`, `scale`).
+    pub sub: Option<String>,
+    /// Query parameters.
+    pub query: Query,
+    /// Request headers.
+    pub headers: HeaderMap,
+}
+
+fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| constant_time_eq(t.trim().as_bytes(), state.token.as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    match route(state, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let query = Query::parse(parts.uri.query());
+    let mut segs: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect();
+    let mut cluster_name = DEFAULT_CLUSTER.to_string();
+    if segs.len() >= 2 && segs[0] == "clusters" {
+        cluster_name = segs[1].clone();
+        segs.drain(..2);
+    }
+    let public = matches!(
+        segs.first().map(String::as_str),
+        Some("version" | "healthz" | "readyz" | "livez")
+    );
+    if !public && !authorized(&state, &parts.headers) {
+        return Err(Error::unauthorized());
+    }
+    let cluster = state
+        .cluster(&cluster_name)
+        .ok_or_else(|| Error::path_not_found())?;
+    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let method = parts.method.clone();
+    let get_only = |r: Result<Response>| {
+        if method == Method::GET {
+            r
+        } else {
+            Err(Error::method_not_allowed("only GET is allowed here"))
+        }
+    };
+    match s.as_slice() {
+        ["version"] => return get_only(Ok(discovery::version())),
+        ["healthz" | "readyz" | "livez", ..] => return get_only(Ok("ok".into_response())),
+        ["api"] => return get_only(Ok(discovery::api_versions(&parts.headers))),
+        ["apis"] => return get_only(Ok(discovery::api_groups(&cluster))),
+        ["api", "v1"] => return get_only(discovery::resource_list(&cluster, "", "v1")),
+        ["apis", group] => return get_only(discovery::api_group(&cluster, group)),
+        ["apis", group, version] => {
+            return get_only(discovery::resource_list(&cluster, group, version));
+        }
+        _ => {}
+    }
+    let (group, version, rest) = match s.as_slice() {
+        ["api", "v1", rest @ ..] => ("", "v1", rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Err(Error::path_not_found()),
+    };
+    let lookup = |plural: &str| cluster.read(|st| st.registry.get(group, version, plural));
+    // Namespaced form: namespaces/<ns>/<resource>[/<name>[/<sub>]].
+    let (info, namespace, tail) = match rest {
+        ["namespaces", ns, plural, tail @ ..] if lookup(plural).is_some_and(|i| i.namespaced) => {
+            (lookup(plural), Some(ns.to_string()), tail)
+        }
+        [plural, tail @ ..] => (lookup(plural), None, tail),
+        [] => return Err(Error::path_not_found()),
+    };
+    let info = info.ok_or_else(Error::path_not_found)?;
+    let (name, sub) = match tail {
+        [] => (None, None),
+        [name] => (Some(name.to_string()), None),
+        [name, sub]
+            if (*sub == "status" && info.status) || (*sub == "scale" && info.scale.is_some()) =>
+        {
+            (Some(name.to_string()), Some(sub.to_string()))
+        }
+        _ => return Err(Error::path_not_found()),
+    };
+    let rr = ResourceRequest {
+        cluster,
+        info: info.clone(),
+        namespace,
+        name,
+        sub,
+        query,
+        headers: parts.headers.clone(),
+    };
+    let read_body = || async {
+        axum::body::to_bytes(body, MAX_BODY)
+            .await
+            .map_err(|e| Error::bad_request(format!("read request body: {e}")))
+    };
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let ct = content_type.as_deref();
+    match (&method, rr.name.is_some(), rr.sub.is_some()) {
+        (&Method::GET, false, _) => {
+            if rr.query.flag("watch") {
+                watch::watch(rr)
+            } else {
+                crud::list(&rr)
+            }
+        }
+        (&Method::POST, false, _) => crud::create(&rr, ct, &read_body().await?).await,
+        (&Method::DELETE, false, _) => crud::delete_collection(&rr, ct, &read_body().await?).await,
+        (&Method::GET, true, _) => crud::get(&rr),
+        (&Method::PUT, true, _) => crud::update(&rr, ct, &read_body().await?).await,
+        (&Method::PATCH, true, _) => crud::patch(&rr, ct, &read_body().await?).await,
+        (&Method::DELETE, true, false) => crud::delete(&rr, ct, &read_body().await?).await,
+        (m, _, _) => Err(Error::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({m})"
+        ))),
+    }
+}
+
+/// A JSON response with the given status code.
+pub fn json_response(code: u16, body: Vec<u8>) -> Response {
+    let mut resp = Response::new(Body::from(Bytes::from(body)));
+    *resp.status_mut() =
+        axum::http::StatusCode::from_u16(code).unwrap_or(axum::http::StatusCode::OK);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    resp
+}

@@ -1,0 +1,1183 @@
+//! The CRUD verbs with kube-apiserver semantics: create (generateName, uid, timestamps,
+//! generation, namespace checks), get, list (selectors, pagination), update (optimistic
+//! concurrency, generation, status subresource), patch (JSON and merge), delete (finalizers,
+//! preconditions, namespace termination, CRD removal) and deletecollection.
+
+use std::sync::Arc;
+
+use axum::response::Response;
+use base64::Engine as _;
+use serde_json::{Map, Value, json};
+
+use crate::app::{ResourceRequest, json_response};
+use crate::codec;
+use crate::errors::{Cause, Error, Result};
+use crate::registry::{CRD_KEY, NAMESPACE_KEY, ResourceInfo};
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::storage::Txn;
+
+/// Current time as a Kubernetes timestamp.
+pub fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// Render a stored object for the requested version.
+pub fn render(info: &ResourceInfo, obj: &Value) -> Vec<u8> {
+    let api_version = info.api_version();
+    if obj.get("apiVersion").and_then(Value::as_str) == Some(api_version.as_str()) {
+        serde_json::to_vec(obj).unwrap_or_default()
+    } else {
+        let mut o = obj.clone();
+        if let Some(m) = o.as_object_mut() {
+            m.insert("apiVersion".into(), Value::String(api_version));
+        }
+        serde_json::to_vec(&o).unwrap_or_default()
+    }
+}
+
+fn meta(obj: &Value) -> Option<&Map<String, Value>> {
+    obj.get("metadata").and_then(Value::as_object)
+}
+
+fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    if !obj.is_object() {
+        *obj = Value::Object(Map::new());
+    }
+    let Value::Object(o) = obj else {
+        unreachable!("replaced by an object above")
+    };
+    let m = o
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !m.is_object() {
+        *m = Value::Object(Map::new());
+    }
+    let Value::Object(m) = m else {
+        unreachable!("replaced by an object above")
+    };
+    m
+}
+
+fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    meta(obj).and_then(|m| m.get(field)).and_then(Value::as_str)
+}
+
+fn finalizers(obj: &Value) -> Vec<String> {
+    meta(obj)
+        .and_then(|m| m.get("finalizers"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+fn dry_run(rr: &ResourceRequest) -> bool {
+    rr.query.get("dryRun").is_some_and(|v| v == "All")
+}
+
+fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    bytes[..5]
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect()
+}
+
+fn check_type(info: &ResourceInfo, obj: &mut Value) -> Result<()> {
+    let api_version = info.api_version();
+    let o = obj
+        .as_object_mut()
+        .ok_or_else(|| Error::bad_request("body must be an object"))?;
+    if let Some(kind) = o.get("kind").and_then(Value::as_str)
+        && !kind.is_empty()
+        && kind != info.kind
+    {
+        return Err(Error::bad_request(format!(
+            "the kind in the request body ({kind}) does not match the resource ({})",
+            info.kind
+        )));
+    }
+    if let Some(av) = o.get("apiVersion").and_then(Value::as_str)
+        && !av.is_empty()
+        && av != api_version
+    {
+        // Other served versions of the same group are stored as-is (no conversion).
+        let same_group = match av.split_once('/') {
+            Some((g, _)) => g == info.group,
+            None => info.group.is_empty(),
+        };
+        if !same_group {
+            return Err(Error::bad_request(format!(
+                "the API version in the data ({av}) does not match the expected API version ({api_version})"
+            )));
+        }
+    }
+    o.insert("apiVersion".into(), json!(api_version));
+    o.insert("kind".into(), json!(info.kind));
+    Ok(())
+}
+
+fn check_namespace(rr: &ResourceRequest, obj: &mut Value) -> Result<String> {
+    if !rr.info.namespaced {
+        meta_mut(obj).remove("namespace");
+        return Ok(String::new());
+    }
+    let url_ns = rr.namespace.clone().ok_or_else(|| {
+        Error::bad_request(format!(
+            "{} is namespaced: use a namespaces/<ns>/ path",
+            rr.info.plural
+        ))
+    })?;
+    let m = meta_mut(obj);
+    match m.get("namespace").and_then(Value::as_str) {
+        Some(ns) if !ns.is_empty() && ns != url_ns => {
+            return Err(Error::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        _ => {}
+    }
+    m.insert("namespace".into(), json!(url_ns));
+    Ok(url_ns)
+}
+
+fn validate_name(info: &ResourceInfo, name: &str) -> Result<()> {
+    let ok = if info.plural == "namespaces" {
+        is_dns_label(name)
+    } else {
+        is_dns_subdomain(name)
+    };
+    if ok {
+        return Ok(());
+    }
+    let rule = if info.plural == "namespaces" {
+        "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"
+    } else {
+        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+    };
+    Err(Error::invalid(
+        &info.group,
+        &info.kind,
+        name,
+        vec![Cause {
+            reason: "FieldValueInvalid".into(),
+            message: format!("Invalid value: \"{name}\": {rule}"),
+            field: "metadata.name".into(),
+        }],
+    ))
+}
+
+/// Namespace must exist and not be terminating.
+fn require_namespace(txn: &Txn<'_>, namespace: &str) -> Result<()> {
+    let ns = txn
+        .state()
+        .get(NAMESPACE_KEY, "", namespace)
+        .ok_or_else(|| Error::not_found("", "namespaces", namespace))?;
+    if meta_str(&ns, "deletionTimestamp").is_some() {
+        return Err(Error::forbidden(format!(
+            "unable to create new content in namespace {namespace} because it is being terminated"
+        )));
+    }
+    Ok(())
+}
+
+fn strip_for_generation(obj: &Value) -> Value {
+    let mut o = obj.clone();
+    if let Some(m) = o.as_object_mut() {
+        m.remove("metadata");
+        m.remove("status");
+        m.remove("apiVersion");
+        m.remove("kind");
+    }
+    o
+}
+
+/// CRD strategy: validate and compute status (acceptedNames, conditions, storedVersions).
+fn prepare_crd(txn: &Txn<'_>, obj: &mut Value, old: Option<&Value>) -> Result<()> {
+    let name = meta_str(obj, "name").unwrap_or("").to_string();
+    let mut causes = Vec::new();
+    let mut cause = |field: &str, reason: &str, message: &str| {
+        causes.push(Cause {
+            reason: reason.into(),
+            message: message.into(),
+            field: field.into(),
+        })
+    };
+    let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
+    let group = spec.get("group").and_then(Value::as_str).unwrap_or("");
+    let plural = spec
+        .pointer("/names/plural")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let kind = spec
+        .pointer("/names/kind")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if group.is_empty() {
+        cause("spec.group", "FieldValueRequired", "Required value");
+    }
+    if plural.is_empty() {
+        cause("spec.names.plural", "FieldValueRequired", "Required value");
+    }
+    if kind.is_empty() {
+        cause("spec.names.kind", "FieldValueRequired", "Required value");
+    }
+    let scope = spec.get("scope").and_then(Value::as_str).unwrap_or("");
+    if scope != "Namespaced" && scope != "Cluster" {
+        cause(
+            "spec.scope",
+            "FieldValueNotSupported",
+            "Unsupported value: supported values: \"Cluster\", \"Namespaced\"",
+        );
+    }
+    let versions = spec
+        .get("versions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if versions.is_empty() {
+        cause(
+            "spec.versions",
+            "FieldValueInvalid",
+            "must have exactly one version marked as storage version",
+        );
+    } else if versions
+        .iter()
+        .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+        .count()
+        != 1
+    {
+        cause(
+            "spec.versions",
+            "FieldValueInvalid",
+            "must have exactly one version marked as storage version",
+        );
+    }
+    if !group.is_empty() && !plural.is_empty() && name != format!("{plural}.{group}") {
+        cause(
+            "metadata.name",
+            "FieldValueInvalid",
+            &format!("Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"),
+        );
+    }
+    if !causes.is_empty() {
+        return Err(Error::invalid(
+            "apiextensions.k8s.io",
+            "CustomResourceDefinition",
+            &name,
+            causes,
+        ));
+    }
+    let conflict = txn
+        .state()
+        .registry
+        .names_conflict(&name, group, plural, kind);
+    let mut accepted = spec.get("names").cloned().unwrap_or(json!({}));
+    if let Some(a) = accepted.as_object_mut() {
+        a.entry("singular")
+            .or_insert_with(|| json!(kind.to_lowercase()));
+        a.entry("listKind")
+            .or_insert_with(|| json!(format!("{kind}List")));
+    }
+    let storage: Vec<Value> = versions
+        .iter()
+        .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+        .filter_map(|v| v.get("name").cloned())
+        .collect();
+    let old_cond = |t: &str| -> Option<Value> {
+        old?.pointer("/status/conditions")?
+            .as_array()?
+            .iter()
+            .find(|c| c.get("type").and_then(Value::as_str) == Some(t))
+            .cloned()
+    };
+    let now = now();
+    let cond = |t: &str, status: &str, reason: &str, message: &str| {
+        let ltt = old_cond(t)
+            .filter(|c| c.get("status").and_then(Value::as_str) == Some(status))
+            .and_then(|c| c.get("lastTransitionTime").cloned())
+            .unwrap_or_else(|| json!(now));
+        json!({"type": t, "status": status, "reason": reason, "message": message, "lastTransitionTime": ltt})
+    };
+    let conditions = if conflict {
+        vec![
+            cond(
+                "NamesAccepted",
+                "False",
+                "NameConflict",
+                "the plural or kind is already in use",
+            ),
+            cond(
+                "Established",
+                "False",
+                "NotAccepted",
+                "not all names are accepted",
+            ),
+        ]
+    } else {
+        vec![
+            cond("NamesAccepted", "True", "NoConflicts", "no conflicts found"),
+            cond(
+                "Established",
+                "True",
+                "InitialNamesAccepted",
+                "the initial names have been accepted",
+            ),
+        ]
+    };
+    if let Some(o) = obj.as_object_mut() {
+        o.insert(
+            "status".into(),
+            json!({
+                "acceptedNames": if conflict { json!({"plural": "", "kind": ""}) } else { accepted },
+                "conditions": conditions,
+                "storedVersions": storage,
+            }),
+        );
+    }
+    Ok(())
+}
+
+/// Store an object and keep the CRD registry in step.
+fn put_object(
+    txn: &mut Txn<'_>,
+    info: &ResourceInfo,
+    ns: &str,
+    name: &str,
+    obj: Value,
+) -> Arc<Value> {
+    let stored = txn.put(&info.storage_key(), ns, name, obj);
+    if info.storage_key() == CRD_KEY
+        && stored
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Established" && c["status"] == "True")
+            })
+    {
+        txn.registry_mut().register_crd(&stored);
+    }
+    stored
+}
+
+/// Remove an object for good, with the side effects of its kind.
+fn remove_object(txn: &mut Txn<'_>, key: &str, ns: &str, name: &str) -> Option<Arc<Value>> {
+    let removed = txn.remove(key, ns, name)?;
+    if key == CRD_KEY
+        && let Some(served) = txn.registry_mut().unregister_crd(name)
+    {
+        txn.remove_all(&served);
+    }
+    if !ns.is_empty() {
+        maybe_finish_namespace(txn, ns);
+    }
+    Some(removed)
+}
+
+/// A terminating namespace goes away once it is empty and has no finalizers.
+fn maybe_finish_namespace(txn: &mut Txn<'_>, ns: &str) {
+    let Some(obj) = txn.state().get(NAMESPACE_KEY, "", ns) else {
+        return;
+    };
+    if meta_str(&obj, "deletionTimestamp").is_some()
+        && finalizers(&obj).is_empty()
+        && txn.state().count_in_namespace(ns) == 0
+    {
+        txn.remove(NAMESPACE_KEY, "", ns);
+    }
+}
+
+/// `POST` a collection.
+pub async fn create(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -> Result<Response> {
+    let info = rr.info.clone();
+    let mut obj = codec::decode_object(ct, body)?;
+    check_type(&info, &mut obj)?;
+    let ns = check_namespace(rr, &mut obj)?;
+    let m = meta_mut(&mut obj);
+    let mut name = m
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if name.is_empty() {
+        match m.get("generateName").and_then(Value::as_str) {
+            Some(g) if !g.is_empty() => name = format!("{g}{}", random_suffix()),
+            _ => {
+                return Err(Error::invalid(
+                    &info.group,
+                    &info.kind,
+                    "",
+                    vec![Cause {
+                        reason: "FieldValueRequired".into(),
+                        message: "Required value: name or generateName is required".into(),
+                        field: "metadata.name".into(),
+                    }],
+                ));
+            }
+        }
+    }
+    validate_name(&info, &name)?;
+    m.insert("name".into(), json!(name));
+    m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+    m.insert("creationTimestamp".into(), json!(now()));
+    m.remove("resourceVersion");
+    m.remove("deletionTimestamp");
+    m.remove("deletionGracePeriodSeconds");
+    m.remove("selfLink");
+    if info.generation {
+        m.insert("generation".into(), json!(1));
+    } else {
+        m.remove("generation");
+    }
+    if info.status
+        && let Some(o) = obj.as_object_mut()
+    {
+        o.remove("status");
+    }
+    if info.plural == "namespaces" && info.group.is_empty() {
+        if let Some(o) = obj.as_object_mut() {
+            o.insert("status".into(), json!({"phase": "Active"}));
+        }
+    }
+    if info.group.is_empty() && info.plural == "secrets" {
+        normalize_secret(&mut obj)?;
+    }
+    let dry = dry_run(rr);
+    let stored = rr
+        .cluster
+        .write(|txn| {
+            if info.namespaced {
+                require_namespace(txn, &ns)?;
+            }
+            if txn.state().get(&info.storage_key(), &ns, &name).is_some() {
+                return Err(Error::already_exists(&info.group, &info.plural, &name));
+            }
+            if info.storage_key() == CRD_KEY {
+                prepare_crd(txn, &mut obj, None)?;
+            }
+            if dry {
+                return Ok(Arc::new(obj));
+            }
+            Ok(put_object(txn, &info, &ns, &name, obj))
+        })
+        .await?;
+    Ok(json_response(201, render(&info, &stored)))
+}
+
+/// Secrets: fold `stringData` into base64 `data` like kube-apiserver.
+fn normalize_secret(obj: &mut Value) -> Result<()> {
+    let Some(o) = obj.as_object_mut() else {
+        return Ok(());
+    };
+    if let Some(Value::Object(sd)) = o.remove("stringData") {
+        let engine = base64::engine::general_purpose::STANDARD;
+        let data = o.entry("data").or_insert_with(|| json!({}));
+        if let Some(d) = data.as_object_mut() {
+            for (k, v) in sd {
+                let s = v.as_str().unwrap_or_default();
+                d.insert(k, json!(engine.encode(s)));
+            }
+        }
+    }
+    o.entry("type").or_insert_with(|| json!("Opaque"));
+    Ok(())
+}
+
+fn name_of(rr: &ResourceRequest) -> Result<&str> {
+    rr.name.as_deref().ok_or_else(Error::path_not_found)
+}
+
+fn ns_of(rr: &ResourceRequest) -> String {
+    if rr.info.namespaced {
+        rr.namespace.clone().unwrap_or_default()
+    } else {
+        String::new()
+    }
+}
+
+/// `GET` one object (or its status/scale).
+pub fn get(rr: &ResourceRequest) -> Result<Response> {
+    let info = &rr.info;
+    let name = name_of(rr)?;
+    if info.namespaced && rr.namespace.is_none() {
+        return Err(Error::path_not_found());
+    }
+    let ns = ns_of(rr);
+    let obj = rr
+        .cluster
+        .read(|s| s.get(&info.storage_key(), &ns, name))
+        .ok_or_else(|| Error::not_found(&info.group, &info.plural, name))?;
+    if rr.sub.as_deref() == Some("scale") {
+        return Ok(json_response(
+            200,
+            serde_json::to_vec(&scale_view(info, &obj)).unwrap_or_default(),
+        ));
+    }
+    Ok(json_response(200, render(info, &obj)))
+}
+
+fn dotted(path: &str) -> String {
+    format!("/{}", path.trim_start_matches('.').replace('.', "/"))
+}
+
+fn scale_view(info: &ResourceInfo, obj: &Value) -> Value {
+    let Some(scale) = &info.scale else {
+        return Value::Null;
+    };
+    let spec = obj
+        .pointer(&dotted(&scale.spec_replicas_path))
+        .cloned()
+        .unwrap_or(json!(0));
+    let status = obj
+        .pointer(&dotted(&scale.status_replicas_path))
+        .cloned()
+        .unwrap_or(json!(0));
+    let selector = match &scale.label_selector_path {
+        Some(p) => obj.pointer(&dotted(p)).cloned(),
+        None => obj
+            .pointer("/spec/selector/matchLabels")
+            .and_then(Value::as_object)
+            .map(|ml| {
+                let mut parts: Vec<String> = ml
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                    .collect();
+                parts.sort();
+                json!(parts.join(","))
+            }),
+    };
+    let m = meta(obj);
+    let mut status_doc = json!({"replicas": status});
+    if let (Some(sel), Some(o)) = (selector, status_doc.as_object_mut()) {
+        o.insert("selector".into(), sel);
+    }
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": m.and_then(|m| m.get("name")),
+            "namespace": m.and_then(|m| m.get("namespace")),
+            "uid": m.and_then(|m| m.get("uid")),
+            "resourceVersion": m.and_then(|m| m.get("resourceVersion")),
+            "creationTimestamp": m.and_then(|m| m.get("creationTimestamp")),
+        },
+        "spec": {"replicas": spec},
+        "status": status_doc,
+    })
+}
+
+struct ListOptions {
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+fn list_options(rr: &ResourceRequest) -> Result<ListOptions> {
+    Ok(ListOptions {
+        labels: LabelSelector::parse(rr.query.get("labelSelector").unwrap_or(""))?,
+        fields: FieldSelector::parse(
+            rr.query.get("fieldSelector").unwrap_or(""),
+            &rr.info.kind,
+            &rr.info.api_version(),
+        )?,
+    })
+}
+
+/// Objects matching a list request, in (namespace, name) order, after `start`.
+fn matching(
+    state: &crate::storage::ClusterState,
+    rr: &ResourceRequest,
+    opts: &ListOptions,
+    start: Option<&(String, String)>,
+) -> Vec<Arc<Value>> {
+    let Some(objs) = state.objects(&rr.info.storage_key()) else {
+        return Vec::new();
+    };
+    let ns = rr.namespace.clone().filter(|_| rr.info.namespaced);
+    let lower = match (&ns, start) {
+        (_, Some(s)) => std::ops::Bound::Excluded(s.clone()),
+        (Some(ns), None) => std::ops::Bound::Included((ns.clone(), String::new())),
+        (None, None) => std::ops::Bound::Unbounded,
+    };
+    objs.range((lower, std::ops::Bound::Unbounded))
+        .take_while(|((ons, _), _)| ns.as_ref().is_none_or(|n| n == ons))
+        .filter(|((_, oname), obj)| {
+            opts.fields.exact_name().is_none_or(|n| n == oname)
+                && opts.labels.matches(obj)
+                && opts.fields.matches(obj)
+        })
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+fn encode_continue(rv: u64, ns: &str, name: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&json!({"rv": rv, "ns": ns, "name": name})).unwrap_or_default())
+}
+
+fn decode_continue(token: &str) -> Result<(u64, String, String)> {
+    let bad = || Error::bad_request("continue key is not valid: ask for a fresh list");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    Ok((
+        v["rv"].as_u64().ok_or_else(bad)?,
+        v["ns"].as_str().ok_or_else(bad)?.to_string(),
+        v["name"].as_str().ok_or_else(bad)?.to_string(),
+    ))
+}
+
+/// `GET` a collection.
+pub fn list(rr: &ResourceRequest) -> Result<Response> {
+    let opts = list_options(rr)?;
+    let limit: usize = match rr.query.get("limit") {
+        Some(l) if !l.is_empty() => l
+            .parse::<i64>()
+            .map_err(|_| Error::bad_request(format!("invalid limit {l:?}")))?
+            .max(0) as usize,
+        _ => 0,
+    };
+    let cont = match rr.query.get("continue") {
+        Some(c) if !c.is_empty() => Some(decode_continue(c)?),
+        _ => None,
+    };
+    if let Some(rv) = rr.query.get("resourceVersion")
+        && !rv.is_empty()
+        && rv.parse::<u64>().is_err()
+    {
+        return Err(Error::bad_request(format!(
+            "invalid resourceVersion {rv:?}"
+        )));
+    }
+    let start = cont
+        .as_ref()
+        .map(|(_, ns, name)| (ns.clone(), name.clone()));
+    let (mut items, rv) = rr
+        .cluster
+        .read(|s| (matching(s, rr, &opts, start.as_ref()), s.rv));
+    let list_rv = cont.as_ref().map(|(rv, _, _)| *rv).unwrap_or(rv);
+    let mut meta = json!({"resourceVersion": list_rv.to_string()});
+    if limit > 0 && items.len() > limit {
+        let remaining = items.len() - limit;
+        items.truncate(limit);
+        if let Some(last) = items.last() {
+            let ns = meta_str(last, "namespace").unwrap_or("");
+            let name = meta_str(last, "name").unwrap_or("");
+            meta["continue"] = json!(encode_continue(list_rv, ns, name));
+            meta["remainingItemCount"] = json!(remaining);
+        }
+    }
+    let info = &rr.info;
+    let mut out = Vec::with_capacity(64 + items.len() * 512);
+    out.extend_from_slice(b"{\"kind\":");
+    out.extend(serde_json::to_vec(&info.list_kind).unwrap_or_default());
+    out.extend_from_slice(b",\"apiVersion\":");
+    out.extend(serde_json::to_vec(&info.api_version()).unwrap_or_default());
+    out.extend_from_slice(b",\"metadata\":");
+    out.extend(serde_json::to_vec(&meta).unwrap_or_default());
+    out.extend_from_slice(b",\"items\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend(render(info, item));
+    }
+    out.extend_from_slice(b"]}");
+    Ok(json_response(200, out))
+}
+
+enum Mode {
+    Main,
+    Status,
+}
+
+/// Merge an incoming object onto the stored one with update semantics and write it.
+/// Returns the stored result.
+fn apply_update(
+    txn: &mut Txn<'_>,
+    rr: &ResourceRequest,
+    old: &Value,
+    mut new: Value,
+    mode: Mode,
+    dry: bool,
+) -> Result<Arc<Value>> {
+    let info = &rr.info;
+    let name = name_of(rr)?.to_string();
+    let ns = ns_of(rr);
+    if let Some(rv) = meta_str(&new, "resourceVersion").filter(|rv| !rv.is_empty())
+        && Some(rv) != meta_str(old, "resourceVersion")
+    {
+        return Err(Error::conflict(
+            &info.group,
+            &info.plural,
+            &name,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        ));
+    }
+    check_type(info, &mut new)?;
+    if let Some(n) = meta_str(&new, "name")
+        && n != name
+    {
+        return Err(Error::bad_request(format!(
+            "the name of the object ({n}) does not match the name on the URL ({name})"
+        )));
+    }
+    let mut merged = match mode {
+        Mode::Main => {
+            if info.status
+                && let Some(o) = new.as_object_mut()
+            {
+                match old.get("status") {
+                    Some(s) => o.insert("status".into(), s.clone()),
+                    None => o.remove("status"),
+                };
+            }
+            new
+        }
+        Mode::Status => {
+            let mut m = old.clone();
+            if let Some(o) = m.as_object_mut() {
+                match new.get("status") {
+                    Some(s) => o.insert("status".into(), s.clone()),
+                    None => o.remove("status"),
+                };
+            }
+            m
+        }
+    };
+    if info.namespaced {
+        let m = meta_mut(&mut merged);
+        if let Some(n) = m.get("namespace").and_then(Value::as_str)
+            && n != ns
+        {
+            return Err(Error::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        m.insert("namespace".into(), json!(ns));
+    }
+    if info.group.is_empty() && info.plural == "secrets" {
+        normalize_secret(&mut merged)?;
+    }
+    // Fields clients cannot change.
+    let old_meta = meta(old).cloned().unwrap_or_default();
+    let m = meta_mut(&mut merged);
+    m.insert("name".into(), json!(name));
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+    ] {
+        match old_meta.get(field) {
+            Some(v) => m.insert(field.into(), v.clone()),
+            None => m.remove(field),
+        };
+    }
+    m.insert(
+        "resourceVersion".into(),
+        old_meta
+            .get("resourceVersion")
+            .cloned()
+            .unwrap_or(Value::Null),
+    );
+    if info.generation && strip_for_generation(old) != strip_for_generation(&merged) {
+        let g = old_meta
+            .get("generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            + 1;
+        meta_mut(&mut merged).insert("generation".into(), json!(g));
+    }
+    if info.storage_key() == CRD_KEY {
+        prepare_crd(txn, &mut merged, Some(old))?;
+    }
+    if info.plural == "namespaces" && info.group.is_empty() && matches!(mode, Mode::Main) {
+        // Namespace phase is server-owned.
+    }
+    let deleting = meta_str(&merged, "deletionTimestamp").is_some();
+    if dry {
+        return Ok(Arc::new(merged));
+    }
+    if deleting && finalizers(&merged).is_empty() && info.plural != "namespaces" {
+        let removed = remove_object(txn, &info.storage_key(), &ns, &name);
+        return Ok(removed.unwrap_or_else(|| Arc::new(merged)));
+    }
+    if &merged == old {
+        return Ok(Arc::new(merged));
+    }
+    let stored = put_object(txn, info, &ns, &name, merged);
+    if deleting && info.plural == "namespaces" && info.group.is_empty() {
+        maybe_finish_namespace(txn, &name);
+    }
+    Ok(stored)
+}
+
+fn scale_apply(info: &ResourceInfo, old: &Value, scale: &Value) -> Result<Value> {
+    let Some(spec) = &info.scale else {
+        return Err(Error::path_not_found());
+    };
+    let replicas = scale
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| {
+            Error::invalid(
+                "autoscaling",
+                "Scale",
+                meta_str(old, "name").unwrap_or(""),
+                vec![Cause {
+                    reason: "FieldValueRequired".into(),
+                    message: "Required value".into(),
+                    field: "spec.replicas".into(),
+                }],
+            )
+        })?;
+    let mut new = old.clone();
+    let path = dotted(&spec.spec_replicas_path);
+    let mut cur = &mut new;
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    for (i, p) in parts.iter().enumerate() {
+        let Some(o) = cur.as_object_mut() else {
+            return Err(Error::internal("scale path is not an object"));
+        };
+        if i + 1 == parts.len() {
+            o.insert((*p).to_string(), json!(replicas));
+            break;
+        }
+        cur = o.entry((*p).to_string()).or_insert_with(|| json!({}));
+    }
+    if let Some(rv) = scale.pointer("/metadata/resourceVersion") {
+        meta_mut(&mut new).insert("resourceVersion".into(), rv.clone());
+    }
+    Ok(new)
+}
+
+/// `PUT` an object (or its status/scale).
+pub async fn update(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -> Result<Response> {
+    let new = codec::decode_object(ct, body)?;
+    write_with(rr, move |_old| Ok(new)).await
+}
+
+async fn write_with(
+    rr: &ResourceRequest,
+    compute: impl FnOnce(&Value) -> Result<Value>,
+) -> Result<Response> {
+    let info = rr.info.clone();
+    let name = name_of(rr)?.to_string();
+    if info.namespaced && rr.namespace.is_none() {
+        return Err(Error::path_not_found());
+    }
+    let ns = ns_of(rr);
+    let dry = dry_run(rr);
+    let sub = rr.sub.clone();
+    let stored = rr
+        .cluster
+        .write(|txn| {
+            let old = txn
+                .state()
+                .get(&info.storage_key(), &ns, &name)
+                .ok_or_else(|| Error::not_found(&info.group, &info.plural, &name))?;
+            match sub.as_deref() {
+                Some("scale") => {
+                    let scale_in = compute(&scale_view(&info, &old))?;
+                    let new = scale_apply(&info, &old, &scale_in)?;
+                    apply_update(txn, rr, &old, new, Mode::Main, dry)
+                }
+                Some(_) => {
+                    let new = compute(&old)?;
+                    apply_update(txn, rr, &old, new, Mode::Status, dry)
+                }
+                None => {
+                    let new = compute(&old)?;
+                    apply_update(txn, rr, &old, new, Mode::Main, dry)
+                }
+            }
+        })
+        .await?;
+    if sub.as_deref() == Some("scale") {
+        return Ok(json_response(
+            200,
+            serde_json::to_vec(&scale_view(&info, &stored)).unwrap_or_default(),
+        ));
+    }
+    Ok(json_response(200, render(&info, &stored)))
+}
+
+/// `PATCH` an object (JSON patch or JSON merge patch).
+pub async fn patch(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -> Result<Response> {
+    let media = codec::media_type(ct);
+    let name = name_of(rr)?.to_string();
+    let info = rr.info.clone();
+    let patch_err = |e: String| {
+        Error::invalid(
+            &info.group,
+            &info.kind,
+            &name,
+            vec![Cause {
+                reason: "FieldValueInvalid".into(),
+                message: e,
+                field: "patch".into(),
+            }],
+        )
+    };
+    match media.as_str() {
+        "application/json-patch+json" => {
+            let p: json_patch::Patch = serde_json::from_slice(body)
+                .map_err(|e| Error::bad_request(format!("invalid JSON patch: {e}")))?;
+            write_with(rr, move |old| {
+                let mut doc = old.clone();
+                json_patch::patch(&mut doc, &p).map_err(|e| patch_err(e.to_string()))?;
+                Ok(doc)
+            })
+            .await
+        }
+        "application/merge-patch+json" => {
+            let p = codec::decode_json(body)?;
+            if !p.is_object() {
+                return Err(Error::bad_request("a merge patch must be a JSON object"));
+            }
+            write_with(rr, move |old| {
+                let mut doc = old.clone();
+                json_patch::merge(&mut doc, &p);
+                Ok(doc)
+            })
+            .await
+        }
+        other => Err(Error::unsupported_media_type(other)),
+    }
+}
+
+struct DeleteOptions {
+    uid: Option<String>,
+    rv: Option<String>,
+}
+
+fn delete_options(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -> Result<DeleteOptions> {
+    let v = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        codec::decode_object(ct, body)?
+    };
+    let pre = v.get("preconditions");
+    let s = |k: &str| {
+        pre.and_then(|p| p.get(k))
+            .and_then(Value::as_str)
+            .map(String::from)
+    };
+    let _ = rr;
+    Ok(DeleteOptions {
+        uid: s("uid"),
+        rv: s("resourceVersion"),
+    })
+}
+
+enum Deleted {
+    /// Removed now.
+    Gone(Arc<Value>),
+    /// Waiting for finalizers (or namespace content).
+    Pending(Arc<Value>),
+}
+
+/// Delete one object with finalizer semantics inside a transaction.
+fn delete_in(
+    txn: &mut Txn<'_>,
+    info: &ResourceInfo,
+    ns: &str,
+    name: &str,
+    opts: &DeleteOptions,
+) -> Result<Deleted> {
+    let key = info.storage_key();
+    let old = txn
+        .state()
+        .get(&key, ns, name)
+        .ok_or_else(|| Error::not_found(&info.group, &info.plural, name))?;
+    if let Some(uid) = &opts.uid
+        && Some(uid.as_str()) != meta_str(&old, "uid")
+    {
+        return Err(Error::conflict(
+            &info.group,
+            &info.plural,
+            name,
+            &format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                meta_str(&old, "uid").unwrap_or("")
+            ),
+        ));
+    }
+    if let Some(rv) = &opts.rv
+        && Some(rv.as_str()) != meta_str(&old, "resourceVersion")
+    {
+        return Err(Error::conflict(
+            &info.group,
+            &info.plural,
+            name,
+            &format!(
+                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                meta_str(&old, "resourceVersion").unwrap_or("")
+            ),
+        ));
+    }
+    let is_namespace = key == NAMESPACE_KEY;
+    if is_namespace {
+        let mut obj = (*old).clone();
+        if meta_str(&obj, "deletionTimestamp").is_none() {
+            meta_mut(&mut obj).insert("deletionTimestamp".into(), json!(now()));
+            meta_mut(&mut obj).insert("deletionGracePeriodSeconds".into(), json!(0));
+            if let Some(o) = obj.as_object_mut() {
+                o.insert("status".into(), json!({"phase": "Terminating"}));
+            }
+            txn.put(&key, "", name, obj);
+        }
+        // Empty the namespace.
+        let keys: Vec<String> = txn.state().objects.keys().map(|k| k.to_string()).collect();
+        for k in keys {
+            let names: Vec<String> = txn
+                .state()
+                .objects(&k)
+                .map(|objs| {
+                    objs.range((name.to_string(), String::new())..)
+                        .take_while(|((n, _), _)| n == name)
+                        .map(|((_, n), _)| n.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            for obj_name in names {
+                let Some(o) = txn.state().get(&k, name, &obj_name) else {
+                    continue;
+                };
+                if finalizers(&o).is_empty() {
+                    remove_object(txn, &k, name, &obj_name);
+                } else if meta_str(&o, "deletionTimestamp").is_none() {
+                    let mut o = (*o).clone();
+                    meta_mut(&mut o).insert("deletionTimestamp".into(), json!(now()));
+                    meta_mut(&mut o).insert("deletionGracePeriodSeconds".into(), json!(0));
+                    txn.put(&k, name, &obj_name, o);
+                }
+            }
+        }
+        maybe_finish_namespace(txn, name);
+        return Ok(match txn.state().get(&key, "", name) {
+            Some(o) => Deleted::Pending(o),
+            None => Deleted::Gone(old),
+        });
+    }
+    if !finalizers(&old).is_empty() {
+        if meta_str(&old, "deletionTimestamp").is_some() {
+            return Ok(Deleted::Pending(old));
+        }
+        let mut obj = (*old).clone();
+        meta_mut(&mut obj).insert("deletionTimestamp".into(), json!(now()));
+        meta_mut(&mut obj).insert("deletionGracePeriodSeconds".into(), json!(0));
+        return Ok(Deleted::Pending(put_object(txn, info, ns, name, obj)));
+    }
+    let removed = remove_object(txn, &key, ns, name).unwrap_or(old);
+    Ok(Deleted::Gone(removed))
+}
+
+/// `DELETE` one object.
+pub async fn delete(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -> Result<Response> {
+    let info = rr.info.clone();
+    let name = name_of(rr)?.to_string();
+    if info.namespaced && rr.namespace.is_none() {
+        return Err(Error::path_not_found());
+    }
+    let ns = ns_of(rr);
+    let opts = delete_options(rr, ct, body)?;
+    if dry_run(rr) {
+        let obj = rr
+            .cluster
+            .read(|s| s.get(&info.storage_key(), &ns, &name))
+            .ok_or_else(|| Error::not_found(&info.group, &info.plural, &name))?;
+        return Ok(json_response(200, render(&info, &obj)));
+    }
+    let outcome = rr
+        .cluster
+        .write(|txn| delete_in(txn, &info, &ns, &name, &opts))
+        .await?;
+    Ok(match outcome {
+        Deleted::Pending(obj) => json_response(200, render(&info, &obj)),
+        Deleted::Gone(obj) if info.custom || info.plural == "namespaces" => {
+            json_response(200, render(&info, &obj))
+        }
+        Deleted::Gone(obj) => {
+            let status = json!({
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "details": {
+                    "name": name,
+                    "group": info.group,
+                    "kind": info.plural,
+                    "uid": meta_str(&obj, "uid"),
+                },
+            });
+            json_response(200, serde_json::to_vec(&status).unwrap_or_default())
+        }
+    })
+}
+
+/// `DELETE` a collection: deletes every match and returns them as a list.
+pub async fn delete_collection(
+    rr: &ResourceRequest,
+    ct: Option<&str>,
+    body: &[u8],
+) -> Result<Response> {
+    let info = rr.info.clone();
+    let opts = list_options(rr)?;
+    let del = delete_options(rr, ct, body)?;
+    let dry = dry_run(rr);
+    let items = rr
+        .cluster
+        .write(|txn| {
+            let targets = matching(txn.state(), rr, &opts, None);
+            if dry {
+                return Ok(targets);
+            }
+            let mut out = Vec::new();
+            for t in targets {
+                let ns = meta_str(&t, "namespace").unwrap_or("").to_string();
+                let name = meta_str(&t, "name").unwrap_or("").to_string();
+                match delete_in(txn, &info, &ns, &name, &del) {
+                    Ok(Deleted::Gone(o) | Deleted::Pending(o)) => out.push(o),
+                    Err(e) if e.code() == 404 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+    let rv = rr.cluster.read(|s| s.rv);
+    let items: Vec<Value> = items.iter().map(|o| (**o).clone()).collect();
+    let list = json!({
+        "kind": info.list_kind,
+        "apiVersion": info.api_version(),
+        "metadata": {"resourceVersion": rv.to_string()},
+        "items": items,
+    });
+    Ok(json_response(
+        200,
+        serde_json::to_vec(&list).unwrap_or_default(),
+    ))
+}

@@ -1,0 +1,272 @@
+//! Label selectors (equality- and set-based) and the field selectors kube-apiserver supports
+//! generically (`metadata.name`, `metadata.namespace`). Parsing and matching only.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::errors::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Req {
+    Eq(String, String),
+    NotEq(String, String),
+    In(String, BTreeSet<String>),
+    NotIn(String, BTreeSet<String>),
+    Exists(String),
+    NotExists(String),
+}
+
+/// A parsed label selector; empty matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabelSelector(Vec<Req>);
+
+/// Split on commas that are not inside parentheses.
+fn split_top(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
+fn valid_key(k: &str) -> bool {
+    !k.is_empty()
+        && k.len() <= 317
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+}
+
+fn valid_value(v: &str) -> bool {
+    v.len() <= 63
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+impl LabelSelector {
+    /// Parse the `labelSelector` query syntax.
+    pub fn parse(s: &str) -> Result<Self> {
+        let bad = |why: &str| Error::bad_request(format!("unable to parse requirement: {why}"));
+        let mut reqs = Vec::new();
+        for part in split_top(s) {
+            let part = part.trim();
+            if part.is_empty() {
+                continue;
+            }
+            let req = if let Some(key) = part.strip_prefix('!') {
+                Req::NotExists(key.trim().to_string())
+            } else if let Some((key, rest)) = split_set_op(part) {
+                let (op, rest) = rest;
+                let inner = rest
+                    .trim()
+                    .strip_prefix('(')
+                    .and_then(|r| r.strip_suffix(')'))
+                    .ok_or_else(|| bad(&format!("{part:?}: expected a parenthesised value set")))?;
+                let values: BTreeSet<String> =
+                    inner.split(',').map(|v| v.trim().to_string()).collect();
+                if let Some(v) = values.iter().find(|v| !valid_value(v)) {
+                    return Err(bad(&format!("invalid label value {v:?}")));
+                }
+                if op == "in" {
+                    Req::In(key.to_string(), values)
+                } else {
+                    Req::NotIn(key.to_string(), values)
+                }
+            } else if let Some((k, v)) = part.split_once("!=") {
+                Req::NotEq(k.trim().to_string(), v.trim().to_string())
+            } else if let Some((k, v)) = part.split_once("==") {
+                Req::Eq(k.trim().to_string(), v.trim().to_string())
+            } else if let Some((k, v)) = part.split_once('=') {
+                Req::Eq(k.trim().to_string(), v.trim().to_string())
+            } else {
+                Req::Exists(part.to_string())
+            };
+            let (key, value) = match &req {
+                Req::Eq(k, v) | Req::NotEq(k, v) => (k, Some(v)),
+                Req::In(k, _) | Req::NotIn(k, _) | Req::Exists(k) | Req::NotExists(k) => (k, None),
+            };
+            if !valid_key(key) {
+                return Err(bad(&format!("invalid label key {key:?}")));
+            }
+            if let Some(v) = value
+                && !valid_value(v)
+            {
+                return Err(bad(&format!("invalid label value {v:?}")));
+            }
+            reqs.push(req);
+        }
+        Ok(LabelSelector(reqs))
+    }
+
+    /// Whether the selector is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Match against an object's `metadata.labels`.
+    pub fn matches(&self, object: &Value) -> bool {
+        if self.0.is_empty() {
+            return true;
+        }
+        let labels = object.pointer("/metadata/labels");
+        let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
+        self.0.iter().all(|r| match r {
+            Req::Eq(k, v) => get(k) == Some(v.as_str()),
+            Req::NotEq(k, v) => get(k) != Some(v.as_str()),
+            Req::In(k, set) => get(k).is_some_and(|v| set.contains(v)),
+            Req::NotIn(k, set) => get(k).is_none_or(|v| !set.contains(v)),
+            Req::Exists(k) => get(k).is_some(),
+            Req::NotExists(k) => get(k).is_none(),
+        })
+    }
+}
+
+fn split_set_op(part: &str) -> Option<(&str, (&'static str, &str))> {
+    for op in [" notin ", " in "] {
+        if let Some(idx) = part.find(op) {
+            let key = part[..idx].trim();
+            let rest = &part[idx + op.len()..];
+            return Some((key, (op.trim(), rest)));
+        }
+    }
+    for op in ["notin(", "in("] {
+        if let Some(idx) = part.find(op) {
+            let key = part[..idx].trim();
+            let rest = &part[idx + op.len() - 1..];
+            return Some((key, (op.trim_end_matches('('), rest)));
+        }
+    }
+    None
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum FieldReq {
+    Eq(String, String),
+    NotEq(String, String),
+}
+
+/// A parsed field selector over `metadata.name` / `metadata.namespace`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldSelector(Vec<FieldReq>);
+
+impl FieldSelector {
+    /// Parse the `fieldSelector` query syntax; unknown fields are a 400 like kube-apiserver.
+    pub fn parse(s: &str, kind: &str, api_version: &str) -> Result<Self> {
+        let mut reqs = Vec::new();
+        for part in s.split(',') {
+            let part = part.trim();
+            if part.is_empty() {
+                continue;
+            }
+            let req = if let Some((k, v)) = part.split_once("!=") {
+                FieldReq::NotEq(k.trim().to_string(), v.trim().to_string())
+            } else if let Some((k, v)) = part.split_once("==") {
+                FieldReq::Eq(k.trim().to_string(), v.trim().to_string())
+            } else if let Some((k, v)) = part.split_once('=') {
+                FieldReq::Eq(k.trim().to_string(), v.trim().to_string())
+            } else {
+                return Err(Error::bad_request(format!(
+                    "invalid selector: '{part}'; can't understand '{part}'"
+                )));
+            };
+            let (FieldReq::Eq(k, _) | FieldReq::NotEq(k, _)) = &req;
+            if k != "metadata.name" && k != "metadata.namespace" {
+                return Err(Error::bad_request(format!(
+                    "field label not supported: {k} (\"{kind}\" in {api_version} supports metadata.name and metadata.namespace)"
+                )));
+            }
+            reqs.push(req);
+        }
+        Ok(FieldSelector(reqs))
+    }
+
+    /// Whether the selector is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The exact name asked for, if any (lets lists skip scanning).
+    pub fn exact_name(&self) -> Option<&str> {
+        self.0.iter().find_map(|r| match r {
+            FieldReq::Eq(k, v) if k == "metadata.name" => Some(v.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Match against an object.
+    pub fn matches(&self, object: &Value) -> bool {
+        self.0.iter().all(|r| {
+            let (k, v, eq) = match r {
+                FieldReq::Eq(k, v) => (k, v, true),
+                FieldReq::NotEq(k, v) => (k, v, false),
+            };
+            let field = match k.as_str() {
+                "metadata.name" => object.pointer("/metadata/name"),
+                _ => object.pointer("/metadata/namespace"),
+            };
+            let actual = field.and_then(Value::as_str).unwrap_or("");
+            (actual == v) == eq
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(labels: Value) -> Value {
+        json!({"metadata": {"name": "a", "namespace": "ns", "labels": labels}})
+    }
+
+    #[test]
+    fn label_selectors_match_like_kubernetes() {
+        let o = obj(json!({"app": "web", "tier": "front"}));
+        let cases = [
+            ("", true),
+            ("app=web", true),
+            ("app==web", true),
+            ("app!=web", false),
+            ("app=db", false),
+            ("app in (web,db)", true),
+            ("app notin (web,db)", false),
+            ("tier,app", true),
+            ("!tier", false),
+            ("!missing", true),
+            ("missing notin (x)", true),
+            ("app=web,tier in (back)", false),
+            ("name=helm-rel,owner!=helm", false),
+        ];
+        for (sel, want) in cases {
+            let s = LabelSelector::parse(sel).expect(sel);
+            assert_eq!(s.matches(&o), want, "{sel}");
+        }
+    }
+
+    #[test]
+    fn bad_label_selector_is_rejected() {
+        assert!(LabelSelector::parse("app in web").is_err());
+        assert!(LabelSelector::parse("a b=c").is_err());
+    }
+
+    #[test]
+    fn field_selectors_support_name_and_namespace_only() {
+        let o = obj(json!({}));
+        let s = FieldSelector::parse("metadata.name=a,metadata.namespace!=x", "Pod", "v1")
+            .expect("parse");
+        assert!(s.matches(&o));
+        assert_eq!(s.exact_name(), Some("a"));
+        assert!(FieldSelector::parse("spec.foo=a", "Pod", "v1").is_err());
+    }
+}

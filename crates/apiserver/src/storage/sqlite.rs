@@ -1,0 +1,327 @@
+//! Durable storage in one SQLite database (WAL, synchronous=FULL) shared by all logical
+//! clusters: the live objects, a bounded event log for watch resumption after restart, and
+//! each cluster's latest resourceVersion. One writer thread applies transactions in the order
+//! they were submitted and group-commits whatever is queued, acknowledging each transaction
+//! only after its commit. It owns no in-memory state beyond the queue.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use rusqlite::{Connection, params};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::{EventType, HISTORY_LIMIT, WatchEvent};
+use crate::errors::{Error, Result};
+
+/// Most transactions folded into one SQLite commit.
+const MAX_BATCH: usize = 4096;
+
+enum Msg {
+    Write {
+        cluster: String,
+        rv: u64,
+        events: Vec<Arc<WatchEvent>>,
+        ack: oneshot::Sender<Result<()>>,
+    },
+    Prune {
+        cluster: String,
+        rv: u64,
+    },
+    CreateCluster {
+        cluster: String,
+        ack: oneshot::Sender<Result<()>>,
+    },
+    DropCluster {
+        cluster: String,
+    },
+}
+
+/// Handle to the writer thread. Cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Msg>,
+}
+
+/// A stored event row.
+#[derive(Debug)]
+pub struct LoadedEvent {
+    /// RV.
+    pub rv: u64,
+    /// Event type code.
+    pub kind: i64,
+    /// Storage key.
+    pub key: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Object.
+    pub value: Value,
+}
+
+/// Everything stored for one cluster.
+#[derive(Debug, Default)]
+pub struct LoadedCluster {
+    /// Latest RV.
+    pub rv: u64,
+    /// (key, namespace, name, object).
+    pub objects: Vec<(String, String, String, Value)>,
+    /// Retained events in RV order.
+    pub events: Vec<LoadedEvent>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS clusters (name TEXT PRIMARY KEY, rv INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS objects (
+  cluster TEXT NOT NULL, key TEXT NOT NULL, ns TEXT NOT NULL, name TEXT NOT NULL,
+  rv INTEGER NOT NULL, value BLOB NOT NULL,
+  PRIMARY KEY (cluster, key, ns, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+  cluster TEXT NOT NULL, rv INTEGER NOT NULL, type INTEGER NOT NULL, key TEXT NOT NULL,
+  ns TEXT NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,
+  PRIMARY KEY (cluster, rv)) WITHOUT ROWID;
+";
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Open (or create) the database, load every cluster, and start the writer thread.
+pub fn open(path: &Path) -> Result<(Writer, Vec<(String, LoadedCluster)>)> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute_batch(SCHEMA)?;
+    let clusters = load(&conn)?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("apiserver-sqlite".into())
+        .spawn(move || writer_loop(conn, rx))
+        .map_err(|source| Error::Io {
+            action: "spawn storage writer for",
+            path: path.display().to_string(),
+            source,
+        })?;
+    Ok((Writer { tx }, clusters))
+}
+
+fn load(conn: &Connection) -> Result<Vec<(String, LoadedCluster)>> {
+    let mut out = Vec::new();
+    let names: Vec<(String, i64)> = conn
+        .prepare("SELECT name, rv FROM clusters ORDER BY name")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (name, rv) in names {
+        let mut loaded = LoadedCluster {
+            rv: to_u64(rv),
+            ..Default::default()
+        };
+        let mut stmt =
+            conn.prepare("SELECT key, ns, name, value FROM objects WHERE cluster = ?1")?;
+        let rows = stmt.query_map([&name], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (key, ns, obj_name, value) = row?;
+            match serde_json::from_slice(&value) {
+                Ok(v) => loaded.objects.push((key, ns, obj_name, v)),
+                Err(e) => {
+                    tracing::warn!(cluster = %name, %key, %ns, name = %obj_name, "skipping unreadable stored object: {e}")
+                }
+            }
+        }
+        let since = to_i64(loaded.rv.saturating_sub(HISTORY_LIMIT as u64));
+        let mut stmt = conn.prepare(
+            "SELECT rv, type, key, ns, name, value FROM events WHERE cluster = ?1 AND rv > ?2 ORDER BY rv",
+        )?;
+        let rows = stmt.query_map(params![&name, since], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Vec<u8>>(5)?,
+            ))
+        })?;
+        for row in rows {
+            let (rv, kind, key, namespace, ev_name, value) = row?;
+            let Ok(value) = serde_json::from_slice(&value) else {
+                // A gap would break history contiguity: drop what came before it.
+                loaded.events.clear();
+                continue;
+            };
+            loaded.events.push(LoadedEvent {
+                rv: to_u64(rv),
+                kind,
+                key,
+                namespace,
+                name: ev_name,
+                value,
+            });
+        }
+        out.push((name, loaded));
+    }
+    Ok(out)
+}
+
+impl Writer {
+    /// Queue one transaction's events; the receiver resolves once they are committed.
+    pub fn submit(
+        &self,
+        cluster: &str,
+        rv: u64,
+        events: &[Arc<WatchEvent>],
+    ) -> oneshot::Receiver<Result<()>> {
+        let (ack, rx) = oneshot::channel();
+        let _ = self.tx.send(Msg::Write {
+            cluster: cluster.to_string(),
+            rv,
+            events: events.to_vec(),
+            ack,
+        });
+        rx
+    }
+
+    /// Record a new (empty) cluster durably.
+    pub async fn create_cluster(&self, cluster: &str) -> Result<()> {
+        let (ack, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::CreateCluster {
+                cluster: cluster.to_string(),
+                ack,
+            })
+            .map_err(|_| Error::StorageClosed)?;
+        rx.await.map_err(|_| Error::StorageClosed)?
+    }
+
+    /// Drop events at or below `rv`.
+    pub fn prune(&self, cluster: &str, rv: u64) {
+        let _ = self.tx.send(Msg::Prune {
+            cluster: cluster.to_string(),
+            rv,
+        });
+    }
+
+    /// Delete every row of a cluster.
+    pub fn drop_cluster(&self, cluster: &str) {
+        let _ = self.tx.send(Msg::DropCluster {
+            cluster: cluster.to_string(),
+        });
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Msg>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        let outcome = apply_batch(&mut conn, &batch);
+        for msg in batch {
+            let ack = match msg {
+                Msg::Write { ack, .. } | Msg::CreateCluster { ack, .. } => ack,
+                Msg::Prune { .. } | Msg::DropCluster { .. } => continue,
+            };
+            let _ = ack.send(match &outcome {
+                Ok(()) => Ok(()),
+                Err(e) => Err(Error::internal(format!("storage write failed: {e}"))),
+            });
+        }
+        if let Err(e) = outcome {
+            tracing::error!("sqlite batch failed: {e}");
+        }
+    }
+}
+
+fn apply_batch(conn: &mut Connection, batch: &[Msg]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut put_obj = tx.prepare_cached(
+            "INSERT OR REPLACE INTO objects (cluster, key, ns, name, rv, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        let mut del_obj = tx.prepare_cached(
+            "DELETE FROM objects WHERE cluster = ?1 AND key = ?2 AND ns = ?3 AND name = ?4",
+        )?;
+        let mut put_ev = tx.prepare_cached(
+            "INSERT OR REPLACE INTO events (cluster, rv, type, key, ns, name, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        let mut put_rv = tx.prepare_cached(
+            "INSERT INTO clusters (name, rv) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET rv = excluded.rv",
+        )?;
+        for msg in batch {
+            match msg {
+                Msg::Write {
+                    cluster,
+                    rv,
+                    events,
+                    ..
+                } => {
+                    for e in events {
+                        let value = serde_json::to_vec(&*e.object).map_err(|err| {
+                            rusqlite::Error::ToSqlConversionFailure(Box::new(err))
+                        })?;
+                        let key: &str = &e.key;
+                        match e.kind {
+                            EventType::Deleted => {
+                                del_obj.execute(params![cluster, key, e.namespace, e.name])?;
+                            }
+                            _ => {
+                                put_obj.execute(params![
+                                    cluster,
+                                    key,
+                                    e.namespace,
+                                    e.name,
+                                    to_i64(e.rv),
+                                    value
+                                ])?;
+                            }
+                        }
+                        put_ev.execute(params![
+                            cluster,
+                            to_i64(e.rv),
+                            e.kind.code(),
+                            key,
+                            e.namespace,
+                            e.name,
+                            value
+                        ])?;
+                    }
+                    put_rv.execute(params![cluster, to_i64(*rv)])?;
+                }
+                Msg::CreateCluster { cluster, .. } => {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO clusters (name, rv) VALUES (?1, 0)",
+                        [cluster],
+                    )?;
+                }
+                Msg::Prune { cluster, rv } => {
+                    tx.execute(
+                        "DELETE FROM events WHERE cluster = ?1 AND rv <= ?2",
+                        params![cluster, to_i64(*rv)],
+                    )?;
+                }
+                Msg::DropCluster { cluster } => {
+                    tx.execute("DELETE FROM objects WHERE cluster = ?1", [cluster])?;
+                    tx.execute("DELETE FROM events WHERE cluster = ?1", [cluster])?;
+                    tx.execute("DELETE FROM clusters WHERE name = ?1", [cluster])?;
+                }
+            }
+        }
+    }
+    tx.commit()
+}
