@@ -1,0 +1,1 @@
+//! The scheduler controller (placeholder while the library settles).

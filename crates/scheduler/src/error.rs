@@ -1,0 +1,145 @@
+//! The crate's one error type and the per-cluster diagnosis attached to "no fit" errors.
+//! Owns only error shapes and their messages; never decides anything.
+
+use std::{collections::BTreeMap, fmt};
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why each rejected cluster was rejected, by cluster name. Deterministic (sorted by name).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Diagnosis {
+    /// How many clusters were considered.
+    pub total: usize,
+    /// Cluster name → the reason the first failing filter gave.
+    pub rejected: BTreeMap<String, String>,
+}
+
+impl Diagnosis {
+    /// A Karmada-style histogram: `2 cluster(s) had untolerated taints, 1 cluster(s) ...`,
+    /// reasons sorted by text so the message is stable.
+    pub fn histogram(&self) -> String {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for reason in self.rejected.values() {
+            *counts.entry(reason.as_str()).or_default() += 1;
+        }
+        counts
+            .iter()
+            .map(|(reason, n)| format!("{n} {reason}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl fmt::Display for Diagnosis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let available = self.total.saturating_sub(self.rejected.len());
+        write!(f, "{available}/{} clusters are available", self.total)?;
+        if !self.rejected.is_empty() {
+            write!(f, ": {}", self.histogram())?;
+            let per_cluster: Vec<String> = self
+                .rejected
+                .iter()
+                .map(|(cluster, reason)| format!("{cluster}: {reason}"))
+                .collect();
+            write!(f, " ({})", per_cluster.join("; "))?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything that can go wrong in the scheduler.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No cluster passed the filters.
+    #[error("no cluster fits: {diagnosis}.")]
+    NoClusterFit {
+        /// Why each cluster was rejected.
+        diagnosis: Diagnosis,
+    },
+
+    /// Clusters passed the filters, but they cannot hold the replicas or satisfy the spread
+    /// constraints.
+    #[error("{reason} ({diagnosis})")]
+    Unschedulable {
+        /// What could not be satisfied.
+        reason: String,
+        /// Which clusters were rejected by the filters, for context.
+        diagnosis: Diagnosis,
+    },
+
+    /// The placement asks for something the scheduler does not support.
+    #[error("unsupported placement: {0}")]
+    UnsupportedPlacement(String),
+
+    /// A quantity in a Cluster's resource summary or a binding's requests could not be parsed.
+    #[error("invalid quantity {value:?}: {reason}")]
+    ParseQuantity {
+        /// The quantity text.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// The what-if input could not be read.
+    #[error("invalid scheduling input: {0}")]
+    WhatIfInput(String),
+
+    /// The what-if result could not be rendered.
+    #[error("rendering the result failed: {0}")]
+    Render(String),
+
+    /// Reading or writing an object through the Kubernetes API failed.
+    #[error("{action} failed: {source}")]
+    Kube {
+        /// What the scheduler was doing, such as `patch ResourceBinding default/nginx`.
+        action: String,
+        /// The underlying error.
+        #[source]
+        source: kube::Error,
+    },
+
+    /// A watch stream ended with an error.
+    #[error("watching {kind} failed: {source}")]
+    Watch {
+        /// The kind being watched.
+        kind: &'static str,
+        /// The underlying error.
+        #[source]
+        source: kube::runtime::watcher::Error,
+    },
+
+    /// Serialising a patch failed.
+    #[error("serialising the {what} failed: {source}")]
+    Serialize {
+        /// What was being serialised.
+        what: &'static str,
+        /// The underlying error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Error {
+    /// The `Scheduled` condition reason for this error (constants from `flotilla_api`).
+    pub fn condition_reason(&self) -> &'static str {
+        use flotilla_api::conditions::reasons;
+        match self {
+            Self::NoClusterFit { .. } => reasons::NO_CLUSTER_FIT,
+            Self::Unschedulable { .. } | Self::UnsupportedPlacement(_) => reasons::UNSCHEDULABLE,
+            _ => reasons::SCHEDULER_ERROR,
+        }
+    }
+
+    /// Whether a user can fix this error by changing the placement or the fleet (as opposed to
+    /// an internal or API failure).
+    pub fn is_user_fixable(&self) -> bool {
+        matches!(
+            self,
+            Self::NoClusterFit { .. }
+                | Self::Unschedulable { .. }
+                | Self::UnsupportedPlacement(_)
+                | Self::ParseQuantity { .. }
+        )
+    }
+}

@@ -1,0 +1,84 @@
+//! An immutable, pre-parsed view of the fleet for one or many scheduling decisions: every
+//! Cluster plus its parsed capacity, sorted by name. Owns parsing of cluster state; it is never
+//! mutated by plugins or the algorithm.
+
+use std::sync::Arc;
+
+use flotilla_api::Cluster;
+
+use crate::estimator::Capacity;
+
+/// One cluster in a snapshot.
+#[derive(Clone, Debug)]
+pub struct ClusterInfo {
+    /// The cluster name.
+    pub name: String,
+    /// The Cluster object as observed.
+    pub cluster: Arc<Cluster>,
+    /// Parsed `status.resourceSummary`, when the cluster reports one.
+    pub capacity: Option<Capacity>,
+    /// Whether the cluster carries a deletionTimestamp.
+    pub deleting: bool,
+}
+
+/// The fleet as the scheduler sees it for one decision.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    clusters: Vec<ClusterInfo>,
+}
+
+impl Snapshot {
+    /// Builds a snapshot. Clusters without a name are ignored; clusters are sorted by name so
+    /// every decision is independent of watch order.
+    pub fn new(clusters: impl IntoIterator<Item = Arc<Cluster>>) -> Self {
+        let mut clusters: Vec<ClusterInfo> = clusters
+            .into_iter()
+            .filter_map(|cluster| {
+                let name = cluster.metadata.name.clone().filter(|n| !n.is_empty())?;
+                let capacity = cluster
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.resource_summary.as_ref())
+                    .map(Capacity::from_summary);
+                let deleting = cluster.metadata.deletion_timestamp.is_some();
+                Some(ClusterInfo {
+                    name,
+                    cluster,
+                    capacity,
+                    deleting,
+                })
+            })
+            .collect();
+        clusters.sort_by(|a, b| a.name.cmp(&b.name));
+        clusters.dedup_by(|a, b| a.name == b.name);
+        Self { clusters }
+    }
+
+    /// Builds a snapshot from owned clusters.
+    pub fn from_clusters(clusters: impl IntoIterator<Item = Cluster>) -> Self {
+        Self::new(clusters.into_iter().map(Arc::new))
+    }
+
+    /// Every cluster, sorted by name.
+    pub fn clusters(&self) -> &[ClusterInfo] {
+        &self.clusters
+    }
+
+    /// A cluster by name.
+    pub fn get(&self, name: &str) -> Option<&ClusterInfo> {
+        self.clusters
+            .binary_search_by(|c| c.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.clusters[i])
+    }
+
+    /// How many clusters the snapshot holds.
+    pub fn len(&self) -> usize {
+        self.clusters.len()
+    }
+
+    /// Whether the snapshot is empty.
+    pub fn is_empty(&self) -> bool {
+        self.clusters.is_empty()
+    }
+}

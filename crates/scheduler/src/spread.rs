@@ -1,0 +1,708 @@
+//! Cluster selection under spread constraints: by cluster alone (Karmada's algorithm), and by
+//! region, zone, provider or label value with minGroups/maxGroups (Karmada's region algorithm,
+//! generalised to any grouping). Works on candidates already filtered, scored and ordered; never
+//! divides replicas.
+//!
+//! # Group selection (region, zone, provider, label)
+//!
+//! Karmada implements only region (+cluster). Flotilla runs the same algorithm over any
+//! grouping key:
+//! 1. group the candidates by key (a cluster's zone group is its first zone: `spec.zone`, else
+//!    the first of `spec.zones`; a label group is the label's value). Clusters without the key
+//!    never get here: the SpreadConstraint filter removed them;
+//! 2. fail when there are fewer groups than the group constraint's minGroups;
+//! 3. score every group: Duplicated `1000·#fit + avg score of fit` (fit = clusters that can hold
+//!    all replicas); Divided `t = ⌈replicas/minGroups⌉`, `k = max(cluster minGroups, group
+//!    minGroups)`, take clusters in order until ≥ k are taken and Σavailable ≥ t, score
+//!    `1000·t + Σscore/#taken`, or `1000·Σavailable + Σscore/#all` when the group cannot reach t;
+//! 4. order groups by (cluster count asc, score desc, key asc) — the DFS order;
+//! 5. among the combinations of [minGroups, maxGroups] groups (maxGroups 0 = all) whose cluster
+//!    count reaches the cluster constraint's minGroups, take the best by (Σscore desc, cluster
+//!    count desc, DFS order). When there are at most [`EXHAUSTIVE_LIMIT`] combinations they are
+//!    enumerated, which is exactly Karmada's search; beyond that the best combination is built
+//!    greedily (top groups by score, then groups swapped for larger ones until the cluster
+//!    minimum is met), which gives the same answer whenever the top groups already hold enough
+//!    clusters;
+//! 6. then, as Karmada does, prefer fewer groups: switch to the shortest prefix (in DFS order)
+//!    of that combination that still satisfies both minimums;
+//! 7. take the best cluster of every chosen group, then fill up to the cluster constraint's
+//!    maxGroups (0 = every cluster of the chosen groups) with the remaining clusters of the
+//!    chosen groups in (score desc, available desc, name asc) order.
+//!
+//! Only one non-cluster constraint per placement is supported (hierarchical spreading, such as
+//! region and zone together, is rejected as unsupported).
+
+use std::collections::BTreeMap;
+
+use flotilla_api::{
+    Cluster,
+    policy::{SpreadByField, SpreadConstraint},
+};
+
+use crate::snapshot::ClusterInfo;
+
+/// Above this many combinations, group selection switches from exhaustive search to greedy.
+pub const EXHAUSTIVE_LIMIT: u64 = 20_000;
+
+/// A candidate cluster: filtered, scored, and ordered by (score desc, available desc, name asc).
+#[derive(Clone, Copy, Debug)]
+pub struct Candidate<'a> {
+    /// The cluster.
+    pub info: &'a ClusterInfo,
+    /// The weighted score.
+    pub score: i64,
+    /// What the cluster can still take (estimate only).
+    pub allocatable: i64,
+    /// `allocatable` plus the replicas the previous result gave it.
+    pub available: i64,
+}
+
+/// How selection treats capacity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Return every candidate; spread constraints do not apply (static weights).
+    Everything,
+    /// Capacity does not matter (Duplicated).
+    IgnoreResources,
+    /// The selected clusters must be able to hold this many replicas.
+    Replicas(i64),
+}
+
+/// Why selection failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SelectError {
+    /// The constraints cannot be met with these candidates.
+    Unschedulable(String),
+    /// The constraints are not supported.
+    Unsupported(String),
+}
+
+/// The sort order of candidates: score desc, available desc, name asc.
+pub fn order(a: &Candidate<'_>, b: &Candidate<'_>) -> std::cmp::Ordering {
+    b.score
+        .cmp(&a.score)
+        .then(b.available.cmp(&a.available))
+        .then_with(|| a.info.name.cmp(&b.info.name))
+}
+
+fn group_key<'c>(cluster: &'c Cluster, constraint: &SpreadConstraint) -> Option<&'c str> {
+    match constraint.effective_field() {
+        Some(SpreadByField::Region) => cluster.spec.region.as_deref(),
+        Some(SpreadByField::Provider) => cluster.spec.provider.as_deref(),
+        Some(SpreadByField::Zone) => cluster.zones().next(),
+        Some(SpreadByField::Cluster) => cluster.metadata.name.as_deref(),
+        None => cluster
+            .metadata
+            .labels
+            .as_ref()?
+            .get(constraint.spread_by_label.as_deref()?)
+            .map(String::as_str),
+    }
+    .filter(|k| !k.is_empty())
+}
+
+fn describe(constraint: &SpreadConstraint) -> String {
+    match constraint.effective_field() {
+        Some(field) => field.as_str().to_owned(),
+        None => format!(
+            "label {}",
+            constraint.spread_by_label.as_deref().unwrap_or_default()
+        ),
+    }
+}
+
+/// Selects the clusters to divide replicas over. `candidates` must already be ordered by
+/// [`order`]. `replicas` and `duplicated` feed the group scores.
+pub fn select<'a>(
+    candidates: &[Candidate<'a>],
+    constraints: &[SpreadConstraint],
+    need: Need,
+    replicas: i64,
+    duplicated: bool,
+) -> Result<Vec<Candidate<'a>>, SelectError> {
+    if constraints.is_empty() || need == Need::Everything {
+        return Ok(candidates.to_vec());
+    }
+    let cluster_constraint = constraints
+        .iter()
+        .find(|c| c.effective_field() == Some(SpreadByField::Cluster));
+    let groups: Vec<&SpreadConstraint> = constraints
+        .iter()
+        .filter(|c| c.effective_field() != Some(SpreadByField::Cluster))
+        .collect();
+    match groups.as_slice() {
+        [] => select_clusters(
+            candidates,
+            cluster_constraint.cloned().unwrap_or_default(),
+            need,
+        ),
+        [group] => select_by_group(candidates, group, cluster_constraint, replicas, duplicated),
+        _ => Err(SelectError::Unsupported(format!(
+            "spreading by more than one of region, zone, provider or label at once ({}) is not supported",
+            groups
+                .iter()
+                .map(|c| describe(c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+fn select_clusters<'a>(
+    candidates: &[Candidate<'a>],
+    constraint: SpreadConstraint,
+    need: Need,
+) -> Result<Vec<Candidate<'a>>, SelectError> {
+    let min = usize::try_from(constraint.min_groups).unwrap_or(0);
+    if candidates.len() < min {
+        return Err(SelectError::Unschedulable(format!(
+            "the number of feasible clusters ({}) is less than spreadConstraint.minGroups ({min})",
+            candidates.len()
+        )));
+    }
+    let n = match usize::try_from(constraint.max_groups).unwrap_or(0) {
+        0 => candidates.len(),
+        max => max.min(candidates.len()),
+    };
+    let mut selected = candidates[..n].to_vec();
+    if let Need::Replicas(need) = need {
+        let sum = |s: &[Candidate<'_>]| s.iter().map(|c| i128::from(c.available)).sum::<i128>();
+        let mut rest: Vec<Candidate<'a>> = candidates[n..].to_vec();
+        let mut position = selected.len();
+        while sum(&selected) < i128::from(need) && position > 0 && !rest.is_empty() {
+            position -= 1;
+            let current = selected[position].available;
+            // The roomiest remaining cluster that beats the current one (first in order on ties).
+            let best = rest
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.available > current)
+                .fold(None::<(usize, i64)>, |best, (i, c)| match best {
+                    Some((_, v)) if v >= c.available => best,
+                    _ => Some((i, c.available)),
+                });
+            if let Some((i, _)) = best {
+                selected[position] = rest.remove(i);
+            }
+        }
+        if sum(&selected) < i128::from(need) {
+            return Err(SelectError::Unschedulable(format!(
+                "no enough resource when selecting {n} clusters: they can hold {} of {need} replicas",
+                sum(&selected)
+            )));
+        }
+    }
+    Ok(selected)
+}
+
+struct Group<'a> {
+    key: &'a str,
+    /// Indexes into the candidates, in candidate order.
+    members: Vec<usize>,
+    score: i64,
+}
+
+fn group_score(
+    members: &[usize],
+    candidates: &[Candidate<'_>],
+    replicas: i64,
+    duplicated: bool,
+    t: i64,
+    k: usize,
+) -> i64 {
+    if duplicated {
+        let fit: Vec<&Candidate<'_>> = members
+            .iter()
+            .map(|i| &candidates[*i])
+            .filter(|c| c.available >= replicas)
+            .collect();
+        let avg = if fit.is_empty() {
+            0
+        } else {
+            fit.iter().map(|c| c.score).sum::<i64>() / fit.len() as i64
+        };
+        return 1000 * fit.len() as i64 + avg;
+    }
+    let (mut taken, mut sum_available, mut sum_score) = (0usize, 0i64, 0i64);
+    for i in members {
+        if taken >= k && sum_available >= t {
+            break;
+        }
+        taken += 1;
+        sum_available = sum_available.saturating_add(candidates[*i].available);
+        sum_score += candidates[*i].score;
+    }
+    if sum_available < t {
+        let all: i64 = members.iter().map(|i| candidates[*i].score).sum();
+        1000i64.saturating_mul(sum_available) + all / members.len().max(1) as i64
+    } else {
+        1000i64.saturating_mul(t) + sum_score / taken.max(1) as i64
+    }
+}
+
+fn binomial_sum(n: u64, lo: u64, hi: u64) -> u64 {
+    let mut total: u64 = 0;
+    for k in lo..=hi.min(n) {
+        let mut c: u64 = 1;
+        for i in 0..k {
+            c = c.saturating_mul(n - i) / (i + 1);
+            if c > EXHAUSTIVE_LIMIT * 4 {
+                return u64::MAX;
+            }
+        }
+        total = total.saturating_add(c);
+    }
+    total
+}
+
+fn select_by_group<'a>(
+    candidates: &[Candidate<'a>],
+    group_constraint: &SpreadConstraint,
+    cluster_constraint: Option<&SpreadConstraint>,
+    replicas: i64,
+    duplicated: bool,
+) -> Result<Vec<Candidate<'a>>, SelectError> {
+    let what = describe(group_constraint);
+    let mut by_key: BTreeMap<&'a str, Vec<usize>> = BTreeMap::new();
+    for (i, c) in candidates.iter().enumerate() {
+        if let Some(key) = group_key(&c.info.cluster, group_constraint) {
+            by_key.entry(key).or_default().push(i);
+        }
+    }
+    let group_min = usize::try_from(group_constraint.min_groups)
+        .unwrap_or(0)
+        .max(1);
+    if by_key.len() < group_min {
+        return Err(SelectError::Unschedulable(format!(
+            "the number of feasible {what} groups ({}) is less than spreadConstraint.minGroups ({group_min})",
+            by_key.len()
+        )));
+    }
+    let group_max = match usize::try_from(group_constraint.max_groups).unwrap_or(0) {
+        0 => by_key.len(),
+        max => max.min(by_key.len()),
+    };
+    if group_max < group_min {
+        return Err(SelectError::Unschedulable(format!(
+            "spreadConstraint.maxGroups ({}) of {what} is less than its minGroups ({group_min})",
+            group_constraint.max_groups
+        )));
+    }
+    let cluster_min = cluster_constraint.map_or(0, |c| usize::try_from(c.min_groups).unwrap_or(0));
+    let cluster_max = cluster_constraint.map_or(0, |c| usize::try_from(c.max_groups).unwrap_or(0));
+    let t = (replicas + group_min as i64 - 1) / group_min as i64;
+    let k = cluster_min.max(group_min);
+    let mut groups: Vec<Group<'a>> = by_key
+        .into_iter()
+        .map(|(key, members)| {
+            let score = group_score(&members, candidates, replicas, duplicated, t, k);
+            Group {
+                key,
+                members,
+                score,
+            }
+        })
+        .collect();
+    groups.sort_by(|a, b| {
+        a.members
+            .len()
+            .cmp(&b.members.len())
+            .then(b.score.cmp(&a.score))
+            .then(a.key.cmp(b.key))
+    });
+
+    let count = |combo: &[usize]| {
+        combo
+            .iter()
+            .map(|g| groups[*g].members.len())
+            .sum::<usize>()
+    };
+    let score = |combo: &[usize]| {
+        combo
+            .iter()
+            .map(|g| i128::from(groups[*g].score))
+            .sum::<i128>()
+    };
+    let n = groups.len();
+    let best: Option<Vec<usize>> =
+        if binomial_sum(n as u64, group_min as u64, group_max as u64) <= EXHAUSTIVE_LIMIT {
+            // Exhaustive DFS in group order: combinations come out in DFS order, so the first best
+            // one found wins ties.
+            let mut best: Option<(i128, usize, Vec<usize>)> = None;
+            let mut stack: Vec<usize> = Vec::new();
+            fn dfs(
+                start: usize,
+                n: usize,
+                stack: &mut Vec<usize>,
+                visit: &mut dyn FnMut(&[usize]),
+                max: usize,
+            ) {
+                for g in start..n {
+                    stack.push(g);
+                    visit(stack);
+                    if stack.len() < max {
+                        dfs(g + 1, n, stack, visit, max);
+                    }
+                    stack.pop();
+                }
+            }
+            let mut visit = |combo: &[usize]| {
+                if combo.len() < group_min || count(combo) < cluster_min {
+                    return;
+                }
+                let key = (score(combo), count(combo));
+                if best.as_ref().is_none_or(|(s, c, _)| key > (*s, *c)) {
+                    best = Some((key.0, key.1, combo.to_vec()));
+                }
+            };
+            dfs(0, n, &mut stack, &mut visit, group_max);
+            best.map(|(_, _, combo)| combo)
+        } else {
+            // Greedy: the top groups by (score desc, size desc, DFS order) …
+            let mut ranked: Vec<usize> = (0..n).collect();
+            ranked.sort_by(|a, b| {
+                groups[*b]
+                    .score
+                    .cmp(&groups[*a].score)
+                    .then(groups[*b].members.len().cmp(&groups[*a].members.len()))
+                    .then(a.cmp(b))
+            });
+            let mut chosen: Vec<usize> = ranked[..group_max].to_vec();
+            let mut rest: Vec<usize> = ranked[group_max..].to_vec();
+            // … then swap the weakest for larger groups until the cluster minimum is met.
+            let mut position = chosen.len();
+            while count(&chosen) < cluster_min && position > 0 {
+                position -= 1;
+                let size = groups[chosen[position]].members.len();
+                let larger = rest.iter().enumerate().max_by(|a, b| {
+                    groups[*a.1]
+                        .members
+                        .len()
+                        .cmp(&groups[*b.1].members.len())
+                        .then(b.0.cmp(&a.0))
+                });
+                if let Some((i, g)) = larger.filter(|(_, g)| groups[**g].members.len() > size) {
+                    let g = *g;
+                    rest.remove(i);
+                    chosen[position] = g;
+                }
+            }
+            chosen.sort_unstable();
+            (count(&chosen) >= cluster_min).then_some(chosen)
+        };
+    let Some(best) = best else {
+        return Err(SelectError::Unschedulable(format!(
+            "the number of clusters is less than the cluster spreadConstraint.minGroups ({cluster_min}) \
+             in any combination of {group_min} to {group_max} {what} groups"
+        )));
+    };
+    // Prefer fewer groups: the shortest valid prefix.
+    let chosen = (1..=best.len())
+        .map(|len| &best[..len])
+        .find(|prefix| prefix.len() >= group_min && count(prefix) >= cluster_min)
+        .unwrap_or(&best);
+
+    let mut selected: Vec<Candidate<'a>> = chosen
+        .iter()
+        .map(|g| candidates[groups[*g].members[0]])
+        .collect();
+    let mut spare: Vec<Candidate<'a>> = chosen
+        .iter()
+        .flat_map(|g| groups[*g].members[1..].iter().map(|i| candidates[*i]))
+        .collect();
+    spare.sort_by(order);
+    let room = if cluster_max == 0 {
+        spare.len()
+    } else {
+        cluster_max.saturating_sub(selected.len())
+    };
+    selected.extend(spare.into_iter().take(room));
+    Ok(selected)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{snapshot::Snapshot, testing::ClusterBuilder};
+
+    /// (name, region/zone/provider/label value, score, available)
+    type Row<'r> = (&'r str, &'r str, i64, i64);
+
+    fn with_candidates<T>(rows: &[Row<'_>], f: impl FnOnce(&[Candidate<'_>]) -> T) -> T {
+        let snapshot = Snapshot::new(rows.iter().map(|(name, group, _, _)| {
+            Arc::new(
+                ClusterBuilder::new(name)
+                    .region(group)
+                    .zones(&[group])
+                    .provider(group)
+                    .label("rack", group)
+                    .build(),
+            )
+        }));
+        let mut candidates: Vec<Candidate<'_>> = rows
+            .iter()
+            .map(|(name, _, score, available)| Candidate {
+                info: snapshot.get(name).expect("cluster"),
+                score: *score,
+                allocatable: *available,
+                available: *available,
+            })
+            .collect();
+        candidates.sort_by(order);
+        f(&candidates)
+    }
+
+    fn names(selected: &[Candidate<'_>]) -> Vec<String> {
+        selected.iter().map(|c| c.info.name.clone()).collect()
+    }
+
+    fn cluster(min: i32, max: i32) -> SpreadConstraint {
+        SpreadConstraint {
+            spread_by_field: Some(SpreadByField::Cluster),
+            min_groups: min,
+            max_groups: max,
+            ..Default::default()
+        }
+    }
+
+    fn by(field: SpreadByField, min: i32, max: i32) -> SpreadConstraint {
+        SpreadConstraint {
+            spread_by_field: Some(field),
+            min_groups: min,
+            max_groups: max,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn cluster_spread_swaps_in_roomier_clusters_karmada_example() {
+        let rows = [
+            ("m1", "r", 20, 40),
+            ("m2", "r", 40, 60),
+            ("m3", "r", 30, 80),
+            ("m4", "r", 60, 50),
+        ];
+        let table: Vec<(Need, Result<Vec<&str>, ()>)> = vec![
+            (Need::Replicas(120), Ok(vec!["m4", "m3"])),
+            (Need::Replicas(200), Err(())),
+            (Need::Replicas(100), Ok(vec!["m4", "m2"])),
+            (Need::IgnoreResources, Ok(vec!["m4", "m2"])),
+        ];
+        for (need, want) in table {
+            let got = with_candidates(&rows, |c| {
+                select(c, &[cluster(1, 2)], need, 0, false).map(|s| names(&s))
+            });
+            match want {
+                Ok(want) => assert_eq!(
+                    got,
+                    Ok(want.iter().map(|s| s.to_string()).collect()),
+                    "{need:?}"
+                ),
+                Err(()) => assert!(
+                    matches!(got, Err(SelectError::Unschedulable(_))),
+                    "{need:?}: {got:?}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn cluster_spread_min_groups_and_unbounded_max() {
+        let rows = [("a", "r", 0, 1), ("b", "r", 0, 1), ("c", "r", 0, 1)];
+        let got = with_candidates(&rows, |c| {
+            select(c, &[cluster(4, 0)], Need::IgnoreResources, 0, false).map(|s| names(&s))
+        });
+        assert!(
+            matches!(got, Err(SelectError::Unschedulable(ref m)) if m.contains("minGroups")),
+            "{got:?}"
+        );
+        let got = with_candidates(&rows, |c| {
+            select(c, &[cluster(1, 0)], Need::IgnoreResources, 0, false).map(|s| names(&s))
+        });
+        assert_eq!(
+            got.map(|v| v.len()),
+            Ok(3),
+            "maxGroups 0 means no upper bound"
+        );
+    }
+
+    #[test]
+    fn static_weight_ignores_spread_constraints() {
+        let rows = [("a", "r", 0, 1), ("b", "r", 0, 1), ("c", "r", 0, 1)];
+        let got = with_candidates(&rows, |c| {
+            select(c, &[cluster(1, 1)], Need::Everything, 0, false).map(|s| names(&s))
+        });
+        assert_eq!(got.map(|v| v.len()), Ok(3));
+    }
+
+    #[test]
+    fn group_spread_prefers_fewest_groups_and_fills_clusters() {
+        // Regions: r1 {a 100, b 90}, r2 {c 80}, r3 {d 70, e 60, f 50}.
+        let rows = [
+            ("a", "r1", 100, 10),
+            ("b", "r1", 90, 10),
+            ("c", "r2", 80, 10),
+            ("d", "r3", 70, 10),
+            ("e", "r3", 60, 10),
+            ("f", "r3", 50, 10),
+        ];
+        for field in [
+            SpreadByField::Region,
+            SpreadByField::Zone,
+            SpreadByField::Provider,
+        ] {
+            // Two groups exactly, at most 3 clusters.
+            let got = with_candidates(&rows, |c| {
+                select(
+                    c,
+                    &[cluster(2, 3), by(field, 2, 2)],
+                    Need::Replicas(20),
+                    20,
+                    false,
+                )
+                .map(|s| names(&s))
+            });
+            let got = got.unwrap_or_else(|e| panic!("{field:?}: {e:?}"));
+            assert_eq!(got.len(), 3, "{field:?}: {got:?}");
+            let regions: std::collections::BTreeSet<char> = got
+                .iter()
+                .map(|n| n.chars().next().unwrap_or(' '))
+                .collect();
+            assert_eq!(regions.len(), 3, "distinct clusters {got:?}");
+            // Needs 2 groups; every chosen group contributes its best cluster.
+            let groups_of = |n: &str| {
+                rows.iter()
+                    .find(|r| r.0 == n)
+                    .map(|r| r.1)
+                    .unwrap_or_default()
+            };
+            let distinct: std::collections::BTreeSet<&str> =
+                got.iter().map(|n| groups_of(n)).collect();
+            assert_eq!(distinct.len(), 2, "{field:?}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn group_spread_meets_the_cluster_minimum_by_picking_bigger_groups() {
+        // r1 and r2 have one cluster each and the best scores; r3 has three.
+        let rows = [
+            ("a", "r1", 100, 10),
+            ("b", "r2", 90, 10),
+            ("c", "r3", 10, 10),
+            ("d", "r3", 10, 10),
+            ("e", "r3", 10, 10),
+        ];
+        let got = with_candidates(&rows, |c| {
+            select(
+                c,
+                &[cluster(4, 0), by(SpreadByField::Region, 1, 2)],
+                Need::Replicas(4),
+                4,
+                false,
+            )
+            .map(|s| names(&s))
+        });
+        let got = got.expect("schedulable");
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert!(
+            got.contains(&"c".to_string())
+                && got.contains(&"d".to_string())
+                && got.contains(&"e".to_string()),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn group_spread_fails_with_too_few_groups() {
+        let rows = [("a", "r1", 0, 10), ("b", "r1", 0, 10)];
+        let got = with_candidates(&rows, |c| {
+            select(
+                c,
+                &[cluster(1, 0), by(SpreadByField::Region, 2, 2)],
+                Need::Replicas(2),
+                2,
+                false,
+            )
+            .map(|s| names(&s))
+        });
+        assert!(
+            matches!(got, Err(SelectError::Unschedulable(ref m)) if m.contains("region groups (1)")),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn label_spread_groups_by_label_value() {
+        let rows = [
+            ("a", "rack1", 50, 10),
+            ("b", "rack1", 40, 10),
+            ("c", "rack2", 30, 10),
+            ("d", "rack3", 20, 10),
+        ];
+        let label = SpreadConstraint {
+            spread_by_label: Some("rack".into()),
+            min_groups: 3,
+            max_groups: 3,
+            ..Default::default()
+        };
+        let got = with_candidates(&rows, |c| {
+            select(c, &[cluster(3, 3), label], Need::Replicas(3), 3, false).map(|s| names(&s))
+        });
+        assert_eq!(
+            got,
+            Ok(vec!["c".to_string(), "d".to_string(), "a".to_string()])
+        );
+    }
+
+    #[test]
+    fn two_group_constraints_are_unsupported() {
+        let rows = [("a", "r1", 0, 10)];
+        let got = with_candidates(&rows, |c| {
+            select(
+                c,
+                &[
+                    cluster(1, 0),
+                    by(SpreadByField::Region, 1, 1),
+                    by(SpreadByField::Zone, 1, 1),
+                ],
+                Need::Replicas(1),
+                1,
+                false,
+            )
+            .map(|s| names(&s))
+        });
+        assert!(matches!(got, Err(SelectError::Unsupported(_))), "{got:?}");
+    }
+
+    #[test]
+    fn many_groups_use_the_greedy_path_and_still_satisfy_constraints() {
+        let rows: Vec<(String, String, i64, i64)> = (0..200)
+            .map(|i| {
+                (
+                    format!("c{i:03}"),
+                    format!("g{:02}", i % 40),
+                    (i % 17) as i64,
+                    5,
+                )
+            })
+            .collect();
+        let rows: Vec<Row<'_>> = rows
+            .iter()
+            .map(|(a, b, s, v)| (a.as_str(), b.as_str(), *s, *v))
+            .collect();
+        let got = with_candidates(&rows, |c| {
+            select(
+                c,
+                &[cluster(10, 12), by(SpreadByField::Region, 3, 0)],
+                Need::Replicas(10),
+                10,
+                false,
+            )
+            .map(|s| names(&s))
+        });
+        let got = got.expect("schedulable");
+        assert!(got.len() >= 10 && got.len() <= 12, "{got:?}");
+    }
+}
