@@ -174,7 +174,7 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
     }
     let cluster = state
         .cluster(&cluster_name)
-        .ok_or_else(|| Error::path_not_found())?;
+        .ok_or_else(Error::path_not_found)?;
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     let method = parts.method.clone();
     let get_only = |r: Result<Response>| {

@@ -289,7 +289,7 @@ impl Server {
     }
 
     /// Remove a logical cluster and everything stored in it.
-    pub fn remove_cluster(&self, name: &str) -> Result<()> {
+    pub async fn remove_cluster(&self, name: &str) -> Result<()> {
         if name == DEFAULT_CLUSTER {
             return Err(Error::InvalidClusterName(name.to_string()));
         }
@@ -300,8 +300,8 @@ impl Server {
             .unwrap_or_else(|p| p.into_inner())
             .remove(name)
             .ok_or_else(|| Error::ClusterNotFound(name.to_string()))?;
-        removed.destroy();
-        self.write_kubeconfig()
+        self.write_kubeconfig()?;
+        removed.destroy().await
     }
 
     /// A kube client for a logical cluster (None = default), built from the kubeconfig.
@@ -339,6 +339,11 @@ impl Server {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        if let Some(w) = &self.state.persist
+            && let Err(e) = w.flush().await
+        {
+            tracing::warn!("flush storage on shutdown: {e}");
+        }
     }
 }
 

@@ -77,6 +77,9 @@ pub struct WatchEvent {
     pub prev: Option<Arc<Value>>,
 }
 
+/// Receiver of a cluster's watch events.
+pub type EventReceiver = broadcast::Receiver<Arc<WatchEvent>>;
+
 /// Objects of one resource, by (namespace, name).
 pub type Objects = BTreeMap<(String, String), Arc<Value>>;
 
@@ -396,10 +399,7 @@ impl ClusterStore {
 
     /// Subscribe to events after `rv`: returns the backlog from history and a receiver for
     /// later events (which may repeat backlog events; skip RVs already seen).
-    pub fn watch_from(
-        &self,
-        rv: u64,
-    ) -> Result<(Vec<Arc<WatchEvent>>, broadcast::Receiver<Arc<WatchEvent>>)> {
+    pub fn watch_from(&self, rv: u64) -> Result<(Vec<Arc<WatchEvent>>, EventReceiver)> {
         let guard = self.lock();
         let backlog = guard.events_since(rv).ok_or_else(|| {
             Error::gone(format!(
@@ -422,9 +422,12 @@ impl ClusterStore {
     }
 
     /// Forget every row of this cluster in durable storage.
-    pub fn destroy(&self) {
+    pub async fn destroy(&self) -> Result<()> {
         if let Some(p) = &self.persist {
-            p.drop_cluster(&self.name);
+            p.drop_cluster(&self.name)
+                .await
+                .map_err(|_| Error::StorageClosed)??;
         }
+        Ok(())
     }
 }

@@ -157,7 +157,7 @@ async fn logical_clusters_survive_restart() -> Result<()> {
             .as_deref(),
         Some("1")
     );
-    server.remove_cluster("member-a")?;
+    server.remove_cluster("member-a").await?;
     server.shutdown().await;
     let server = Server::start(Config::new(dir.path())).await?;
     assert_eq!(server.clusters(), vec!["default".to_string()]);

@@ -538,7 +538,7 @@ async fn logical_clusters_are_isolated() -> Result<()> {
     );
     let kubeconfig = std::fs::read_to_string(server.kubeconfig_path())?;
     assert!(kubeconfig.contains("name: member-1") && kubeconfig.contains("/clusters/member-1"));
-    server.remove_cluster("member-1")?;
+    server.remove_cluster("member-1").await?;
     assert!(member.list(&ListParams::default()).await.is_err());
     Ok(())
 }

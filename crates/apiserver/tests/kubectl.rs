@@ -168,14 +168,7 @@ async fn kubectl_round_trip() -> Result<()> {
     assert!(out.contains("condition met"), "{out}");
     let out = k.run(&["apply", "--validate=false", "-f", &cr]).await?;
     assert!(out.contains("widget.example.com/w1 created"), "{out}");
-    let out = k
-        .run(&[
-            "apply",
-            "--validate=false",
-            "-f",
-            &cr.replace("cr.yaml", "cr.yaml"),
-        ])
-        .await?;
+    let out = k.run(&["apply", "--validate=false", "-f", &cr]).await?;
     assert!(out.contains("unchanged"), "{out}");
     std::fs::write(&cr, CR.replace("size: 1", "size: 2"))?;
     let out = k.run(&["apply", "--validate=false", "-f", &cr]).await?;

@@ -254,13 +254,7 @@ fn prepare_crd(txn: &Txn<'_>, obj: &mut Value, old: Option<&Value>) -> Result<()
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    if versions.is_empty() {
-        cause(
-            "spec.versions",
-            "FieldValueInvalid",
-            "must have exactly one version marked as storage version",
-        );
-    } else if versions
+    if versions
         .iter()
         .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
         .count()
@@ -454,10 +448,11 @@ pub async fn create(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -> Resu
     {
         o.remove("status");
     }
-    if info.plural == "namespaces" && info.group.is_empty() {
-        if let Some(o) = obj.as_object_mut() {
-            o.insert("status".into(), json!({"phase": "Active"}));
-        }
+    if info.plural == "namespaces"
+        && info.group.is_empty()
+        && let Some(o) = obj.as_object_mut()
+    {
+        o.insert("status".into(), json!({"phase": "Active"}));
     }
     if info.group.is_empty() && info.plural == "secrets" {
         normalize_secret(&mut obj)?;

@@ -35,6 +35,10 @@ enum Msg {
     },
     DropCluster {
         cluster: String,
+        ack: Option<oneshot::Sender<Result<()>>>,
+    },
+    Flush {
+        ack: oneshot::Sender<Result<()>>,
     },
 }
 
@@ -214,11 +218,23 @@ impl Writer {
         });
     }
 
-    /// Delete every row of a cluster.
-    pub fn drop_cluster(&self, cluster: &str) {
+    /// Delete every row of a cluster; resolves once committed.
+    pub fn drop_cluster(&self, cluster: &str) -> oneshot::Receiver<Result<()>> {
+        let (ack, rx) = oneshot::channel();
         let _ = self.tx.send(Msg::DropCluster {
             cluster: cluster.to_string(),
+            ack: Some(ack),
         });
+        rx
+    }
+
+    /// Resolves once everything queued before it is committed.
+    pub async fn flush(&self) -> Result<()> {
+        let (ack, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Flush { ack })
+            .map_err(|_| Error::StorageClosed)?;
+        rx.await.map_err(|_| Error::StorageClosed)?
     }
 }
 
@@ -234,8 +250,9 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Msg>) {
         let outcome = apply_batch(&mut conn, &batch);
         for msg in batch {
             let ack = match msg {
-                Msg::Write { ack, .. } | Msg::CreateCluster { ack, .. } => ack,
-                Msg::Prune { .. } | Msg::DropCluster { .. } => continue,
+                Msg::Write { ack, .. } | Msg::CreateCluster { ack, .. } | Msg::Flush { ack } => ack,
+                Msg::DropCluster { ack: Some(ack), .. } => ack,
+                Msg::Prune { .. } | Msg::DropCluster { ack: None, .. } => continue,
             };
             let _ = ack.send(match &outcome {
                 Ok(()) => Ok(()),
@@ -315,7 +332,8 @@ fn apply_batch(conn: &mut Connection, batch: &[Msg]) -> rusqlite::Result<()> {
                         params![cluster, to_i64(*rv)],
                     )?;
                 }
-                Msg::DropCluster { cluster } => {
+                Msg::Flush { .. } => {}
+                Msg::DropCluster { cluster, .. } => {
                     tx.execute("DELETE FROM objects WHERE cluster = ?1", [cluster])?;
                     tx.execute("DELETE FROM events WHERE cluster = ?1", [cluster])?;
                     tx.execute("DELETE FROM clusters WHERE name = ?1", [cluster])?;
