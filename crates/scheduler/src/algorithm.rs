@@ -308,3 +308,6 @@ fn schedule_term(
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests;

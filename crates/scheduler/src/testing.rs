@@ -70,11 +70,20 @@ fn quantities(pairs: &[(&str, &str)]) -> BTreeMap<String, Quantity> {
 }
 
 impl ClusterBuilder {
-    /// A Push cluster with no labels, location, taints or status.
+    /// A Push cluster with no labels, location, taints or resource summary, serving
+    /// `apps/v1` Deployments and `v1` ConfigMaps (see [`Self::no_apis`]).
     pub fn new(name: &str) -> Self {
         let mut cluster = Cluster::new(name, ClusterSpec::default());
         cluster.status = Some(ClusterStatus::default());
         Self { cluster }
+            .api("apps/v1", "Deployment")
+            .api("v1", "ConfigMap")
+    }
+
+    /// Forgets every API enablement.
+    pub fn no_apis(mut self) -> Self {
+        self.status().api_enablements.clear();
+        self
     }
 
     fn status(&mut self) -> &mut ClusterStatus {

@@ -55,31 +55,35 @@ mod tests {
             ),
             (
                 "nothing reported",
-                ClusterBuilder::new("m1"),
+                ClusterBuilder::new("m1").no_apis(),
                 deployment(),
                 false,
             ),
             (
                 "other kind",
-                ClusterBuilder::new("m1").api("apps/v1", "StatefulSet"),
+                ClusterBuilder::new("m1")
+                    .no_apis()
+                    .api("apps/v1", "StatefulSet"),
                 deployment(),
                 false,
             ),
             (
                 "other version",
-                ClusterBuilder::new("m1").api("apps/v1beta1", "Deployment"),
+                ClusterBuilder::new("m1")
+                    .no_apis()
+                    .api("apps/v1beta1", "Deployment"),
                 deployment(),
                 false,
             ),
             (
                 "core group",
-                ClusterBuilder::new("m1").api("v1", "ConfigMap"),
+                ClusterBuilder::new("m1").no_apis().api("v1", "ConfigMap"),
                 BindingBuilder::new().resource("v1", "ConfigMap"),
                 true,
             ),
             (
                 "already targeted",
-                ClusterBuilder::new("m1"),
+                ClusterBuilder::new("m1").no_apis(),
                 deployment().previous(&[("m1", 2)]),
                 true,
             ),
