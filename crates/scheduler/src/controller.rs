@@ -237,10 +237,10 @@ impl Fleet {
     fn snapshot(&self) -> Arc<Snapshot> {
         let generation = self.generation.load(Ordering::Acquire);
         let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((g, snapshot)) = cached.as_ref() {
-            if *g == generation {
-                return snapshot.clone();
-            }
+        if let Some((g, snapshot)) = cached.as_ref()
+            && *g == generation
+        {
+            return snapshot.clone();
         }
         let snapshot = Arc::new(Snapshot::new(self.store.state()));
         *cached = Some((generation, snapshot.clone()));
@@ -269,6 +269,7 @@ struct Context {
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
     options: Options,
+    apply_supported: std::sync::atomic::AtomicBool,
 }
 
 fn key_of<K: Binding>(binding: &K) -> String {
@@ -347,17 +348,8 @@ async fn reconcile_inner<K: Binding>(binding: &K, ctx: &Context) -> Result<Actio
                     "metadata": {"name": name, "annotations": {APPLIED_PLACEMENT: placement}},
                     "spec": {"clusters": decision.clusters},
                 });
-                let updated = api
-                    .patch(
-                        &name,
-                        &PatchParams::apply(SCHEDULER).force(),
-                        &Patch::Apply(&patch),
-                    )
-                    .await
-                    .map_err(|source| Error::Kube {
-                        action: format!("apply spec.clusters of {name}"),
-                        source,
-                    })?;
+                let updated =
+                    apply_spec(ctx, &api, &name, resource_version.as_deref(), &patch).await?;
                 generation = updated.meta().generation;
                 resource_version = updated.meta().resource_version.clone();
                 info!(clusters = ?decision.clusters, reason, "scheduled");
@@ -368,10 +360,10 @@ async fn reconcile_inner<K: Binding>(binding: &K, ctx: &Context) -> Result<Actio
             next.scheduler_observing_affinity_name = decision.affinity_name.clone();
             if decision.clusters != spec.clusters || fresh || status.last_scheduled_time.is_none() {
                 let mut at = now();
-                if let Some(triggered) = &spec.reschedule_triggered_at {
-                    if triggered.0 >= at.0 {
-                        at = Time(triggered.0 + k8s_openapi::jiff::SignedDuration::from_secs(1));
-                    }
+                if let Some(triggered) = &spec.reschedule_triggered_at
+                    && triggered.0 >= at.0
+                {
+                    at = Time(triggered.0 + k8s_openapi::jiff::SignedDuration::from_secs(1));
                 }
                 next.last_scheduled_time = Some(at);
             }
@@ -430,6 +422,52 @@ async fn reconcile_inner<K: Binding>(binding: &K, ctx: &Context) -> Result<Actio
         }
         Err(error) => Err(error),
     }
+}
+
+/// Writes `spec.clusters` and the applied-placement annotation: server-side apply with the
+/// scheduler's field manager, or — when the server answers 415 because it does not implement
+/// apply patches — a JSON merge patch guarded by `resourceVersion` under the same field manager.
+async fn apply_spec<K: Binding>(
+    ctx: &Context,
+    api: &Api<K>,
+    name: &str,
+    resource_version: Option<&str>,
+    patch: &serde_json::Value,
+) -> Result<K> {
+    let failed = |source| Error::Kube {
+        action: format!("write spec.clusters of {name}"),
+        source,
+    };
+    if ctx.apply_supported.load(Ordering::Relaxed) {
+        match api
+            .patch(
+                name,
+                &PatchParams::apply(SCHEDULER).force(),
+                &Patch::Apply(patch),
+            )
+            .await
+        {
+            Ok(updated) => return Ok(updated),
+            Err(kube::Error::Api(status)) if status.code == 415 => {
+                warn!("the API server does not support server-side apply; using merge patches");
+                ctx.apply_supported.store(false, Ordering::Relaxed);
+            }
+            Err(e) => return Err(failed(e)),
+        }
+    }
+    let mut merge = patch.clone();
+    if let Some(object) = merge.as_object_mut() {
+        object.remove("apiVersion");
+        object.remove("kind");
+    }
+    merge["metadata"]["resourceVersion"] = json!(resource_version);
+    let params = PatchParams {
+        field_manager: Some(SCHEDULER.to_owned()),
+        ..Default::default()
+    };
+    api.patch(name, &params, &Patch::Merge(&merge))
+        .await
+        .map_err(failed)
 }
 
 fn truncate(text: &str, max: usize) -> String {
@@ -548,6 +586,7 @@ pub async fn run(client: Client, options: Options) -> Result<()> {
         recorder,
         failures: Mutex::new(HashMap::new()),
         options,
+        apply_supported: true.into(),
     });
     let rb = run_kind::<ResourceBinding>(client.clone(), ctx.clone(), trigger.subscribe());
     let crb = run_kind::<ClusterResourceBinding>(client, ctx, trigger.subscribe());

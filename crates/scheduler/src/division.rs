@@ -296,7 +296,8 @@ fn dynamic<'a>(
         })
         .collect();
     let assigned: i64 = scheduled.iter().map(|(_, r)| r).sum();
-    let by_value_desc = |list: &mut Vec<(&'a str, i64)>| list.sort_by(|a, b| b.1.cmp(&a.1));
+    let by_value_desc =
+        |list: &mut Vec<(&'a str, i64)>| list.sort_by_key(|entry| std::cmp::Reverse(entry.1));
 
     if division.fresh {
         let mut available: Vec<(&'a str, i64)> = selected
@@ -380,6 +381,14 @@ fn divide<'a>(
 mod tests {
     use super::*;
 
+    /// name, votes, seats, expected seats.
+    type WebsterCase = (
+        &'static str,
+        Vec<(&'static str, i64)>,
+        i64,
+        Vec<(&'static str, i64)>,
+    );
+
     fn webster_table(
         votes: &[(&'static str, i64)],
         seats: i64,
@@ -391,7 +400,7 @@ mod tests {
     #[test]
     fn webster_worked_examples() {
         use TieBreak::NameAscending as Asc;
-        let table: Vec<(&str, Vec<(&str, i64)>, i64, Vec<(&str, i64)>)> = vec![
+        let table: Vec<WebsterCase> = vec![
             (
                 "230k votes over 8 seats",
                 vec![("a", 100_000), ("b", 80_000), ("c", 30_000), ("d", 20_000)],

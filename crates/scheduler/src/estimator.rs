@@ -97,6 +97,14 @@ mod tests {
     use super::*;
     use crate::testing::{BindingBuilder, ClusterBuilder};
 
+    /// name, cluster, per-replica request, expected replicas.
+    type EstimateCase = (
+        &'static str,
+        ClusterBuilder,
+        &'static [(&'static str, &'static str)],
+        i64,
+    );
+
     fn estimate(cluster: ClusterBuilder, request: &[(&str, &str)]) -> i64 {
         let cluster = cluster.build();
         let capacity = cluster
@@ -113,7 +121,7 @@ mod tests {
     #[test]
     fn estimates_follow_the_scarcest_resource_and_pods() {
         let c = |name| ClusterBuilder::new(name);
-        let table: Vec<(&str, ClusterBuilder, &[(&str, &str)], i64)> = vec![
+        let table: Vec<EstimateCase> = vec![
             ("no summary", c("a"), &[("cpu", "1")], 0),
             (
                 "cpu bound",

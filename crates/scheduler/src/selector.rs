@@ -16,10 +16,10 @@ use k8s_openapi::{
 /// Whether `labels` satisfy `selector` (matchLabels and matchExpressions, ANDed). An empty
 /// selector matches everything. Unknown operators match nothing.
 pub fn label_selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    if let Some(match_labels) = &selector.match_labels {
-        if !match_labels.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-            return false;
-        }
+    if let Some(match_labels) = &selector.match_labels
+        && !match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+    {
+        return false;
     }
     selector.match_expressions.iter().flatten().all(|req| {
         let value = labels.get(&req.key);
@@ -89,10 +89,10 @@ pub fn cluster_matches(cluster: &Cluster, affinity: &ClusterAffinity) -> bool {
             return false;
         }
     }
-    if let Some(fields) = &affinity.field_selector {
-        if !field_selector_matches(fields, cluster) {
-            return false;
-        }
+    if let Some(fields) = &affinity.field_selector
+        && !field_selector_matches(fields, cluster)
+    {
+        return false;
     }
     affinity.cluster_names.is_empty() || affinity.cluster_names.iter().any(|n| n == name)
 }
@@ -100,10 +100,11 @@ pub fn cluster_matches(cluster: &Cluster, affinity: &ClusterAffinity) -> bool {
 /// Whether `toleration` tolerates `taint` (the core/v1 rules: an empty key with `Exists`
 /// matches every key, an empty effect matches every effect, `Equal` is the default operator).
 pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    if let Some(effect) = toleration.effect.as_deref() {
-        if !effect.is_empty() && effect != taint.effect {
-            return false;
-        }
+    if let Some(effect) = toleration.effect.as_deref()
+        && !effect.is_empty()
+        && effect != taint.effect
+    {
+        return false;
     }
     let key = toleration.key.as_deref().unwrap_or_default();
     if !key.is_empty() && key != taint.key {

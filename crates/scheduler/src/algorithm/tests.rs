@@ -10,6 +10,14 @@ use flotilla_api::{
 use super::*;
 use crate::testing::{BindingBuilder, ClusterBuilder, EVEN_UID, ODD_UID, toleration};
 
+/// One table row: name, fleet, binding, expected result.
+type Case = (
+    &'static str,
+    Vec<Cluster>,
+    BindingBuilder,
+    Vec<(&'static str, i32)>,
+);
+
 fn run(clusters: Vec<Cluster>, binding: &ResourceBinding) -> Result<Decision> {
     let snapshot = Snapshot::from_clusters(clusters);
     schedule(&snapshot, &ScheduleInput::from_resource_binding(binding))
@@ -41,7 +49,7 @@ fn static_weight_tables() {
     let four = || pods(&[("a", 100), ("b", 100), ("c", 100), ("d", 100)]);
     let w321 = [("a", 3), ("b", 2), ("c", 1)];
     let w2111 = [("a", 2), ("b", 1), ("c", 1), ("d", 1)];
-    let table: Vec<(&str, Vec<Cluster>, BindingBuilder, Vec<(&str, i32)>)> = vec![
+    let table: Vec<Case> = vec![
         (
             "3:2:1 at 12",
             three(),
@@ -205,7 +213,7 @@ fn uid_parity_decides_ties() {
 
 #[test]
 fn dynamic_and_aggregated_worked_examples() {
-    let table: Vec<(&str, Vec<Cluster>, BindingBuilder, Vec<(&str, i32)>)> = vec![
+    let table: Vec<Case> = vec![
         (
             "scale-down 2/4/6 to 6 divides by the previous result",
             pods(&[("m1", 10), ("m2", 10), ("m3", 10)]),
