@@ -116,7 +116,7 @@ fn valid_cluster_name(name: &str) -> bool {
 }
 
 /// Create the namespaces every cluster starts with.
-async fn seed(store: &ClusterStore) -> Result<()> {
+pub async fn seed(store: &ClusterStore) -> Result<()> {
     let now = handlers::crud::now();
     store
         .write(|txn| {

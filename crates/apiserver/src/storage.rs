@@ -97,6 +97,7 @@ pub struct ClusterState {
     /// Served resources (built-ins and CRDs).
     pub registry: Registry,
     last_prune: u64,
+    history_limit: usize,
 }
 
 impl ClusterState {
@@ -108,6 +109,7 @@ impl ClusterState {
             history_start: 0,
             registry,
             last_prune: 0,
+            history_limit: HISTORY_LIMIT,
         }
     }
 
@@ -276,6 +278,13 @@ impl std::fmt::Debug for ClusterStore {
 
 impl ClusterStore {
     /// A new, empty cluster.
+    /// A new, empty, in-memory cluster keeping only `limit` watch events (tests of 410).
+    pub fn with_history_limit(name: &str, limit: usize) -> Self {
+        let mut state = ClusterState::new(Registry::new());
+        state.history_limit = limit;
+        Self::from_state(name, state, None)
+    }
+
     pub fn new(name: &str, persist: Option<sqlite::Writer>) -> Self {
         Self::from_state(name, ClusterState::new(Registry::new()), persist)
     }
@@ -377,7 +386,7 @@ impl ClusterStore {
                 let _ = self.events.send(e);
             }
             let mut prune_to = None;
-            while guard.history.len() > HISTORY_LIMIT {
+            while guard.history.len() > guard.history_limit {
                 if let Some(old) = guard.history.pop_front() {
                     guard.history_start = old.rv;
                 }

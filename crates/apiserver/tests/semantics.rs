@@ -1,0 +1,481 @@
+//! API semantics checked through the router without TLS: discovery documents, error Status
+//! codes, watch edge cases (410, selector transitions), status subresource by PUT, CRD
+//! validation and name conflicts, deletecollection.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use anyhow::Result;
+use axum::Router;
+use axum::body::Body;
+use flotilla_apiserver::app::{AppState, app};
+use flotilla_apiserver::storage::ClusterStore;
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+const TOKEN: &str = "test-token";
+
+async fn router(history_limit: usize) -> Result<Router> {
+    let store = Arc::new(ClusterStore::with_history_limit("default", history_limit));
+    flotilla_apiserver::seed(&store).await?;
+    let mut clusters = HashMap::new();
+    clusters.insert("default".to_string(), store);
+    Ok(app(Arc::new(AppState {
+        clusters: RwLock::new(clusters),
+        token: TOKEN.into(),
+        persist: None,
+    })))
+}
+
+async fn call(
+    app: &Router,
+    method: &str,
+    path: &str,
+    ct: Option<&str>,
+    body: Option<Value>,
+) -> Result<(u16, Value, String)> {
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {TOKEN}"));
+    if let Some(ct) = ct {
+        req = req.header("content-type", ct);
+    }
+    let body = body
+        .map(|b| serde_json::to_vec(&b))
+        .transpose()?
+        .unwrap_or_default();
+    let resp = app.clone().oneshot(req.body(Body::from(body))?).await?;
+    let code = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await?.to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    Ok((
+        code,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        text,
+    ))
+}
+
+fn events(text: &str) -> Vec<(String, Value)> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|v| {
+            (
+                v["type"].as_str().unwrap_or("").to_string(),
+                v["object"].clone(),
+            )
+        })
+        .collect()
+}
+
+const CMS: &str = "/api/v1/namespaces/default/configmaps";
+
+#[tokio::test]
+async fn discovery_lists_names_verbs_and_subresources() -> Result<()> {
+    let app = router(100).await?;
+    let (code, v, _) = call(&app, "GET", "/version", None, None).await?;
+    assert_eq!((code, v["major"].as_str()), (200, Some("1")));
+    let (_, api, _) = call(&app, "GET", "/api", None, None).await?;
+    assert_eq!(api["versions"], json!(["v1"]));
+    let (_, core, _) = call(&app, "GET", "/api/v1", None, None).await?;
+    let cm = core["resources"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["name"] == "configmaps"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(cm["kind"], "ConfigMap");
+    assert_eq!(cm["singularName"], "configmap");
+    assert_eq!(cm["namespaced"], true);
+    assert_eq!(cm["shortNames"], json!(["cm"]));
+    assert!(cm["verbs"].as_array().is_some_and(|v| v.len() == 8));
+    let (_, apps, _) = call(&app, "GET", "/apis/apps/v1", None, None).await?;
+    let names: Vec<&str> = apps["resources"]
+        .as_array()
+        .map(|r| r.iter().filter_map(|x| x["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        names.contains(&"deployments/scale") && names.contains(&"daemonsets/status"),
+        "{names:?}"
+    );
+    assert!(!names.contains(&"daemonsets/scale"));
+    let (_, groups, _) = call(&app, "GET", "/apis", None, None).await?;
+    let gnames: Vec<&str> = groups["groups"]
+        .as_array()
+        .map(|g| g.iter().filter_map(|x| x["name"].as_str()).collect())
+        .unwrap_or_default();
+    for g in [
+        "apps",
+        "batch",
+        "coordination.k8s.io",
+        "networking.k8s.io",
+        "rbac.authorization.k8s.io",
+        "certificates.k8s.io",
+        "events.k8s.io",
+        "apiextensions.k8s.io",
+    ] {
+        assert!(gnames.contains(&g), "{g} missing from {gnames:?}");
+    }
+    let (code, g, _) = call(&app, "GET", "/apis/apps", None, None).await?;
+    assert_eq!(
+        (code, g["preferredVersion"]["groupVersion"].as_str()),
+        (200, Some("apps/v1"))
+    );
+    let (code, _, _) = call(&app, "GET", "/apis/nope.example.com/v1", None, None).await?;
+    assert_eq!(code, 404);
+    Ok(())
+}
+
+#[tokio::test]
+async fn unauthenticated_requests_get_401_status() -> Result<()> {
+    let app = router(100).await?;
+    let resp = app
+        .clone()
+        .oneshot(http::Request::get(CMS).body(Body::empty())?)
+        .await?;
+    assert_eq!(resp.status().as_u16(), 401);
+    let bytes = resp.into_body().collect().await?.to_bytes();
+    let status: Value = serde_json::from_slice(&bytes)?;
+    assert_eq!(
+        (status["kind"].as_str(), status["reason"].as_str()),
+        (Some("Status"), Some("Unauthorized"))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn watch_from_compacted_rv_gets_410_error_event() -> Result<()> {
+    let app = router(5).await?;
+    for i in 0..10 {
+        let (code, _, _) = call(
+            &app,
+            "POST",
+            CMS,
+            None,
+            Some(json!({"metadata": {"name": format!("c{i}")}})),
+        )
+        .await?;
+        assert_eq!(code, 201);
+    }
+    let (code, _, text) = call(
+        &app,
+        "GET",
+        &format!("{CMS}?watch=true&resourceVersion=1&timeoutSeconds=1"),
+        None,
+        None,
+    )
+    .await?;
+    assert_eq!(code, 200);
+    let ev = events(&text);
+    assert_eq!(ev.len(), 1, "{text}");
+    assert_eq!(ev[0].0, "ERROR");
+    assert_eq!(
+        (ev[0].1["code"].as_i64(), ev[0].1["reason"].as_str()),
+        (Some(410), Some("Expired"))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn watch_with_selector_sees_objects_enter_and_leave() -> Result<()> {
+    let app = router(100).await?;
+    let (_, list, _) = call(&app, "GET", CMS, None, None).await?;
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or("0")
+        .to_string();
+    call(
+        &app,
+        "POST",
+        CMS,
+        None,
+        Some(json!({"metadata": {"name": "a", "labels": {"team": "x"}}})),
+    )
+    .await?;
+    call(
+        &app,
+        "PATCH",
+        &format!("{CMS}/a"),
+        Some("application/merge-patch+json"),
+        Some(json!({"data": {"k": "v"}})),
+    )
+    .await?;
+    call(
+        &app,
+        "PATCH",
+        &format!("{CMS}/a"),
+        Some("application/merge-patch+json"),
+        Some(json!({"metadata": {"labels": {"team": "y"}}})),
+    )
+    .await?;
+    call(
+        &app,
+        "PATCH",
+        &format!("{CMS}/a"),
+        Some("application/merge-patch+json"),
+        Some(json!({"metadata": {"labels": {"team": "x"}}})),
+    )
+    .await?;
+    call(&app, "DELETE", &format!("{CMS}/a"), None, None).await?;
+    let (_, _, text) = call(
+        &app,
+        "GET",
+        &format!("{CMS}?watch=1&labelSelector=team%3Dx&resourceVersion={rv}&timeoutSeconds=1"),
+        None,
+        None,
+    )
+    .await?;
+    let kinds: Vec<String> = events(&text).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        kinds,
+        vec!["ADDED", "MODIFIED", "DELETED", "ADDED", "DELETED"]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn status_subresource_update_semantics_by_put() -> Result<()> {
+    let app = router(100).await?;
+    let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"replicas": 1}, "status": {"replicas": 9}});
+    let path = "/apis/apps/v1/namespaces/default/deployments";
+    let (code, created, _) = call(&app, "POST", path, None, Some(deploy)).await?;
+    assert_eq!(code, 201);
+    assert!(created.get("status").is_none());
+    let mut with_status = created.clone();
+    with_status["status"] = json!({"replicas": 1});
+    with_status["spec"]["replicas"] = json!(3);
+    let (code, after, _) = call(
+        &app,
+        "PUT",
+        &format!("{path}/d/status"),
+        None,
+        Some(with_status),
+    )
+    .await?;
+    assert_eq!(code, 200);
+    assert_eq!(after["status"]["replicas"], 1);
+    assert_eq!(after["spec"]["replicas"], 1, "/status ignores spec");
+    assert_eq!(after["metadata"]["generation"], 1);
+    let (code, _, _) = call(&app, "DELETE", &format!("{path}/d/status"), None, None).await?;
+    assert_eq!(code, 405);
+    // Stale RV through /status conflicts too.
+    let (code, s, _) = call(
+        &app,
+        "PUT",
+        &format!("{path}/d/status"),
+        None,
+        Some(created),
+    )
+    .await?;
+    assert_eq!((code, s["reason"].as_str()), (409, Some("Conflict")));
+    Ok(())
+}
+
+#[tokio::test]
+async fn selectors_and_bad_requests_answer_with_status() -> Result<()> {
+    let app = router(100).await?;
+    let (code, s, _) = call(
+        &app,
+        "GET",
+        &format!("{CMS}?fieldSelector=spec.x%3Dy"),
+        None,
+        None,
+    )
+    .await?;
+    assert_eq!((code, s["reason"].as_str()), (400, Some("BadRequest")));
+    let (code, _, _) = call(
+        &app,
+        "GET",
+        &format!("{CMS}?labelSelector=a%20in%20b"),
+        None,
+        None,
+    )
+    .await?;
+    assert_eq!(code, 400);
+    let (code, s, _) = call(&app, "POST", CMS, None, Some(json!({"metadata": {}}))).await?;
+    assert_eq!((code, s["reason"].as_str()), (422, Some("Invalid")));
+    let (code, _, _) = call(
+        &app,
+        "POST",
+        CMS,
+        None,
+        Some(json!({"metadata": {"name": "x", "namespace": "other"}})),
+    )
+    .await?;
+    assert_eq!(code, 400);
+    let (code, _, _) = call(
+        &app,
+        "PATCH",
+        &format!("{CMS}/missing"),
+        Some("application/merge-patch+json"),
+        Some(json!({})),
+    )
+    .await?;
+    assert_eq!(code, 404);
+    let (code, s, _) = call(
+        &app,
+        "PATCH",
+        &format!("{CMS}/missing"),
+        Some("application/apply-patch+yaml"),
+        Some(json!({})),
+    )
+    .await?;
+    assert_eq!(
+        (code, s["reason"].as_str()),
+        (415, Some("UnsupportedMediaType"))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn deletecollection_honours_label_selector() -> Result<()> {
+    let app = router(100).await?;
+    for (n, team) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        call(
+            &app,
+            "POST",
+            CMS,
+            None,
+            Some(json!({"metadata": {"name": n, "labels": {"team": team}}})),
+        )
+        .await?;
+    }
+    let (code, deleted, _) = call(
+        &app,
+        "DELETE",
+        &format!("{CMS}?labelSelector=team%3Dx"),
+        None,
+        None,
+    )
+    .await?;
+    assert_eq!(code, 200);
+    assert_eq!(deleted["items"].as_array().map(Vec::len), Some(2));
+    let (_, list, _) = call(&app, "GET", CMS, None, None).await?;
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .map(|i| {
+            i.iter()
+                .filter_map(|o| o["metadata"]["name"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(names, vec!["c"]);
+    Ok(())
+}
+
+fn crd(name: &str, plural: &str, kind: &str, scope: &str) -> Value {
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": name},
+        "spec": {"group": "example.com", "scope": scope,
+            "names": {"plural": plural, "kind": kind, "shortNames": ["gz"], "categories": ["all"]},
+            "versions": [
+                {"name": "v1beta1", "served": true, "storage": false},
+                {"name": "v1", "served": true, "storage": true,
+                 "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.count", "statusReplicasPath": ".status.count"}}}
+            ]}
+    })
+}
+
+#[tokio::test]
+async fn crds_validate_detect_conflicts_and_serve_versions() -> Result<()> {
+    let app = router(100).await?;
+    let crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    let (code, s, _) = call(
+        &app,
+        "POST",
+        crds,
+        None,
+        Some(crd("wrong.example.com", "gizmos", "Gizmo", "Cluster")),
+    )
+    .await?;
+    assert_eq!((code, s["reason"].as_str()), (422, Some("Invalid")));
+    let (code, created, _) = call(
+        &app,
+        "POST",
+        crds,
+        None,
+        Some(crd("gizmos.example.com", "gizmos", "Gizmo", "Cluster")),
+    )
+    .await?;
+    assert_eq!(code, 201);
+    let conds = created["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        conds
+            .iter()
+            .any(|c| c["type"] == "Established" && c["status"] == "True")
+    );
+    assert!(
+        conds
+            .iter()
+            .any(|c| c["type"] == "NamesAccepted" && c["status"] == "True")
+    );
+    let (_, rl, _) = call(&app, "GET", "/apis/example.com/v1", None, None).await?;
+    let main = rl["resources"]
+        .as_array()
+        .and_then(|r| r.iter().find(|x| x["name"] == "gizmos"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (main["namespaced"].as_bool(), main["categories"].clone()),
+        (Some(false), json!(["all"]))
+    );
+    let names: Vec<&str> = rl["resources"]
+        .as_array()
+        .map(|r| r.iter().filter_map(|x| x["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, vec!["gizmos", "gizmos/status", "gizmos/scale"]);
+    let (_, g, _) = call(&app, "GET", "/apis/example.com", None, None).await?;
+    assert_eq!(g["preferredVersion"]["version"], "v1");
+    // Served in both versions, scale via the CRD's paths.
+    let (code, _, _) = call(&app, "POST", "/apis/example.com/v1beta1/gizmos", None, Some(json!({"apiVersion": "example.com/v1beta1", "kind": "Gizmo", "metadata": {"name": "g"}, "spec": {"count": 2}}))).await?;
+    assert_eq!(code, 201);
+    let (_, scale, _) = call(
+        &app,
+        "GET",
+        "/apis/example.com/v1/gizmos/g/scale",
+        None,
+        None,
+    )
+    .await?;
+    assert_eq!(scale["spec"]["replicas"], 2);
+    let (code, g1, _) = call(&app, "GET", "/apis/example.com/v1/gizmos/g", None, None).await?;
+    assert_eq!(
+        (code, g1["apiVersion"].as_str()),
+        (200, Some("example.com/v1"))
+    );
+    // A second CRD claiming the same plural is not accepted.
+    let mut dup = crd("gizmos2.example.com", "gizmos", "Gizmo2", "Cluster");
+    dup["spec"]["names"]["plural"] = json!("gizmos");
+    dup["metadata"]["name"] = json!("gizmos.example.com");
+    let (code, _, _) = call(&app, "POST", crds, None, Some(dup)).await?;
+    assert_eq!(code, 409, "same name already exists");
+    let mut other_kind = crd("widgets.example.com", "widgets", "Gizmo", "Namespaced");
+    other_kind["spec"]["names"]["shortNames"] = json!([]);
+    let (code, c2, _) = call(&app, "POST", crds, None, Some(other_kind)).await?;
+    assert_eq!(code, 201);
+    let conds = c2["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        conds
+            .iter()
+            .any(|c| c["type"] == "NamesAccepted" && c["status"] == "False"),
+        "{conds:?}"
+    );
+    let (code, _, _) = call(
+        &app,
+        "GET",
+        "/apis/example.com/v1/namespaces/default/widgets",
+        None,
+        None,
+    )
+    .await?;
+    assert_eq!(code, 404, "a CRD whose names conflict is not served");
+    Ok(())
+}
