@@ -194,6 +194,13 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
         ["apis", group, version] => {
             return get_only(discovery::resource_list(&cluster, group, version));
         }
+        ["openapi", "v3"] => return get_only(Ok(discovery::openapi_root(&cluster))),
+        ["openapi", "v3", "api", "v1"] => {
+            return get_only(discovery::openapi_group_version(&cluster, "", "v1"));
+        }
+        ["openapi", "v3", "apis", group, version] => {
+            return get_only(discovery::openapi_group_version(&cluster, group, version));
+        }
         _ => {}
     }
     let (group, version, rest) = match s.as_slice() {

@@ -174,6 +174,20 @@ async fn kubectl_round_trip() -> Result<()> {
     let out = k.run(&["apply", "--validate=false", "-f", &cr]).await?;
     assert!(out.contains("configured"), "{out}");
 
+    // Default (strict) client validation works too: /openapi/v3 advertises fieldValidation.
+    let cr2 = write(dir.path(), "cr2.yaml", &CR.replace("name: w1", "name: w2"))?;
+    let out = k.run(&["apply", "-f", &cr2]).await?;
+    assert!(out.contains("widget.example.com/w2 created"), "{out}");
+    std::fs::write(
+        &cr2,
+        CR.replace("name: w1", "name: w2")
+            .replace("size: 1", "size: 5"),
+    )?;
+    let out = k.run(&["apply", "-f", &cr2]).await?;
+    assert!(out.contains("configured"), "{out}");
+    let out = k.run(&["delete", "widget", "w2", "-n", "demo"]).await?;
+    assert!(out.contains("deleted"), "{out}");
+
     let out = k.run(&["get", "widgets", "-n", "demo"]).await?;
     assert!(out.contains("w1"), "{out}");
     let out = k

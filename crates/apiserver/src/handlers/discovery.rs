@@ -110,3 +110,91 @@ pub fn resource_list(cluster: &ClusterStore, group: &str, version: &str) -> Resu
         "resources": resources,
     })))
 }
+
+fn gv_path(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
+}
+
+fn openapi_gv_doc(cluster: &ClusterStore, group: &str, version: &str) -> Option<Value> {
+    let mut paths = serde_json::Map::new();
+    cluster.read(|s| {
+        for info in s.registry.all().filter(|i| i.group == group && i.version == version) {
+            let prefix = gv_path(group, version);
+            let item = if info.namespaced {
+                format!("/{prefix}/namespaces/{{namespace}}/{}/{{name}}", info.plural)
+            } else {
+                format!("/{prefix}/{}/{{name}}", info.plural)
+            };
+            let gvk = json!({"group": group, "version": version, "kind": info.kind});
+            let params = json!([
+                {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+            ]);
+            let op = |action: &str| {
+                json!({
+                    "operationId": format!("{action}{}", info.kind),
+                    "parameters": params,
+                    "responses": {"200": {"description": "OK"}},
+                    "x-kubernetes-action": action,
+                    "x-kubernetes-group-version-kind": gvk,
+                })
+            };
+            paths.insert(
+                item,
+                json!({"get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")}),
+            );
+        }
+    });
+    if paths.is_empty() {
+        return None;
+    }
+    Some(json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": format!("v{MAJOR}.{MINOR}.0")},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }))
+}
+
+fn hash_of(v: &Value) -> String {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(v).unwrap_or_default().hash(&mut h);
+    format!("{:016X}", h.finish())
+}
+
+/// `GET /openapi/v3`: every served group-version with a hashed URL. The per-version documents
+/// carry operations (with `fieldValidation`) and GVKs but no schemas: enough for kubectl's
+/// default validation, which then leaves field validation to the server.
+pub fn openapi_root(cluster: &ClusterStore) -> Response {
+    let groups = cluster.read(|s| s.registry.group_versions());
+    let mut paths = serde_json::Map::new();
+    for (group, versions) in groups {
+        for version in versions {
+            if let Some(doc) = openapi_gv_doc(cluster, &group, &version) {
+                let p = gv_path(&group, &version);
+                paths.insert(
+                    p.clone(),
+                    json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", hash_of(&doc))}),
+                );
+            }
+        }
+    }
+    ok(&json!({"paths": paths}))
+}
+
+/// `GET /openapi/v3/api/v1` or `/openapi/v3/apis/<g>/<v>`.
+pub fn openapi_group_version(
+    cluster: &ClusterStore,
+    group: &str,
+    version: &str,
+) -> Result<Response> {
+    openapi_gv_doc(cluster, group, version)
+        .map(|d| ok(&d))
+        .ok_or_else(Error::path_not_found)
+}
