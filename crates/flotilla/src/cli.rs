@@ -1,7 +1,9 @@
 //! Command-line interface: flag parsing and dispatch to the libraries. Nothing here decides
 //! anything a library could.
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{net::IpAddr, path::PathBuf, process::ExitCode};
+
+use anyhow::Context;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +24,64 @@ pub enum Command {
         /// Write one file per CRD into this directory; print them all to stdout when absent.
         #[arg(long)]
         output_dir: Option<PathBuf>,
+    },
+    /// Run a local hub and member clusters in one process (the hub, its controllers and an
+    /// embedded API server hosting every cluster).
+    Up {
+        /// Where state, certificates and the kubeconfig are kept.
+        #[arg(long, default_value = ".tmp/flotilla")]
+        data_dir: PathBuf,
+        /// How many member clusters to run.
+        #[arg(long, default_value_t = 2)]
+        members: usize,
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind_address: IpAddr,
+        /// The port to listen on (0 picks a free one).
+        #[arg(long, default_value_t = 6443)]
+        port: u16,
+        /// Keep all state in memory instead of under --data-dir.
+        #[arg(long)]
+        in_memory: bool,
+        /// Controllers to run: `*` for all, `-name` to switch one off.
+        #[arg(long, default_value = "*")]
+        controllers: String,
+    },
+    /// Run the hub's controllers against an existing hub API server.
+    Hub {
+        /// Controllers to run: `*` for all, `-name` to switch one off.
+        #[arg(long, default_value = "*")]
+        controllers: String,
+        /// Also install or update the Flotilla CRDs first.
+        #[arg(long)]
+        install_crds: bool,
+    },
+    /// Run the scheduler controller against a hub (KUBECONFIG or in-cluster config).
+    Scheduler,
+    /// Show where the scheduler would place a binding, without a server. FILE is a YAML stream
+    /// of Cluster objects (with status) and one ResourceBinding or ClusterResourceBinding.
+    Schedule {
+        /// The YAML stream to read (`-` for stdin).
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+        /// Output format: json, yaml or table.
+        #[arg(short = 'o', long = "output", default_value = "table")]
+        output: String,
+    },
+    /// Run the embedded Kubernetes-compatible API server.
+    Apiserver {
+        /// Where state, certificates, the token and the kubeconfig are kept.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind_address: IpAddr,
+        /// The port to listen on (0 picks a free one).
+        #[arg(long, default_value_t = 6443)]
+        port: u16,
+        /// Keep objects in memory only; nothing survives a restart.
+        #[arg(long)]
+        in_memory: bool,
     },
     /// Check manifests (files or directories of YAML) against the Flotilla API and its rules.
     Validate {
@@ -68,6 +128,69 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Crds { output_dir } => crds(output_dir),
         Command::Validate { paths } => validate(&paths),
+        Command::Up {
+            data_dir,
+            members,
+            bind_address,
+            port,
+            in_memory,
+            controllers,
+        } => {
+            let options = crate::up::UpOptions {
+                data_dir,
+                members,
+                bind_address,
+                port,
+                in_memory,
+                controllers,
+            };
+            crate::up::up(options).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Hub {
+            controllers,
+            install_crds,
+        } => {
+            let controllers = crate::controllers::select(&controllers)?;
+            let client = kube::Client::try_default()
+                .await
+                .context("connecting to the hub")?;
+            if install_crds {
+                crate::fleet::install_crds(&client).await?;
+            }
+            tokio::select! {
+                result = crate::controllers::run(client, &controllers) => result?,
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Scheduler => {
+            let controllers = crate::controllers::select("scheduler")?;
+            let client = kube::Client::try_default()
+                .await
+                .context("connecting to the hub")?;
+            tokio::select! {
+                result = crate::controllers::run(client, &controllers) => result?,
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schedule { file, output } => schedule(&file, &output),
+        Command::Apiserver {
+            data_dir,
+            bind_address,
+            port,
+            in_memory,
+        } => {
+            let config = flotilla_apiserver::Config {
+                data_dir,
+                bind_address,
+                port,
+                in_memory,
+            };
+            flotilla_apiserver::run(config).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -85,6 +208,25 @@ fn crds(output_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn schedule(file: &std::path::Path, output: &str) -> anyhow::Result<ExitCode> {
+    let format: flotilla_scheduler::OutputFormat = output.parse()?;
+    let input = if file == std::path::Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).context("reading stdin")?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
+    };
+    match flotilla_scheduler::what_if(&input) {
+        Ok(outcome) => {
+            print!("{}", flotilla_scheduler::format_outcome(&outcome, format)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {

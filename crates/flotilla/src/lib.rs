@@ -2,5 +2,8 @@
 //! crates; this crate only reads flags and environment and calls them.
 
 pub mod cli;
+pub mod controllers;
 pub mod crds;
+pub mod fleet;
 pub mod manifests;
+pub mod up;

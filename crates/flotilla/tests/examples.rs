@@ -146,3 +146,60 @@ fn validate_command_rejects_an_invalid_manifest() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn schedule_command_places_the_weighted_example() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
+        .args(["schedule", "-o", "json", "-f"])
+        .arg(examples().join("what-if/nginx-weighted.yaml"))
+        .output()
+        .expect("run flotilla schedule");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let placed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json output");
+    assert_eq!(
+        placed,
+        serde_json::json!([{"name": "member1", "replicas": 2}, {"name": "member2", "replicas": 1}])
+    );
+}
+
+#[test]
+fn schedule_command_explains_why_nothing_fits() {
+    let example = std::fs::read_to_string(examples().join("what-if/nginx-weighted.yaml"))
+        .expect("read example");
+    // Ask for clusters that do not exist in the snapshot.
+    let impossible = example.replace(
+        "clusterNames: [member1, member2]",
+        "clusterNames: [member9]",
+    );
+    assert_ne!(example, impossible);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
+        .args(["schedule", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run flotilla schedule");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(impossible.as_bytes())
+        .expect("write stdin");
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "nothing fits, so the command fails"
+    );
+    for cluster in ["member1", "member2", "member3"] {
+        assert!(
+            stderr.contains(cluster),
+            "every cluster's reason is listed: {stderr}"
+        );
+    }
+}

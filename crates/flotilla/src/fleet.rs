@@ -1,0 +1,160 @@
+//! Setting up a hub: installing the Flotilla CRDs and registering member clusters (a
+//! credentials Secret plus a Push Cluster object). Speaks only `kube::Client`, so it works
+//! against any hub API server.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use anyhow::Context;
+use flotilla_api::{
+    Cluster,
+    cluster::{ClusterSpec, ClusterSyncMode, LocalSecretReference},
+    keys,
+};
+use k8s_openapi::{
+    ByteString,
+    api::core::v1::{Namespace, Secret},
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{ObjectMeta, Patch, PatchParams, PostParams},
+    runtime::wait::{await_condition, conditions},
+};
+
+/// The field manager `flotilla up` writes with.
+pub const FIELD_MANAGER: &str = "flotilla-up";
+
+/// Writes `object` with server-side apply; when the server does not implement apply patches
+/// (415), creates it or replaces it at its current resourceVersion instead.
+async fn apply<K>(api: &Api<K>, object: &K) -> kube::Result<K>
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let name = object.meta().name.clone().unwrap_or_default();
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    match api.patch(&name, &params, &Patch::Apply(object)).await {
+        Err(kube::Error::Api(status)) if status.code == 415 => {}
+        other => return other,
+    }
+    let post = PostParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..Default::default()
+    };
+    match api.get_opt(&name).await? {
+        None => api.create(&post, object).await,
+        Some(current) => {
+            let mut desired = object.clone();
+            desired.meta_mut().resource_version = current.meta().resource_version.clone();
+            api.replace(&name, &post, &desired).await
+        }
+    }
+}
+
+/// Installs (or updates) every Flotilla CRD and waits until each is Established.
+///
+/// # Errors
+///
+/// When the API server rejects a CRD or does not establish it within 30 seconds.
+pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in flotilla_api::crds::all() {
+        let name = crd.name_any();
+        apply(&api, &crd)
+            .await
+            .with_context(|| format!("installing CRD {name}"))?;
+    }
+    for crd in flotilla_api::crds::all() {
+        let name = crd.name_any();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            await_condition(api.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .with_context(|| format!("CRD {name} was not Established within 30s"))?
+        .with_context(|| format!("waiting for CRD {name}"))?;
+    }
+    Ok(())
+}
+
+/// What the hub needs to reach a Push member.
+#[derive(Clone, Debug)]
+pub struct Member {
+    /// The Cluster name.
+    pub name: String,
+    /// The member's API server URL.
+    pub api_endpoint: String,
+    /// A bearer token valid on the member.
+    pub token: String,
+    /// The CA certificate (PEM) of the member's API server.
+    pub ca_pem: String,
+    /// Labels of the Cluster object.
+    pub labels: BTreeMap<String, String>,
+    /// The member's region.
+    pub region: Option<String>,
+}
+
+/// Registers a Push member: the credentials Secret in `flotilla-cluster` and the Cluster.
+/// Idempotent (server-side apply).
+///
+/// # Errors
+///
+/// When the hub rejects a write.
+pub async fn register_member(client: &Client, member: &Member) -> anyhow::Result<()> {
+    let namespace = keys::namespaces::CLUSTER;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(namespace.to_owned()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    apply(&namespaces, &ns)
+        .await
+        .with_context(|| format!("creating namespace {namespace}"))?;
+
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(member.name.clone()),
+            namespace: Some(namespace.to_owned()),
+            ..Default::default()
+        },
+        type_: Some("Opaque".to_owned()),
+        data: Some(BTreeMap::from([
+            (
+                "token".to_owned(),
+                ByteString(member.token.clone().into_bytes()),
+            ),
+            (
+                "caBundle".to_owned(),
+                ByteString(member.ca_pem.clone().into_bytes()),
+            ),
+        ])),
+        ..Default::default()
+    };
+    apply(&secrets, &secret)
+        .await
+        .with_context(|| format!("writing the credentials Secret of {}", member.name))?;
+
+    let clusters: Api<Cluster> = Api::all(client.clone());
+    let mut cluster = Cluster::new(
+        &member.name,
+        ClusterSpec {
+            sync_mode: ClusterSyncMode::Push,
+            api_endpoint: Some(member.api_endpoint.clone()),
+            secret_ref: Some(LocalSecretReference {
+                namespace: namespace.to_owned(),
+                name: member.name.clone(),
+            }),
+            provider: Some("local".to_owned()),
+            region: member.region.clone(),
+            ..Default::default()
+        },
+    );
+    cluster.metadata.labels = Some(member.labels.clone());
+    apply(&clusters, &cluster)
+        .await
+        .with_context(|| format!("registering Cluster {}", member.name))?;
+    Ok(())
+}

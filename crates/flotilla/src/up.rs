@@ -1,0 +1,137 @@
+//! `flotilla up`: a local hub and fleet in one process. One embedded API server serves the hub
+//! at its root and every member as a logical cluster under `/clusters/<name>`; the hub gets the
+//! Flotilla CRDs and a Cluster per member, and the hub's controllers run against it through
+//! `kube::Client`, exactly as they would against a real cluster.
+
+use std::{collections::BTreeMap, net::IpAddr, path::PathBuf};
+
+use anyhow::Context;
+
+use crate::fleet::{self, Member};
+
+/// Options of `flotilla up`.
+#[derive(Clone, Debug)]
+pub struct UpOptions {
+    /// Where the API server keeps its state.
+    pub data_dir: PathBuf,
+    /// How many member clusters to run.
+    pub members: usize,
+    /// The address to listen on.
+    pub bind_address: IpAddr,
+    /// The port (0 picks a free one).
+    pub port: u16,
+    /// Keep everything in memory.
+    pub in_memory: bool,
+    /// The `--controllers` list.
+    pub controllers: String,
+}
+
+/// The name of the `index`-th member (1-based).
+pub fn member_name(index: usize) -> String {
+    format!("member{index}")
+}
+
+/// Regions the local members are spread over, so spread constraints have something to do.
+const REGIONS: [&str; 2] = ["local-east", "local-west"];
+
+/// A running local hub and fleet.
+pub struct Fleet {
+    /// The embedded API server hosting the hub and every member.
+    pub server: flotilla_apiserver::Server,
+    /// A client for the hub.
+    pub hub: kube::Client,
+    /// The member cluster names.
+    pub members: Vec<String>,
+    controllers: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Fleet {
+    /// Starts the API server, creates the members, installs the CRDs, registers every member
+    /// on the hub and starts the hub's controllers.
+    ///
+    /// # Errors
+    ///
+    /// When the API server cannot start or the hub cannot be set up.
+    pub async fn start(options: UpOptions) -> anyhow::Result<Fleet> {
+        let controllers = crate::controllers::select(&options.controllers)?;
+        let config = flotilla_apiserver::Config {
+            data_dir: options.data_dir.clone(),
+            bind_address: options.bind_address,
+            port: options.port,
+            in_memory: options.in_memory,
+        };
+        let server = flotilla_apiserver::Server::start(config)
+            .await
+            .context("starting the embedded API server")?;
+        let hub = server.client(None).await.context("connecting to the hub")?;
+        fleet::install_crds(&hub).await?;
+
+        let existing = server.clusters();
+        let mut members = Vec::new();
+        for index in 1..=options.members {
+            let name = member_name(index);
+            let url = if existing.contains(&name) {
+                server.cluster_url(&name)
+            } else {
+                server
+                    .create_cluster(&name)
+                    .await
+                    .with_context(|| format!("creating member cluster {name}"))?
+            };
+            let member = Member {
+                name: name.clone(),
+                api_endpoint: url,
+                token: server.admin_token().to_owned(),
+                ca_pem: server.ca_pem().to_owned(),
+                labels: BTreeMap::from([("environment".to_owned(), "production".to_owned())]),
+                region: Some(REGIONS[(index - 1) % REGIONS.len()].to_owned()),
+            };
+            fleet::register_member(&hub, &member).await?;
+            members.push(name);
+        }
+        let client = hub.clone();
+        let controllers =
+            tokio::spawn(async move { crate::controllers::run(client, &controllers).await });
+        Ok(Fleet {
+            server,
+            hub,
+            members,
+            controllers,
+        })
+    }
+
+    /// Stops the controllers and the API server.
+    pub async fn stop(self) {
+        self.controllers.abort();
+        let _ = self.controllers.await;
+        self.server.shutdown().await;
+    }
+}
+
+/// Starts the hub and fleet and runs until ctrl-c or until a controller fails.
+///
+/// # Errors
+///
+/// When the API server cannot start, the hub cannot be set up or a controller fails.
+pub async fn up(options: UpOptions) -> anyhow::Result<()> {
+    let mut fleet = Fleet::start(options).await?;
+    println!("Flotilla hub is up at {}", fleet.server.url());
+    println!(
+        "  export KUBECONFIG={}",
+        fleet.server.kubeconfig_path().display()
+    );
+    println!("  kubectl get clusters");
+    for member in &fleet.members {
+        println!("  kubectl --context {member} get namespaces");
+    }
+    println!("Press ctrl-c to stop.");
+    let outcome = tokio::select! {
+        joined = &mut fleet.controllers => match joined {
+            Ok(result) => result,
+            Err(error) => Err(anyhow::anyhow!("controllers stopped: {error}")),
+        },
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    };
+    fleet.server.shutdown().await;
+    outcome
+}

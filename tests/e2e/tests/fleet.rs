@@ -1,0 +1,212 @@
+//! `flotilla up` end to end: the hub and members come up, members are registered with working
+//! credentials, kubectl sees the fleet, and the scheduler places bindings the way the README's
+//! examples say.
+
+use std::{process::Command, time::Duration};
+
+use flotilla_api::{
+    Cluster, ResourceBinding, conditions,
+    work::{ResourceBindingSpec, TargetCluster},
+};
+use flotilla_e2e::{TestFleet, eventually, kubectl};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::{Api, api::PostParams};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_are_registered_with_working_credentials() -> anyhow::Result<()> {
+    let test = TestFleet::start(2).await?;
+    let clusters: Api<Cluster> = Api::all(test.fleet.hub.clone());
+    let mut names: Vec<String> = clusters
+        .list(&Default::default())
+        .await?
+        .items
+        .iter()
+        .filter_map(|c| c.metadata.name.clone())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["member1", "member2"]);
+
+    for name in &names {
+        // Reach the member exactly as the execution controller will: the Cluster's endpoint
+        // with the token and CA from its credentials Secret.
+        let cluster = clusters.get(name).await?;
+        let secret_ref = cluster.spec.secret_ref.clone().expect("secretRef");
+        let secrets: Api<Secret> = Api::namespaced(test.fleet.hub.clone(), &secret_ref.namespace);
+        let secret = secrets.get(&secret_ref.name).await?;
+        let data = secret.data.expect("secret data");
+        let token = String::from_utf8(data["token"].0.clone())?;
+        let ca = String::from_utf8(data["caBundle"].0.clone())?;
+        let endpoint = cluster.spec.api_endpoint.clone().expect("apiEndpoint");
+        assert!(
+            endpoint.ends_with(&format!("/clusters/{name}")),
+            "{endpoint}"
+        );
+
+        let mut config = kube::Config::new(endpoint.parse()?);
+        config.root_cert = Some(vec![pem_to_der(&ca)?]);
+        config.auth_info.token = Some(token.into());
+        let member = kube::Client::try_from(config)?;
+        let namespaces: Api<Namespace> = Api::all(member);
+        let list = namespaces.list(&Default::default()).await?;
+        assert!(
+            list.items
+                .iter()
+                .any(|n| n.metadata.name.as_deref() == Some("default"))
+        );
+        // The member is its own cluster: no Flotilla Clusters there.
+        let member_clusters = test.fleet.server.client(Some(name)).await?;
+        let member_nss: Api<Namespace> = Api::all(member_clusters);
+        assert!(
+            member_nss.get_opt("flotilla-cluster").await?.is_none(),
+            "{name} is not the hub"
+        );
+    }
+    test.fleet.stop().await;
+    Ok(())
+}
+
+fn pem_to_der(pem: &str) -> anyhow::Result<Vec<u8>> {
+    use base64::Engine as _;
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    Ok(base64::engine::general_purpose::STANDARD.decode(body)?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_sees_the_fleet() -> anyhow::Result<()> {
+    let Some(kubectl) = kubectl() else {
+        eprintln!("SKIPPED: no versioned kubectl (/usr/bin/kubectl.1.*) on this machine");
+        return Ok(());
+    };
+    let test = TestFleet::start(2).await?;
+    let home = tempfile::tempdir()?;
+    let run = |args: &[&str]| -> anyhow::Result<String> {
+        let output = Command::new(&kubectl)
+            .env("HOME", home.path())
+            .arg("--kubeconfig")
+            .arg(test.kubeconfig())
+            .args(args)
+            .output()?;
+        anyhow::ensure!(
+            output.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(String::from_utf8(output.stdout)?)
+    };
+    let clusters = run(&["get", "clusters"])?;
+    assert!(
+        clusters.contains("member1") && clusters.contains("member2"),
+        "{clusters}"
+    );
+    let modes = run(&[
+        "get",
+        "clusters",
+        "-o",
+        "jsonpath={.items[*].spec.syncMode}",
+    ])?;
+    assert_eq!(modes, "Push Push");
+    let everything = run(&["get", "flotilla", "-A"])?;
+    assert!(
+        everything.contains("member1"),
+        "the flotilla category lists Clusters: {everything}"
+    );
+    let namespaces = run(&["--context", "member2", "get", "namespaces", "-o", "name"])?;
+    assert!(namespaces.contains("namespace/default"), "{namespaces}");
+    assert!(
+        !namespaces.contains("flotilla-cluster"),
+        "member2 is its own cluster: {namespaces}"
+    );
+    test.fleet.stop().await;
+    Ok(())
+}
+
+fn binding(name: &str, placement_yaml: &str, replicas: i32) -> anyhow::Result<ResourceBinding> {
+    let placement = serde_saphyr::from_str(placement_yaml)?;
+    let mut binding = ResourceBinding::new(
+        name,
+        ResourceBindingSpec {
+            resource: flotilla_api::work::ObjectReference {
+                api_version: "apps/v1".into(),
+                kind: "Deployment".into(),
+                namespace: Some("default".into()),
+                name: name.into(),
+                ..Default::default()
+            },
+            replicas,
+            placement: Some(placement),
+            ..Default::default()
+        },
+    );
+    binding.metadata.namespace = Some("default".into());
+    Ok(binding)
+}
+
+async fn scheduled(api: &Api<ResourceBinding>, name: &str) -> anyhow::Result<Vec<TargetCluster>> {
+    eventually(
+        Duration::from_secs(20),
+        &format!("binding {name} to be scheduled"),
+        || async {
+            let binding = api.get(name).await?;
+            let done = binding
+                .status
+                .as_ref()
+                .is_some_and(|s| conditions::is_true(&s.conditions, conditions::SCHEDULED));
+            Ok(done.then(|| binding.spec.clusters.clone()))
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_places_bindings_on_the_fleet() -> anyhow::Result<()> {
+    let test = TestFleet::start(2).await?;
+    let api: Api<ResourceBinding> = Api::namespaced(test.fleet.hub.clone(), "default");
+
+    // The README's nginx example: 3 replicas divided 2:1 by static weight.
+    let weighted = binding(
+        "nginx",
+        "clusterAffinity: {clusterNames: [member1, member2]}\nreplicaScheduling:\n  replicaSchedulingType: Divided\n  replicaDivisionPreference: Weighted\n  weightPreference:\n    staticWeightList:\n      - {targetCluster: {clusterNames: [member1]}, weight: 2}\n      - {targetCluster: {clusterNames: [member2]}, weight: 1}\n",
+        3,
+    )?;
+    api.create(&PostParams::default(), &weighted).await?;
+    let mut clusters = scheduled(&api, "nginx").await?;
+    clusters.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(
+        clusters,
+        [
+            TargetCluster {
+                name: "member1".into(),
+                replicas: 2
+            },
+            TargetCluster {
+                name: "member2".into(),
+                replicas: 1
+            }
+        ]
+    );
+
+    // Duplicated to every production cluster.
+    let duplicated = binding(
+        "web",
+        "clusterAffinity: {labelSelector: {matchLabels: {environment: production}}}\nreplicaScheduling: {replicaSchedulingType: Duplicated}\n",
+        2,
+    )?;
+    api.create(&PostParams::default(), &duplicated).await?;
+    let mut clusters = scheduled(&api, "web").await?;
+    clusters.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(
+        clusters,
+        [
+            TargetCluster {
+                name: "member1".into(),
+                replicas: 2
+            },
+            TargetCluster {
+                name: "member2".into(),
+                replicas: 2
+            }
+        ]
+    );
+    test.fleet.stop().await;
+    Ok(())
+}
