@@ -161,7 +161,9 @@ impl Server {
             None
         } else {
             let db = dir.join("data.db");
-            let (writer, loaded) = tokio::task::block_in_place(|| storage::sqlite::open(&db))?;
+            let (writer, loaded) = tokio::task::spawn_blocking(move || storage::sqlite::open(&db))
+                .await
+                .map_err(|e| Error::internal(format!("open storage: {e}")))??;
             for (name, cluster) in loaded {
                 let store = ClusterStore::restore(&name, cluster, Some(writer.clone()));
                 clusters.insert(name, Arc::new(store));

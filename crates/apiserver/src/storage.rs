@@ -266,6 +266,7 @@ pub struct ClusterStore {
     state: Mutex<ClusterState>,
     events: broadcast::Sender<Arc<WatchEvent>>,
     persist: Option<sqlite::Writer>,
+    removed: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for ClusterStore {
@@ -296,6 +297,7 @@ impl ClusterStore {
             state: Mutex::new(state),
             events,
             persist,
+            removed: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -430,8 +432,17 @@ impl ClusterStore {
         (r, guard.rv, self.events.subscribe())
     }
 
-    /// Forget every row of this cluster in durable storage.
+    /// Resolves when the cluster has been removed (open watches end then).
+    pub fn removed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.removed.subscribe();
+        async move {
+            let _ = rx.wait_for(|removed| *removed).await;
+        }
+    }
+
+    /// End open watches and forget every row of this cluster in durable storage.
     pub async fn destroy(&self) -> Result<()> {
+        self.removed.send_replace(true);
         if let Some(p) = &self.persist {
             p.drop_cluster(&self.name)
                 .await

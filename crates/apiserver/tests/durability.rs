@@ -163,3 +163,13 @@ async fn logical_clusters_survive_restart() -> Result<()> {
     assert_eq!(server.clusters(), vec!["default".to_string()]);
     Ok(())
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn durable_server_starts_on_a_current_thread_runtime() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start(Config::new(dir.path())).await?;
+    let api: Api<ConfigMap> = Api::namespaced(server.client(None).await?, "default");
+    api.create(&PostParams::default(), &cm("x", "1")?).await?;
+    server.shutdown().await;
+    Ok(())
+}

@@ -538,7 +538,14 @@ async fn logical_clusters_are_isolated() -> Result<()> {
     );
     let kubeconfig = std::fs::read_to_string(server.kubeconfig_path())?;
     assert!(kubeconfig.contains("name: member-1") && kubeconfig.contains("/clusters/member-1"));
+    let mut open_watch = member.watch(&WatchParams::default(), "0").await?.boxed();
+    assert!(open_watch.try_next().await?.is_some(), "initial ADDED");
     server.remove_cluster("member-1").await?;
+    let ended = tokio::time::timeout(Duration::from_secs(5), open_watch.try_next()).await;
+    assert!(
+        matches!(ended, Ok(Ok(None)) | Ok(Err(_))),
+        "watch ends with its cluster: {ended:?}"
+    );
     assert!(member.list(&ListParams::default()).await.is_err());
     Ok(())
 }

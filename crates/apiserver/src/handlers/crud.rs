@@ -453,6 +453,19 @@ pub async fn create(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -> Resu
         && let Some(o) = obj.as_object_mut()
     {
         o.insert("status".into(), json!({"phase": "Active"}));
+        o.entry("spec")
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .map(|spec| {
+                spec.entry("finalizers")
+                    .or_insert_with(|| json!(["kubernetes"]))
+            });
+        let labels = meta_mut(&mut obj)
+            .entry("labels")
+            .or_insert_with(|| json!({}));
+        if let Some(l) = labels.as_object_mut() {
+            l.insert("kubernetes.io/metadata.name".into(), json!(name));
+        }
     }
     if info.group.is_empty() && info.plural == "secrets" {
         normalize_secret(&mut obj)?;

@@ -144,6 +144,7 @@ pub fn watch(rr: ResourceRequest) -> Result<Response> {
         events = rr.cluster.watch_from(n);
     }
     let cluster = rr.cluster.clone();
+    let removed = cluster.removed();
     let task = async move {
         let send = |b: Bytes| {
             let tx = tx.clone();
@@ -177,6 +178,7 @@ pub fn watch(rr: ResourceRequest) -> Result<Response> {
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         let mut tick = tokio::time::interval(BOOKMARK_INTERVAL);
         tick.tick().await;
+        tokio::pin!(removed);
         loop {
             let sleep_until = async {
                 match deadline {
@@ -187,6 +189,7 @@ pub fn watch(rr: ResourceRequest) -> Result<Response> {
             tokio::select! {
                 _ = sleep_until => return,
                 _ = tx.closed() => return,
+                _ = &mut removed => return,
                 _ = tick.tick(), if bookmarks => {
                     if !send(bookmark(&info, last_rv, false)).await {
                         return;
