@@ -265,6 +265,23 @@ mod tests {
     }
 
     #[test]
+    fn protobuf_delete_options_keep_preconditions() {
+        let opts = pbmeta::DeleteOptions {
+            preconditions: Some(pbmeta::Preconditions {
+                uid: Some("u-1".into()),
+                resource_version: None,
+            }),
+            propagation_policy: Some("Background".into()),
+            ..Default::default()
+        };
+        let body =
+            encode_protobuf_envelope("meta.k8s.io/v1", "DeleteOptions", opts.encode_to_vec());
+        let v = decode_object(Some("application/vnd.kubernetes.protobuf"), &body).expect("pb");
+        assert_eq!(v["preconditions"]["uid"], "u-1");
+        assert_eq!(v["propagationPolicy"], "Background");
+    }
+
+    #[test]
     fn unknown_media_type_is_415() {
         let e = decode_object(Some("text/plain"), b"x").expect_err("415");
         assert_eq!(e.code(), 415);

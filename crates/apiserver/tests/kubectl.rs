@@ -251,6 +251,25 @@ async fn kubectl_round_trip() -> Result<()> {
         err.to_string().contains("NotFound") || err.to_string().contains("not found"),
         "{err}"
     );
+
+    // A logical cluster under /clusters/<name> is its own kubeconfig context.
+    server.create_cluster("member").await?;
+    let out = k
+        .run(&[
+            "--context",
+            "member",
+            "create",
+            "namespace",
+            "only-in-member",
+        ])
+        .await?;
+    assert!(out.contains("created"), "{out}");
+    let member = k
+        .run(&["--context", "member", "get", "namespaces", "-o", "name"])
+        .await?;
+    assert!(member.contains("namespace/only-in-member"), "{member}");
+    let root = k.run(&["get", "namespaces", "-o", "name"]).await?;
+    assert!(!root.contains("only-in-member"), "{root}");
     server.shutdown().await;
     Ok(())
 }
