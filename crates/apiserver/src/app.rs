@@ -145,10 +145,14 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    match route(state, req).await {
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let resp = match route(state, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
-    }
+    };
+    tracing::debug!(%method, %uri, status = resp.status().as_u16(), "request");
+    resp
 }
 
 async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {

@@ -25,6 +25,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 
 pub use crate::errors::{Error, Result};
 
@@ -203,7 +204,9 @@ impl Server {
             persist,
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let task = tokio::spawn(serve(listener, tls_config, state.clone(), shutdown_rx));
+        let span = tracing::info_span!("apiserver", url = %url);
+        let task =
+            tokio::spawn(serve(listener, tls_config, state.clone(), shutdown_rx).instrument(span));
         let server = Server {
             state,
             url,
@@ -367,12 +370,12 @@ async fn serve(
                 let _ = stream.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let svc = TowerToHyperService::new(router.clone());
-                conns.spawn(async move {
+                conns.spawn(tracing::Instrument::in_current_span(async move {
                     let Ok(tls) = acceptor.accept(stream).await else { return };
                     let _ = auto::Builder::new(TokioExecutor::new())
                         .serve_connection_with_upgrades(TokioIo::new(tls), svc)
                         .await;
-                });
+                }));
             }
         }
     }
@@ -384,7 +387,23 @@ pub async fn run(config: Config) -> Result<()> {
     let server = Server::start(config).await?;
     println!("flotilla apiserver listening on {}", server.url());
     println!("kubeconfig: {}", server.kubeconfig_path().display());
-    let _ = tokio::signal::ctrl_c().await;
+    wait_for_signal().await;
     server.shutdown().await;
     Ok(())
+}
+
+/// ctrl-c or SIGTERM.
+async fn wait_for_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }

@@ -234,7 +234,7 @@ pub fn watch(rr: ResourceRequest) -> Result<Response> {
             }
         }
     };
-    tokio::spawn(task);
+    tokio::spawn(tracing::Instrument::in_current_span(task));
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
     let mut resp = Response::new(Body::from_stream(stream));
     resp.headers_mut().insert(
