@@ -479,3 +479,179 @@ async fn crds_validate_detect_conflicts_and_serve_versions() -> Result<()> {
     assert_eq!(code, 404, "a CRD whose names conflict is not served");
     Ok(())
 }
+
+#[tokio::test]
+async fn malformed_input_gets_4xx_never_a_panic() -> Result<()> {
+    let app = router(100).await?;
+    call(
+        &app,
+        "POST",
+        CMS,
+        None,
+        Some(json!({"metadata": {"name": "a"}})),
+    )
+    .await?;
+    let cases: Vec<(&str, String, Option<&str>, Option<Value>, u16)> = vec![
+        ("POST", CMS.to_string(), None, Some(json!([1, 2])), 400),
+        (
+            "POST",
+            CMS.to_string(),
+            None,
+            Some(json!({"kind": "Secret", "metadata": {"name": "k"}})),
+            400,
+        ),
+        (
+            "POST",
+            CMS.to_string(),
+            None,
+            Some(json!({"apiVersion": "apps/v1", "metadata": {"name": "k"}})),
+            400,
+        ),
+        (
+            "POST",
+            "/api/v1/configmaps".to_string(),
+            None,
+            Some(json!({"metadata": {"name": "k"}})),
+            400,
+        ),
+        ("GET", format!("{CMS}?continue=garbage"), None, None, 400),
+        ("GET", format!("{CMS}?limit=abc"), None, None, 400),
+        (
+            "GET",
+            format!("{CMS}?watch=true&resourceVersion=abc"),
+            None,
+            None,
+            400,
+        ),
+        (
+            "GET",
+            format!("{CMS}?watch=true&timeoutSeconds=-1"),
+            None,
+            None,
+            400,
+        ),
+        (
+            "PATCH",
+            format!("{CMS}/a"),
+            Some("application/json-patch+json"),
+            Some(json!({"not": "a patch"})),
+            400,
+        ),
+        (
+            "PATCH",
+            format!("{CMS}/a"),
+            Some("application/json-patch+json"),
+            Some(json!([{"op": "test", "path": "/data/x", "value": 1}])),
+            422,
+        ),
+        (
+            "PATCH",
+            format!("{CMS}/a"),
+            Some("application/merge-patch+json"),
+            Some(json!("str")),
+            400,
+        ),
+        (
+            "PUT",
+            format!("{CMS}/a"),
+            None,
+            Some(json!({"metadata": {"name": "b"}})),
+            400,
+        ),
+        (
+            "PUT",
+            format!("{CMS}/zzz"),
+            None,
+            Some(json!({"metadata": {"name": "zzz"}})),
+            404,
+        ),
+        (
+            "DELETE",
+            format!("{CMS}/a"),
+            None,
+            Some(json!({"preconditions": {"resourceVersion": "1"}})),
+            409,
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/default/configmaps/a/status".to_string(),
+            None,
+            None,
+            404,
+        ),
+        (
+            "GET",
+            "/apis/apps/v1/namespaces/default/deployments/a/scale/extra".to_string(),
+            None,
+            None,
+            404,
+        ),
+        (
+            "GET",
+            "/clusters/nope/api/v1/namespaces".to_string(),
+            None,
+            None,
+            404,
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces".to_string(),
+            None,
+            Some(json!({"metadata": {"name": "has.dot"}})),
+            422,
+        ),
+    ];
+    for (method, path, ct, body, want) in cases {
+        let (code, status, text) = call(&app, method, &path, ct, body).await?;
+        assert_eq!(code, want, "{method} {path}: {text}");
+        assert_eq!(status["kind"], "Status", "{method} {path}: {text}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn cluster_wide_list_spans_namespaces() -> Result<()> {
+    let app = router(100).await?;
+    call(
+        &app,
+        "POST",
+        "/api/v1/namespaces",
+        None,
+        Some(json!({"metadata": {"name": "other"}})),
+    )
+    .await?;
+    call(
+        &app,
+        "POST",
+        CMS,
+        None,
+        Some(json!({"metadata": {"name": "a"}})),
+    )
+    .await?;
+    call(
+        &app,
+        "POST",
+        "/api/v1/namespaces/other/configmaps",
+        None,
+        Some(json!({"metadata": {"name": "b"}})),
+    )
+    .await?;
+    let (_, all, _) = call(&app, "GET", "/api/v1/configmaps", None, None).await?;
+    assert_eq!(all["items"].as_array().map(Vec::len), Some(2));
+    let (_, one, _) = call(
+        &app,
+        "GET",
+        "/api/v1/configmaps?fieldSelector=metadata.namespace%3Dother",
+        None,
+        None,
+    )
+    .await?;
+    assert_eq!(one["items"][0]["metadata"]["name"], "b");
+    let (_, ns, _) = call(&app, "GET", "/api/v1/namespaces/other", None, None).await?;
+    assert_eq!(
+        ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
+        "other"
+    );
+    assert_eq!(ns["status"]["phase"], "Active");
+    Ok(())
+}
