@@ -480,6 +480,9 @@ async fn crds_validate_detect_conflicts_and_serve_versions() -> Result<()> {
     Ok(())
 }
 
+/// (method, path, content type, body, expected code).
+type Case<'a> = (&'a str, String, Option<&'a str>, Option<Value>, u16);
+
 #[tokio::test]
 async fn malformed_input_gets_4xx_never_a_panic() -> Result<()> {
     let app = router(100).await?;
@@ -491,7 +494,7 @@ async fn malformed_input_gets_4xx_never_a_panic() -> Result<()> {
         Some(json!({"metadata": {"name": "a"}})),
     )
     .await?;
-    let cases: Vec<(&str, String, Option<&str>, Option<Value>, u16)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         ("POST", CMS.to_string(), None, Some(json!([1, 2])), 400),
         (
             "POST",
