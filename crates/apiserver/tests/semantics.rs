@@ -658,3 +658,80 @@ async fn cluster_wide_list_spans_namespaces() -> Result<()> {
     assert_eq!(ns["status"]["phase"], "Active");
     Ok(())
 }
+
+#[tokio::test]
+async fn crd_deletion_waits_for_custom_resource_finalizers() -> Result<()> {
+    let app = router(100).await?;
+    let crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    let (code, _, _) = call(
+        &app,
+        "POST",
+        crds,
+        None,
+        Some(crd("gizmos.example.com", "gizmos", "Gizmo", "Namespaced")),
+    )
+    .await?;
+    assert_eq!(code, 201);
+    let gizmos = "/apis/example.com/v1/namespaces/default/gizmos";
+    call(&app, "POST", gizmos, None, Some(json!({"apiVersion": "example.com/v1", "kind": "Gizmo", "metadata": {"name": "held", "finalizers": ["example.com/x"]}}))).await?;
+    call(
+        &app,
+        "POST",
+        gizmos,
+        None,
+        Some(
+            json!({"apiVersion": "example.com/v1", "kind": "Gizmo", "metadata": {"name": "free"}}),
+        ),
+    )
+    .await?;
+
+    let (code, pending, _) = call(
+        &app,
+        "DELETE",
+        &format!("{crds}/gizmos.example.com"),
+        None,
+        None,
+    )
+    .await?;
+    assert_eq!(code, 200);
+    assert!(
+        pending["metadata"]["deletionTimestamp"].is_string(),
+        "{pending}"
+    );
+    let (code, _, _) = call(&app, "GET", &format!("{gizmos}/free"), None, None).await?;
+    assert_eq!(code, 404);
+    let (code, held, _) = call(&app, "GET", &format!("{gizmos}/held"), None, None).await?;
+    assert_eq!(code, 200, "still served while it has finalizers");
+    assert!(held["metadata"]["deletionTimestamp"].is_string());
+    let (code, _, _) = call(
+        &app,
+        "POST",
+        gizmos,
+        None,
+        Some(json!({"apiVersion": "example.com/v1", "kind": "Gizmo", "metadata": {"name": "new"}})),
+    )
+    .await?;
+    assert_eq!(code, 405, "no creates while the CRD terminates");
+
+    let (code, _, _) = call(
+        &app,
+        "PATCH",
+        &format!("{gizmos}/held"),
+        Some("application/merge-patch+json"),
+        Some(json!({"metadata": {"finalizers": null}})),
+    )
+    .await?;
+    assert_eq!(code, 200);
+    let (code, _, _) = call(
+        &app,
+        "GET",
+        &format!("{crds}/gizmos.example.com"),
+        None,
+        None,
+    )
+    .await?;
+    assert_eq!(code, 404, "CRD goes once its objects are gone");
+    let (code, _, _) = call(&app, "GET", gizmos, None, None).await?;
+    assert_eq!(code, 404, "no longer served");
+    Ok(())
+}

@@ -377,15 +377,67 @@ fn put_object(
 /// Remove an object for good, with the side effects of its kind.
 fn remove_object(txn: &mut Txn<'_>, key: &str, ns: &str, name: &str) -> Option<Arc<Value>> {
     let removed = txn.remove(key, ns, name)?;
-    if key == CRD_KEY
-        && let Some(served) = txn.registry_mut().unregister_crd(name)
-    {
-        txn.remove_all(&served);
+    if key == CRD_KEY {
+        if let Some(served) = txn.registry_mut().unregister_crd(name) {
+            txn.remove_all(&served);
+        }
+    } else if let Some(crd) = crd_name_for_key(key) {
+        maybe_finish_crd(txn, &crd);
     }
     if !ns.is_empty() {
         maybe_finish_namespace(txn, ns);
     }
     Some(removed)
+}
+
+/// The CRD that would serve a storage key `<group>/<plural>`.
+fn crd_name_for_key(key: &str) -> Option<String> {
+    let (group, plural) = key.split_once('/')?;
+    (!group.is_empty() && key != CRD_KEY).then(|| format!("{plural}.{group}"))
+}
+
+/// Storage key of a CRD object's resources.
+fn crd_storage_key(crd: &Value) -> Option<String> {
+    let group = crd.pointer("/spec/group")?.as_str()?;
+    let plural = crd.pointer("/spec/names/plural")?.as_str()?;
+    Some(format!("{group}/{plural}"))
+}
+
+fn crd_terminating(txn: &Txn<'_>, key: &str) -> bool {
+    crd_name_for_key(key)
+        .and_then(|n| txn.state().get(CRD_KEY, "", &n))
+        .is_some_and(|c| meta_str(&c, "deletionTimestamp").is_some())
+}
+
+/// A terminating CRD goes away once its objects are gone and it has no finalizers.
+fn maybe_finish_crd(txn: &mut Txn<'_>, crd_name: &str) {
+    let Some(crd) = txn.state().get(CRD_KEY, "", crd_name) else {
+        return;
+    };
+    if meta_str(&crd, "deletionTimestamp").is_none() || !finalizers(&crd).is_empty() {
+        return;
+    }
+    let empty = crd_storage_key(&crd)
+        .and_then(|k| txn.state().objects(&k).map(|o| o.is_empty()))
+        .unwrap_or(true);
+    if empty {
+        remove_object(txn, CRD_KEY, "", crd_name);
+    }
+}
+
+/// Mark an object deleted (finalizers pending) or remove it.
+fn delete_or_mark(txn: &mut Txn<'_>, key: &str, ns: &str, name: &str) {
+    let Some(o) = txn.state().get(key, ns, name) else {
+        return;
+    };
+    if finalizers(&o).is_empty() {
+        remove_object(txn, key, ns, name);
+    } else if meta_str(&o, "deletionTimestamp").is_none() {
+        let mut o = (*o).clone();
+        meta_mut(&mut o).insert("deletionTimestamp".into(), json!(now()));
+        meta_mut(&mut o).insert("deletionGracePeriodSeconds".into(), json!(0));
+        txn.put(key, ns, name, o);
+    }
 }
 
 /// A terminating namespace goes away once it is empty and has no finalizers.
@@ -476,6 +528,12 @@ pub async fn create(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -> Resu
         .write(|txn| {
             if info.namespaced {
                 require_namespace(txn, &ns)?;
+            }
+            if info.custom && crd_terminating(txn, &info.storage_key()) {
+                return Err(Error::method_not_allowed(format!(
+                    "create not allowed while custom resource definition {} is terminating",
+                    crate::errors::qualified(&info.group, &info.plural)
+                )));
             }
             if txn.state().get(&info.storage_key(), &ns, &name).is_some() {
                 return Err(Error::already_exists(&info.group, &info.plural, &name));
@@ -828,7 +886,8 @@ fn apply_update(
     if dry {
         return Ok(Arc::new(merged));
     }
-    if deleting && finalizers(&merged).is_empty() && info.plural != "namespaces" {
+    let is_crd = info.storage_key() == CRD_KEY;
+    if deleting && finalizers(&merged).is_empty() && info.plural != "namespaces" && !is_crd {
         let removed = remove_object(txn, &info.storage_key(), &ns, &name);
         return Ok(removed.unwrap_or_else(|| Arc::new(merged)));
     }
@@ -838,6 +897,12 @@ fn apply_update(
     let stored = put_object(txn, info, &ns, &name, merged);
     if deleting && info.plural == "namespaces" && info.group.is_empty() {
         maybe_finish_namespace(txn, &name);
+    }
+    if deleting && is_crd {
+        maybe_finish_crd(txn, &name);
+        if let Some(current) = txn.state().get(CRD_KEY, "", &name) {
+            return Ok(current);
+        }
     }
     Ok(stored)
 }
@@ -1071,20 +1136,35 @@ fn delete_in(
                 })
                 .unwrap_or_default();
             for obj_name in names {
-                let Some(o) = txn.state().get(&k, name, &obj_name) else {
-                    continue;
-                };
-                if finalizers(&o).is_empty() {
-                    remove_object(txn, &k, name, &obj_name);
-                } else if meta_str(&o, "deletionTimestamp").is_none() {
-                    let mut o = (*o).clone();
-                    meta_mut(&mut o).insert("deletionTimestamp".into(), json!(now()));
-                    meta_mut(&mut o).insert("deletionGracePeriodSeconds".into(), json!(0));
-                    txn.put(&k, name, &obj_name, o);
-                }
+                delete_or_mark(txn, &k, name, &obj_name);
             }
         }
         maybe_finish_namespace(txn, name);
+        return Ok(match txn.state().get(&key, "", name) {
+            Some(o) => Deleted::Pending(o),
+            None => Deleted::Gone(old),
+        });
+    }
+    if key == CRD_KEY {
+        // Like kube's customresourcecleanup finalizer: delete the objects (honouring their
+        // finalizers), keep serving them until they are gone, then remove the CRD.
+        if meta_str(&old, "deletionTimestamp").is_none() {
+            let mut obj = (*old).clone();
+            meta_mut(&mut obj).insert("deletionTimestamp".into(), json!(now()));
+            meta_mut(&mut obj).insert("deletionGracePeriodSeconds".into(), json!(0));
+            put_object(txn, info, ns, name, obj);
+        }
+        if let Some(skey) = crd_storage_key(&old) {
+            let names: Vec<(String, String)> = txn
+                .state()
+                .objects(&skey)
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default();
+            for (ons, oname) in names {
+                delete_or_mark(txn, &skey, &ons, &oname);
+            }
+        }
+        maybe_finish_crd(txn, name);
         return Ok(match txn.state().get(&key, "", name) {
             Some(o) => Deleted::Pending(o),
             None => Deleted::Gone(old),
