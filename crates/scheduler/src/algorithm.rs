@@ -238,7 +238,7 @@ fn schedule_term(
     for (candidate, total) in candidates.iter_mut().zip(totals) {
         candidate.score = total;
     }
-    candidates.sort_by(spread::order);
+    spread::sort(&mut candidates);
 
     // Select.
     let strategy = if workload {

@@ -330,9 +330,11 @@ fn dynamic<'a>(
                 available,
                 &scheduled,
             )?;
+            // Only clusters that gained replicas need merging (keeps this linear in practice).
+            let previous_len = scheduled.len();
             let mut merged = scheduled;
-            for (name, replicas) in added {
-                match merged.iter_mut().find(|(n, _)| *n == name) {
+            for (name, replicas) in added.into_iter().filter(|(_, r)| *r > 0) {
+                match merged[..previous_len].iter_mut().find(|(n, _)| *n == name) {
                     Some((_, r)) => *r += replicas,
                     None => merged.push((name, replicas)),
                 }

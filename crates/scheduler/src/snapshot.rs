@@ -19,6 +19,9 @@ pub struct ClusterInfo {
     pub capacity: Option<Capacity>,
     /// Whether the cluster carries a deletionTimestamp.
     pub deleting: bool,
+    /// Position in the snapshot; snapshots are sorted by name, so comparing indexes compares
+    /// names (cheaply).
+    pub index: usize,
 }
 
 /// The fleet as the scheduler sees it for one decision.
@@ -46,11 +49,15 @@ impl Snapshot {
                     cluster,
                     capacity,
                     deleting,
+                    index: 0,
                 })
             })
             .collect();
         clusters.sort_by(|a, b| a.name.cmp(&b.name));
         clusters.dedup_by(|a, b| a.name == b.name);
+        for (index, info) in clusters.iter_mut().enumerate() {
+            info.index = index;
+        }
         Self { clusters }
     }
 

@@ -77,12 +77,24 @@ pub enum SelectError {
     Unsupported(String),
 }
 
-/// The sort order of candidates: score desc, available desc, name asc.
+/// The sort order of candidates: score desc, available desc, name asc (the snapshot index,
+/// which follows the name, so only integers are compared).
 pub fn order(a: &Candidate<'_>, b: &Candidate<'_>) -> std::cmp::Ordering {
     b.score
         .cmp(&a.score)
         .then(b.available.cmp(&a.available))
-        .then_with(|| a.info.name.cmp(&b.info.name))
+        .then(a.info.index.cmp(&b.info.index))
+}
+
+/// Sorts candidates by [`order`].
+pub fn sort(candidates: &mut [Candidate<'_>]) {
+    candidates.sort_unstable_by_key(|c| {
+        (
+            std::cmp::Reverse(c.score),
+            std::cmp::Reverse(c.available),
+            c.info.index,
+        )
+    });
 }
 
 fn group_key<'c>(cluster: &'c Cluster, constraint: &SpreadConstraint) -> Option<&'c str> {
@@ -410,7 +422,7 @@ fn select_by_group<'a>(
         .iter()
         .flat_map(|g| groups[*g].members[1..].iter().map(|i| candidates[*i]))
         .collect();
-    spare.sort_by(order);
+    sort(&mut spare);
     let room = if cluster_max == 0 {
         spare.len()
     } else {
@@ -450,7 +462,7 @@ mod tests {
                 available: *available,
             })
             .collect();
-        candidates.sort_by(order);
+        sort(&mut candidates);
         f(&candidates)
     }
 
