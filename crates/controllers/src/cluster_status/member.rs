@@ -1,0 +1,356 @@
+//! Building a `kube::Client` for a Push member from its Cluster (`apiEndpoint`,
+//! `insecureSkipTLSVerification`, `proxyURL`) and the Secret named by `spec.secretRef`
+//! (`token` + `caBundle`, or `kubeconfig`). Owns credential handling only; never probes or
+//! writes anything. Every problem a user can cause comes back as [`Error::MemberClient`] with a
+//! message that names the Secret and says how to fix it.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use flotilla_api::Cluster;
+use k8s_openapi::api::core::v1::Secret;
+use kube::{
+    Api, Client, ResourceExt,
+    config::{KubeConfigOptions, Kubeconfig},
+};
+use serde_json::json;
+
+use crate::error::{Error, Result, chain};
+
+/// The Secret key holding a bearer token valid on the member.
+pub const TOKEN_KEY: &str = "token";
+/// The Secret key holding the member API server's CA certificate (PEM).
+pub const CA_BUNDLE_KEY: &str = "caBundle";
+/// The Secret key holding a complete kubeconfig for the member.
+pub const KUBECONFIG_KEY: &str = "kubeconfig";
+
+const HOW_TO_FIX: &str = "the Secret needs the keys token and caBundle (PEM), or kubeconfig";
+
+/// Reads the Secret named by `spec.secretRef` from the hub.
+///
+/// # Errors
+///
+/// [`Error::MemberClient`] when the reference is missing or the Secret does not exist;
+/// [`Error::Kube`] when the hub could not be asked.
+pub async fn load_secret(hub: &Client, cluster: &Cluster) -> Result<Secret> {
+    let Some(reference) = &cluster.spec.secret_ref else {
+        return Err(Error::MemberClient(format!(
+            "spec.secretRef is not set; a Push cluster needs a Secret with its credentials ({HOW_TO_FIX})"
+        )));
+    };
+    let secrets: Api<Secret> = Api::namespaced(hub.clone(), &reference.namespace);
+    let name = format!("{}/{}", reference.namespace, reference.name);
+    match secrets.get_opt(&reference.name).await {
+        Ok(Some(secret)) => Ok(secret),
+        Ok(None) => Err(Error::MemberClient(format!(
+            "Secret {name} named by spec.secretRef does not exist; create it ({HOW_TO_FIX})"
+        ))),
+        Err(source) => Err(Error::Kube {
+            action: format!("read Secret {name}"),
+            source,
+        }),
+    }
+}
+
+/// A string that changes whenever anything [`config`] reads changes, so a built client can be
+/// reused until then.
+pub fn fingerprint(cluster: &Cluster, secret: &Secret) -> String {
+    format!(
+        "{:?}|{}|{:?}|{:?}|{:?}",
+        cluster.spec.api_endpoint,
+        cluster.spec.insecure_skip_tls_verification,
+        cluster.spec.proxy_url,
+        secret.metadata.uid,
+        secret.resource_version(),
+    )
+}
+
+/// Builds the client configuration for a member. A `kubeconfig` key is used as it is (its
+/// current context), except that it may not run commands or read files on the hub; otherwise
+/// `spec.apiEndpoint` with `token` and `caBundle` (which may be left out when
+/// `insecureSkipTLSVerification` is set or the member's certificate is publicly trusted).
+///
+/// # Errors
+///
+/// [`Error::MemberClient`] saying what is wrong with the Cluster or the Secret.
+pub async fn config(cluster: &Cluster, secret: &Secret, timeout: Duration) -> Result<kube::Config> {
+    let secret_name = format!(
+        "{}/{}",
+        secret.namespace().unwrap_or_default(),
+        secret.name_any()
+    );
+    let bad = |what: String| Error::MemberClient(format!("Secret {secret_name}: {what}"));
+    let data = secret.data.clone().unwrap_or_default();
+    let text = |key: &str| -> Result<Option<String>> {
+        match data.get(key) {
+            None => Ok(None),
+            Some(bytes) => String::from_utf8(bytes.0.clone())
+                .map(|s| Some(s.trim().to_owned()).filter(|s| !s.is_empty()))
+                .map_err(|_| bad(format!("{key} is not UTF-8 text"))),
+        }
+    };
+
+    let kubeconfig = if let Some(yaml) = text(KUBECONFIG_KEY)? {
+        let kubeconfig = Kubeconfig::from_yaml(&yaml).map_err(|e| {
+            bad(format!(
+                "{KUBECONFIG_KEY} is not a valid kubeconfig: {}",
+                chain(&e)
+            ))
+        })?;
+        refuse_host_access(&kubeconfig).map_err(|what| bad(format!("{KUBECONFIG_KEY}: {what}")))?;
+        kubeconfig
+    } else {
+        let Some(endpoint) = cluster
+            .spec
+            .api_endpoint
+            .as_deref()
+            .filter(|e| !e.trim().is_empty())
+        else {
+            return Err(Error::MemberClient(format!(
+                "spec.apiEndpoint is not set; set it to the member's API server URL, or put a \
+                 {KUBECONFIG_KEY} in Secret {secret_name}"
+            )));
+        };
+        let token = text(TOKEN_KEY)?.ok_or_else(|| {
+            bad(format!(
+                "the key {TOKEN_KEY} is missing or empty ({HOW_TO_FIX})"
+            ))
+        })?;
+        let insecure = cluster.spec.insecure_skip_tls_verification;
+        let ca = match text(CA_BUNDLE_KEY)? {
+            Some(_) if insecure => None,
+            Some(pem) if !pem.contains("-----BEGIN CERTIFICATE-----") => {
+                return Err(bad(format!(
+                    "{CA_BUNDLE_KEY} is not a PEM certificate (it must contain -----BEGIN CERTIFICATE-----)"
+                )));
+            }
+            Some(pem) => Some(base64::engine::general_purpose::STANDARD.encode(pem)),
+            None => None,
+        };
+        let mut cluster_entry = json!({ "server": endpoint });
+        if insecure {
+            cluster_entry["insecure-skip-tls-verify"] = json!(true);
+        }
+        if let Some(ca) = ca {
+            cluster_entry["certificate-authority-data"] = json!(ca);
+        }
+        if let Some(proxy) = cluster.spec.proxy_url.as_deref().filter(|p| !p.is_empty()) {
+            cluster_entry["proxy-url"] = json!(proxy);
+        }
+        serde_json::from_value(json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "member", "cluster": cluster_entry}],
+            "users": [{"name": "member", "user": {"token": token}}],
+            "contexts": [{"name": "member", "context": {"cluster": "member", "user": "member"}}],
+            "current-context": "member",
+        }))
+        .map_err(|e| {
+            bad(format!(
+                "the credentials do not form a client configuration: {e}"
+            ))
+        })?
+    };
+
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .map_err(|e| bad(format!("the credentials are not usable: {}", chain(&e))))?;
+    config.connect_timeout = Some(timeout);
+    config.read_timeout = Some(timeout);
+    config.write_timeout = Some(timeout);
+    Ok(config)
+}
+
+/// Builds a client from a configuration made by [`config`].
+///
+/// # Errors
+///
+/// [`Error::MemberClient`] when the configuration cannot make a client (for example a proxy
+/// scheme this build does not support).
+pub fn client(config: kube::Config, cluster: &Cluster) -> Result<Client> {
+    Client::try_from(config).map_err(|e| {
+        Error::MemberClient(format!(
+            "cannot build a client for cluster {}: {}",
+            cluster.name_any(),
+            chain(&e)
+        ))
+    })
+}
+
+/// A kubeconfig stored in a hub Secret must not make the hub run commands or read its own
+/// files: only inline data is accepted.
+fn refuse_host_access(kubeconfig: &Kubeconfig) -> Result<(), String> {
+    for named in &kubeconfig.auth_infos {
+        let Some(user) = &named.auth_info else {
+            continue;
+        };
+        let name = &named.name;
+        if user.exec.is_some() {
+            return Err(format!(
+                "user {name} uses an exec plugin, which the hub will not run; use a token"
+            ));
+        }
+        if user.auth_provider.is_some() {
+            return Err(format!("user {name} uses an auth provider; use a token"));
+        }
+        if user.token_file.is_some()
+            || user.client_certificate.is_some()
+            || user.client_key.is_some()
+        {
+            return Err(format!(
+                "user {name} refers to files; inline them (token, client-certificate-data, client-key-data)"
+            ));
+        }
+    }
+    for named in &kubeconfig.clusters {
+        if named
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.certificate_authority.is_some())
+        {
+            return Err(format!(
+                "cluster {} refers to a certificate-authority file; use certificate-authority-data",
+                named.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use flotilla_api::cluster::{ClusterSpec, LocalSecretReference};
+    use k8s_openapi::ByteString;
+    use kube::api::ObjectMeta;
+
+    use super::*;
+
+    const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+    fn cluster(endpoint: Option<&str>, insecure: bool) -> Cluster {
+        Cluster::new(
+            "member1",
+            ClusterSpec {
+                api_endpoint: endpoint.map(str::to_owned),
+                insecure_skip_tls_verification: insecure,
+                secret_ref: Some(LocalSecretReference {
+                    namespace: "flotilla-cluster".to_owned(),
+                    name: "member1".to_owned(),
+                }),
+                ..Default::default()
+            },
+        )
+    }
+
+    fn secret(data: &[(&str, &str)]) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some("member1".to_owned()),
+                namespace: Some("flotilla-cluster".to_owned()),
+                ..Default::default()
+            },
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| ((*k).to_owned(), ByteString(v.as_bytes().to_vec())))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    async fn problem(cluster: &Cluster, secret: &Secret) -> Option<String> {
+        match config(cluster, secret, Duration::from_secs(5)).await {
+            Ok(_) => None,
+            Err(Error::MemberClient(message)) => Some(message),
+            Err(other) => Some(format!("unexpected error kind: {other}")),
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_credentials_say_what_is_wrong() {
+        let endpoint = Some("https://127.0.0.1:6443");
+        let exec_kubeconfig = "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {exec: {command: /bin/sh, apiVersion: client.authentication.k8s.io/v1}}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n";
+        let file_kubeconfig = "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1', certificate-authority: /etc/ca.pem}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n";
+        let table: Vec<(&str, Cluster, Secret, Option<&str>)> = vec![
+            (
+                "token and CA",
+                cluster(endpoint, false),
+                secret(&[("token", "t"), ("caBundle", PEM)]),
+                None,
+            ),
+            (
+                "insecure without CA",
+                cluster(endpoint, true),
+                secret(&[("token", "t")]),
+                None,
+            ),
+            (
+                "missing token",
+                cluster(endpoint, false),
+                secret(&[("caBundle", PEM)]),
+                Some("Secret flotilla-cluster/member1: the key token is missing"),
+            ),
+            (
+                "empty token",
+                cluster(endpoint, false),
+                secret(&[("token", " \n"), ("caBundle", PEM)]),
+                Some("the key token is missing or empty"),
+            ),
+            (
+                "CA not PEM",
+                cluster(endpoint, false),
+                secret(&[("token", "t"), ("caBundle", "hello")]),
+                Some("caBundle is not a PEM certificate"),
+            ),
+            (
+                "no endpoint",
+                cluster(None, false),
+                secret(&[("token", "t"), ("caBundle", PEM)]),
+                Some("spec.apiEndpoint is not set"),
+            ),
+            (
+                "kubeconfig garbage",
+                cluster(None, false),
+                secret(&[("kubeconfig", "{{{")]),
+                Some("kubeconfig is not a valid kubeconfig"),
+            ),
+            (
+                "kubeconfig exec",
+                cluster(None, false),
+                secret(&[("kubeconfig", exec_kubeconfig)]),
+                Some("exec plugin"),
+            ),
+            (
+                "kubeconfig files",
+                cluster(None, false),
+                secret(&[("kubeconfig", file_kubeconfig)]),
+                Some("certificate-authority file"),
+            ),
+        ];
+        for (name, cluster, secret, want) in table {
+            let got = problem(&cluster, &secret).await;
+            match (want, got) {
+                (None, None) => {}
+                (Some(want), Some(got)) => {
+                    assert!(got.contains(want), "{name}: {got:?} lacks {want:?}")
+                }
+                (want, got) => panic!("{name}: wanted {want:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_follows_the_secret_and_the_endpoint() {
+        let mut s = secret(&[("token", "t")]);
+        s.metadata.resource_version = Some("1".to_owned());
+        let a = fingerprint(&cluster(Some("https://a"), false), &s);
+        assert_eq!(a, fingerprint(&cluster(Some("https://a"), false), &s));
+        assert_ne!(a, fingerprint(&cluster(Some("https://b"), false), &s));
+        assert_ne!(a, fingerprint(&cluster(Some("https://a"), true), &s));
+        s.metadata.resource_version = Some("2".to_owned());
+        assert_ne!(a, fingerprint(&cluster(Some("https://a"), false), &s));
+    }
+}

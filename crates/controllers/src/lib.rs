@@ -1,0 +1,9 @@
+//! Flotilla's hub controllers. Each module is one controller: thin kube-runtime plumbing around
+//! plain functions that hold the logic. Controllers speak only `kube::Client`; this crate never
+//! links the embedded API server, reads flags or environment variables.
+
+pub mod cluster_status;
+pub mod error;
+pub mod quantity;
+
+pub use error::{Error, Result};
