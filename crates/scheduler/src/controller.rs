@@ -60,6 +60,8 @@ pub struct Options {
     pub max_backoff: Duration,
     /// The name events are reported under.
     pub reporter: String,
+    /// The reporting instance of events (such as the pod name); the hostname when `None`.
+    pub instance: Option<String>,
 }
 
 impl Default for Options {
@@ -69,6 +71,7 @@ impl Default for Options {
             resync: Duration::from_secs(300),
             max_backoff: Duration::from_secs(300),
             reporter: SCHEDULER.to_owned(),
+            instance: None,
         }
     }
 }
@@ -577,7 +580,7 @@ pub async fn run(client: Client, options: Options) -> Result<()> {
         client.clone(),
         Reporter {
             controller: options.reporter.clone(),
-            instance: None,
+            instance: options.instance.clone(),
         },
     );
     let ctx = Arc::new(Context {
