@@ -597,6 +597,47 @@ mod tests {
     }
 
     #[test]
+    fn group_spread_takes_the_shortest_valid_prefix_like_karmada() {
+        // DFS order is (cluster count asc, score desc): r2 {c}, r1 {a, b}, r3 {d, e, f}. The best
+        // combination of up to 3 regions is all three; its shortest prefix that still meets both
+        // minimums is [r2] alone, so only r2's cluster is chosen.
+        let rows = [
+            ("a", "r1", 100, 10),
+            ("b", "r1", 90, 10),
+            ("c", "r2", 80, 10),
+            ("d", "r3", 70, 10),
+            ("e", "r3", 60, 10),
+            ("f", "r3", 50, 10),
+        ];
+        let got = with_candidates(&rows, |c| {
+            select(
+                c,
+                &[cluster(1, 0), by(SpreadByField::Region, 1, 3)],
+                Need::Replicas(5),
+                5,
+                false,
+            )
+            .map(|s| names(&s))
+        });
+        assert_eq!(got, Ok(vec!["c".to_string()]));
+        // Needing two clusters, the prefix must grow to [r2, r1]: c, then a and b fill up.
+        let got = with_candidates(&rows, |c| {
+            select(
+                c,
+                &[cluster(2, 0), by(SpreadByField::Region, 1, 3)],
+                Need::Replicas(5),
+                5,
+                false,
+            )
+            .map(|s| names(&s))
+        });
+        assert_eq!(
+            got,
+            Ok(vec!["c".to_string(), "a".to_string(), "b".to_string()])
+        );
+    }
+
+    #[test]
     fn group_spread_meets_the_cluster_minimum_by_picking_bigger_groups() {
         // r1 and r2 have one cluster each and the best scores; r3 has three.
         let rows = [

@@ -714,3 +714,23 @@ fn the_snapshot_is_not_mutated() {
     assert_eq!(first, second);
     assert_eq!(before, format!("{:?}", snapshot.clusters()));
 }
+
+#[test]
+fn plugins_can_be_switched_off_by_name() {
+    let clusters = vec![
+        ClusterBuilder::new("a")
+            .taint("x", "NoSchedule")
+            .pods(1)
+            .build(),
+    ];
+    let binding = BindingBuilder::new().duplicated().replicas(1).build();
+    let snapshot = Snapshot::from_clusters(clusters);
+    let input = ScheduleInput::from_resource_binding(&binding);
+    assert!(matches!(
+        schedule(&snapshot, &input),
+        Err(Error::NoClusterFit { .. })
+    ));
+    let registry = Registry::default().without(&["TaintToleration"]);
+    let decision = schedule_with(&registry, &snapshot, &input).expect("taints ignored");
+    assert_eq!(pairs(&decision), vec![("a", 1)]);
+}
