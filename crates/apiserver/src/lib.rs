@@ -337,7 +337,8 @@ impl Server {
             }
         }
         let text = kubeconfig::render(&self.ca_pem, &self.state.token, &entries);
-        tls::write_private(&self.kubeconfig_path, &text)
+        // Regenerated on every start and cluster change: no fsync needed.
+        tls::write_file(&self.kubeconfig_path, &text, false)
     }
 
     /// Stop accepting requests and close open connections.

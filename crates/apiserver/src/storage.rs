@@ -15,8 +15,12 @@ use tokio::sync::broadcast;
 use crate::errors::{Error, Result};
 use crate::registry::Registry;
 
-/// How many watch events each logical cluster keeps in memory for watch resumption.
+/// Most watch events each logical cluster keeps in memory for watch resumption.
 pub const HISTORY_LIMIT: usize = 20_000;
+/// Events older than this are dropped (like kube-apiserver's 5-minute compaction) ...
+const HISTORY_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(300);
+/// ... except for the newest ones, so a quiet cluster can always resume recent watches.
+const HISTORY_MIN: usize = 100;
 /// Capacity of the per-cluster broadcast channel; slow watchers catch up from the history.
 const BROADCAST_CAPACITY: usize = 1024;
 
@@ -75,6 +79,8 @@ pub struct WatchEvent {
     pub object: Arc<Value>,
     /// The object before the change, if any (used for selector transitions).
     pub prev: Option<Arc<Value>>,
+    /// When the change happened (for history eviction).
+    pub at: std::time::Instant,
 }
 
 /// Receiver of a cluster's watch events.
@@ -204,6 +210,7 @@ impl Txn<'_> {
             name: name.to_string(),
             object: object.clone(),
             prev,
+            at: std::time::Instant::now(),
         }));
         object
     }
@@ -233,6 +240,7 @@ impl Txn<'_> {
             name: name.to_string(),
             object: last.clone(),
             prev: Some(prev),
+            at: std::time::Instant::now(),
         }));
         Some(last)
     }
@@ -334,6 +342,7 @@ impl ClusterStore {
                 name: e.name,
                 object: Arc::new(e.value),
                 prev: None,
+                at: std::time::Instant::now(),
             }));
         }
         let crds: Vec<Arc<Value>> = state
@@ -388,7 +397,14 @@ impl ClusterStore {
                 let _ = self.events.send(e);
             }
             let mut prune_to = None;
-            while guard.history.len() > guard.history_limit {
+            let now = std::time::Instant::now();
+            while guard.history.len() > guard.history_limit
+                || (guard.history.len() > HISTORY_MIN.min(guard.history_limit)
+                    && guard
+                        .history
+                        .front()
+                        .is_some_and(|e| now.duration_since(e.at) > HISTORY_MAX_AGE))
+            {
                 if let Some(old) = guard.history.pop_front() {
                     guard.history_start = old.rv;
                 }

@@ -39,6 +39,11 @@ fn read(path: &Path) -> Result<Option<String>> {
 
 /// Write a file readable only by the owner.
 pub fn write_private(path: &Path, contents: &str) -> Result<()> {
+    write_file(path, contents, true)
+}
+
+/// Write a file readable only by the owner, atomically (rename), optionally fsynced.
+pub fn write_file(path: &Path, contents: &str, sync: bool) -> Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let io = |source| Error::Io {
@@ -55,7 +60,9 @@ pub fn write_private(path: &Path, contents: &str) -> Result<()> {
         .open(&tmp)
         .map_err(io)?;
     f.write_all(contents.as_bytes()).map_err(io)?;
-    f.sync_all().map_err(io)?;
+    if sync {
+        f.sync_all().map_err(io)?;
+    }
     std::fs::rename(&tmp, path).map_err(io)
 }
 

@@ -495,6 +495,41 @@ async fn malformed_input_gets_4xx_never_a_panic() -> Result<()> {
     )
     .await?;
     let cases: Vec<Case<'_>> = vec![
+        (
+            "POST",
+            CMS.to_string(),
+            None,
+            Some(json!({"metadata": {"name": "l", "labels": {"bad key!": "v"}}})),
+            422,
+        ),
+        (
+            "POST",
+            CMS.to_string(),
+            None,
+            Some(json!({"metadata": {"name": "l", "labels": {"k": "bad value!"}}})),
+            422,
+        ),
+        (
+            "POST",
+            CMS.to_string(),
+            None,
+            Some(json!({"metadata": {"name": "l", "labels": {"k": 1}}})),
+            400,
+        ),
+        (
+            "POST",
+            CMS.to_string(),
+            None,
+            Some(json!({"metadata": {"name": "l", "finalizers": "x"}})),
+            400,
+        ),
+        (
+            "PATCH",
+            format!("{CMS}/a"),
+            Some("application/merge-patch+json"),
+            Some(json!({"metadata": {"labels": {"-x": "y"}}})),
+            422,
+        ),
         ("POST", CMS.to_string(), None, Some(json!([1, 2])), 400),
         (
             "POST",
@@ -733,5 +768,44 @@ async fn crd_deletion_waits_for_custom_resource_finalizers() -> Result<()> {
     assert_eq!(code, 404, "CRD goes once its objects are gone");
     let (code, _, _) = call(&app, "GET", gizmos, None, None).await?;
     assert_eq!(code, 404, "no longer served");
+    Ok(())
+}
+
+#[tokio::test]
+async fn immutable_configmaps_keep_their_data() -> Result<()> {
+    let app = router(100).await?;
+    call(&app, "POST", CMS, None, Some(json!({"metadata": {"name": "frozen", "labels": {"example.com/tier": "a"}}, "data": {"k": "v"}, "immutable": true}))).await?;
+    let path = format!("{CMS}/frozen");
+    let merge = Some("application/merge-patch+json");
+    let (code, s, _) = call(
+        &app,
+        "PATCH",
+        &path,
+        merge,
+        Some(json!({"data": {"k": "changed"}})),
+    )
+    .await?;
+    assert_eq!(
+        (code, s["details"]["causes"][0]["field"].as_str()),
+        (422, Some("data"))
+    );
+    let (code, _, _) = call(
+        &app,
+        "PATCH",
+        &path,
+        merge,
+        Some(json!({"immutable": false})),
+    )
+    .await?;
+    assert_eq!(code, 422);
+    let (code, _, _) = call(
+        &app,
+        "PATCH",
+        &path,
+        merge,
+        Some(json!({"metadata": {"labels": {"example.com/tier": "b"}}})),
+    )
+    .await?;
+    assert_eq!(code, 200, "metadata stays mutable");
     Ok(())
 }

@@ -186,6 +186,109 @@ fn validate_name(info: &ResourceInfo, name: &str) -> Result<()> {
     ))
 }
 
+fn is_qualified_name_part(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && s.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
+        && s.as_bytes().last().is_some_and(u8::is_ascii_alphanumeric)
+}
+
+fn is_qualified_name(key: &str) -> bool {
+    match key.split_once('/') {
+        Some((prefix, name)) => {
+            !prefix.is_empty() && is_dns_subdomain(prefix) && is_qualified_name_part(name)
+        }
+        None => is_qualified_name_part(key),
+    }
+}
+
+fn is_label_value(v: &str) -> bool {
+    v.is_empty() || is_qualified_name_part(v)
+}
+
+/// Labels and annotations: types (400) and syntax (422), like kube-apiserver.
+fn validate_metadata(info: &ResourceInfo, name: &str, obj: &Value) -> Result<()> {
+    let Some(m) = meta(obj) else { return Ok(()) };
+    let mut causes = Vec::new();
+    for field in ["labels", "annotations"] {
+        let Some(v) = m.get(field) else { continue };
+        if v.is_null() {
+            continue;
+        }
+        let map = v.as_object().ok_or_else(|| {
+            Error::bad_request(format!("metadata.{field} must be a map of strings"))
+        })?;
+        let mut size = 0;
+        for (k, val) in map {
+            let val = val.as_str().ok_or_else(|| {
+                Error::bad_request(format!("metadata.{field}[{k:?}] must be a string"))
+            })?;
+            size += k.len() + val.len();
+            if !is_qualified_name(k) {
+                causes.push(Cause {
+                    reason: "FieldValueInvalid".into(),
+                    message: format!("Invalid value: \"{k}\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (at most 63 characters, with an optional DNS subdomain prefix and '/')"),
+                    field: format!("metadata.{field}"),
+                });
+            }
+            if field == "labels" && !is_label_value(val) {
+                causes.push(Cause {
+                    reason: "FieldValueInvalid".into(),
+                    message: format!("Invalid value: \"{val}\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (at most 63 characters)"),
+                    field: "metadata.labels".into(),
+                });
+            }
+        }
+        if field == "annotations" && size > 256 * 1024 {
+            causes.push(Cause {
+                reason: "FieldValueTooLong".into(),
+                message: "Too long: must have at most 262144 bytes".into(),
+                field: "metadata.annotations".into(),
+            });
+        }
+    }
+    if let Some(f) = m.get("finalizers")
+        && !f.is_null()
+        && !f.as_array().is_some_and(|a| a.iter().all(Value::is_string))
+    {
+        return Err(Error::bad_request(
+            "metadata.finalizers must be a list of strings",
+        ));
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::invalid(&info.group, &info.kind, name, causes))
+    }
+}
+
+/// ConfigMaps and Secrets marked `immutable: true` keep their data.
+fn check_immutable(info: &ResourceInfo, name: &str, old: &Value, new: &Value) -> Result<()> {
+    if !info.group.is_empty() || !(info.plural == "configmaps" || info.plural == "secrets") {
+        return Ok(());
+    }
+    if old.get("immutable").and_then(Value::as_bool) != Some(true) {
+        return Ok(());
+    }
+    let mut causes = Vec::new();
+    for field in ["data", "binaryData", "immutable"] {
+        if old.get(field) != new.get(field) {
+            causes.push(Cause {
+                reason: "FieldValueForbidden".into(),
+                message: "Forbidden: field is immutable when `immutable` is set".into(),
+                field: field.into(),
+            });
+        }
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::invalid(&info.group, &info.kind, name, causes))
+    }
+}
+
 /// Namespace must exist and not be terminating.
 fn require_namespace(txn: &Txn<'_>, namespace: &str) -> Result<()> {
     let ns = txn
@@ -483,6 +586,8 @@ pub async fn create(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -> Resu
         }
     }
     validate_name(&info, &name)?;
+    validate_metadata(&info, &name, &obj)?;
+    let m = meta_mut(&mut obj);
     m.insert("name".into(), json!(name));
     m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
     m.insert("creationTimestamp".into(), json!(now()));
@@ -876,6 +981,8 @@ fn apply_update(
             + 1;
         meta_mut(&mut merged).insert("generation".into(), json!(g));
     }
+    validate_metadata(info, &name, &merged)?;
+    check_immutable(info, &name, old, &merged)?;
     if info.storage_key() == CRD_KEY {
         prepare_crd(txn, &mut merged, Some(old))?;
     }
