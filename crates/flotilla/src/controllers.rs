@@ -14,17 +14,30 @@ pub struct Controller {
 }
 
 /// Every controller the hub runs, in start order.
-pub const ALL: &[Controller] = &[Controller {
-    name: "scheduler",
-    run: |client| {
-        async move {
-            flotilla_scheduler::controller::run(client, Default::default())
-                .await
-                .context("scheduler")
-        }
-        .boxed()
+pub const ALL: &[Controller] = &[
+    Controller {
+        name: "cluster-status",
+        run: |client| {
+            async move {
+                flotilla_controllers::cluster_status::run(client, Default::default())
+                    .await
+                    .context("cluster-status")
+            }
+            .boxed()
+        },
     },
-}];
+    Controller {
+        name: "scheduler",
+        run: |client| {
+            async move {
+                flotilla_scheduler::controller::run(client, Default::default())
+                    .await
+                    .context("scheduler")
+            }
+            .boxed()
+        },
+    },
+];
 
 /// Resolves a `--controllers` list: `*` is every controller, `name` adds one, `-name` removes
 /// one. Order in the result follows [`ALL`].
@@ -90,8 +103,9 @@ mod tests {
 
     #[test]
     fn controller_lists() {
-        assert_eq!(names("*"), ["scheduler"]);
-        assert_eq!(names("*,-scheduler"), Vec::<&str>::new());
+        assert_eq!(names("*"), ["cluster-status", "scheduler"]);
+        assert_eq!(names("*,-scheduler"), ["cluster-status"]);
+        assert_eq!(names("scheduler,cluster-status"), ["cluster-status", "scheduler"]);
         assert_eq!(names("scheduler"), ["scheduler"]);
         assert_eq!(names(""), Vec::<&str>::new());
         assert!(select("*,-nope").is_err());

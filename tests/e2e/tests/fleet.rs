@@ -61,6 +61,38 @@ async fn members_are_registered_with_working_credentials() -> anyhow::Result<()>
             "{name} is not the hub"
         );
     }
+
+    // The cluster-status controller reaches each member and reports it Ready, with the
+    // version and the APIs it serves.
+    for name in &names {
+        let cluster = eventually(
+            Duration::from_secs(20),
+            &format!("{name} to be Ready"),
+            || async {
+                let cluster = clusters.get(name).await?;
+                let ready = cluster
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| conditions::is_true(&s.conditions, conditions::READY));
+                Ok(ready.then_some(cluster))
+            },
+        )
+        .await?;
+        let status = cluster.status.expect("status");
+        assert!(
+            status
+                .kubernetes_version
+                .is_some_and(|v| v.starts_with('v'))
+        );
+        assert!(
+            status
+                .api_enablements
+                .iter()
+                .any(|e| e.group_version == "apps/v1"
+                    && e.resources.iter().any(|r| r.kind == "Deployment")),
+            "{name} reports apps/v1 Deployment"
+        );
+    }
     test.fleet.stop().await;
     Ok(())
 }
