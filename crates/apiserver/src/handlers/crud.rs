@@ -986,9 +986,6 @@ fn apply_update(
     if info.storage_key() == CRD_KEY {
         prepare_crd(txn, &mut merged, Some(old))?;
     }
-    if info.plural == "namespaces" && info.group.is_empty() && matches!(mode, Mode::Main) {
-        // Namespace phase is server-owned.
-    }
     let deleting = meta_str(&merged, "deletionTimestamp").is_some();
     if dry {
         return Ok(Arc::new(merged));
@@ -1153,7 +1150,7 @@ struct DeleteOptions {
     rv: Option<String>,
 }
 
-fn delete_options(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -> Result<DeleteOptions> {
+fn delete_options(ct: Option<&str>, body: &[u8]) -> Result<DeleteOptions> {
     let v = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
@@ -1165,7 +1162,6 @@ fn delete_options(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -> Result
             .and_then(Value::as_str)
             .map(String::from)
     };
-    let _ = rr;
     Ok(DeleteOptions {
         uid: s("uid"),
         rv: s("resourceVersion"),
@@ -1298,7 +1294,7 @@ pub async fn delete(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -> Resu
         return Err(Error::path_not_found());
     }
     let ns = ns_of(rr);
-    let opts = delete_options(rr, ct, body)?;
+    let opts = delete_options(ct, body)?;
     if dry_run(rr) {
         let obj = rr
             .cluster
@@ -1341,7 +1337,7 @@ pub async fn delete_collection(
 ) -> Result<Response> {
     let info = rr.info.clone();
     let opts = list_options(rr)?;
-    let del = delete_options(rr, ct, body)?;
+    let del = delete_options(ct, body)?;
     let dry = dry_run(rr);
     let items = rr
         .cluster
