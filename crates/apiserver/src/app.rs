@@ -31,6 +31,8 @@ pub struct AppState {
     pub token: String,
     /// Durable storage, when not in memory.
     pub persist: Option<Writer>,
+    /// How often watches that allow bookmarks get one.
+    pub bookmark_interval: std::time::Duration,
 }
 
 impl AppState {
@@ -130,6 +132,8 @@ pub struct ResourceRequest {
     pub query: Query,
     /// Request headers.
     pub headers: HeaderMap,
+    /// Bookmark period for watches.
+    pub bookmark_interval: std::time::Duration,
 }
 
 fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
@@ -240,6 +244,7 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
         sub,
         query,
         headers: parts.headers.clone(),
+        bookmark_interval: state.bookmark_interval,
     };
     let read_body = || async {
         axum::body::to_bytes(body, MAX_BODY)

@@ -202,6 +202,7 @@ impl Server {
             clusters: RwLock::new(clusters),
             token,
             persist,
+            bookmark_interval: handlers::watch::BOOKMARK_INTERVAL,
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let span = tracing::info_span!("apiserver", url = %url);

@@ -25,6 +25,7 @@ async fn router(history_limit: usize) -> Result<Router> {
         clusters: RwLock::new(clusters),
         token: TOKEN.into(),
         persist: None,
+        bookmark_interval: std::time::Duration::from_millis(200),
     })))
 }
 
@@ -807,5 +808,51 @@ async fn immutable_configmaps_keep_their_data() -> Result<()> {
     )
     .await?;
     assert_eq!(code, 200, "metadata stays mutable");
+    Ok(())
+}
+
+#[tokio::test]
+async fn watches_that_allow_bookmarks_get_them_with_the_latest_rv() -> Result<()> {
+    let app = router(100).await?;
+    let (_, created, _) = call(
+        &app,
+        "POST",
+        CMS,
+        None,
+        Some(json!({"metadata": {"name": "a"}})),
+    )
+    .await?;
+    let rv = created["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (_, _, text) = call(
+        &app,
+        "GET",
+        &format!("{CMS}?watch=1&allowWatchBookmarks=true&resourceVersion={rv}&timeoutSeconds=1"),
+        None,
+        None,
+    )
+    .await?;
+    let ev = events(&text);
+    assert!(ev.len() >= 2, "{text}");
+    assert!(
+        ev.iter().all(|(k, o)| k == "BOOKMARK"
+            && o["metadata"]["resourceVersion"] == rv.as_str()
+            && o["kind"] == "ConfigMap"),
+        "{text}"
+    );
+    let (_, _, text) = call(
+        &app,
+        "GET",
+        &format!("{CMS}?watch=1&resourceVersion={rv}&timeoutSeconds=1"),
+        None,
+        None,
+    )
+    .await?;
+    assert!(
+        events(&text).is_empty(),
+        "no bookmarks unless asked: {text}"
+    );
     Ok(())
 }

@@ -19,7 +19,7 @@ use crate::registry::ResourceInfo;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::storage::{EventType, WatchEvent};
 
-/// How often a watch that asked for bookmarks gets one.
+/// How often a watch that asked for bookmarks gets one (the server's default).
 pub const BOOKMARK_INTERVAL: Duration = Duration::from_secs(15);
 
 struct Filter {
@@ -110,6 +110,7 @@ pub fn watch(rr: ResourceRequest) -> Result<Response> {
         _ => None,
     };
     let send_initial = rr.query.flag("sendInitialEvents");
+    let bookmark_interval = rr.bookmark_interval.max(Duration::from_millis(10));
     let rv_param = rr.query.get("resourceVersion").unwrap_or("").to_string();
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(256);
     let mut initial: Vec<Bytes> = Vec::new();
@@ -176,7 +177,7 @@ pub fn watch(rr: ResourceRequest) -> Result<Response> {
             }
         }
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-        let mut tick = tokio::time::interval(BOOKMARK_INTERVAL);
+        let mut tick = tokio::time::interval(bookmark_interval);
         tick.tick().await;
         tokio::pin!(removed);
         loop {
