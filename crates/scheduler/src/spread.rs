@@ -29,8 +29,10 @@
 //!    maxGroups (0 = every cluster of the chosen groups) with the remaining clusters of the
 //!    chosen groups in (score desc, available desc, name asc) order.
 //!
-//! Only one non-cluster constraint per placement is supported (hierarchical spreading, such as
-//! region and zone together, is rejected as unsupported).
+//! Several non-cluster constraints at once (say region and zone) are applied hierarchically,
+//! coarsest first (provider, region, zone, label): each level chooses its groups among the
+//! clusters of the groups chosen above it, and only the last level picks clusters. The same field
+//! or label twice is rejected as unsupported.
 
 use std::collections::BTreeMap;
 
@@ -149,15 +151,57 @@ pub fn select<'a>(
             need,
         ),
         [group] => select_by_group(candidates, group, cluster_constraint, replicas, duplicated),
-        _ => Err(SelectError::Unsupported(format!(
-            "spreading by more than one of region, zone, provider or label at once ({}) is not supported",
-            groups
-                .iter()
-                .map(|c| describe(c))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
+        _ => select_hierarchically(candidates, groups, cluster_constraint, replicas, duplicated),
     }
+}
+
+/// How coarse a grouping is: provider, then region, then zone, then labels.
+fn coarseness(constraint: &SpreadConstraint) -> u8 {
+    match constraint.effective_field() {
+        Some(SpreadByField::Provider) => 0,
+        Some(SpreadByField::Region) => 1,
+        Some(SpreadByField::Zone) => 2,
+        Some(SpreadByField::Cluster) => 4,
+        None => 3,
+    }
+}
+
+/// Several group constraints at once (for example region and zone): each level, coarsest
+/// first, chooses its groups among the clusters of the groups the previous level chose; only
+/// the last level picks clusters (best per group, then fill to the cluster maxGroups).
+fn select_hierarchically<'a>(
+    candidates: &[Candidate<'a>],
+    mut groups: Vec<&SpreadConstraint>,
+    cluster_constraint: Option<&SpreadConstraint>,
+    replicas: i64,
+    duplicated: bool,
+) -> Result<Vec<Candidate<'a>>, SelectError> {
+    groups.sort_by_key(|c| coarseness(c));
+    for pair in groups.windows(2) {
+        let same_field = pair[0].effective_field().is_some()
+            && pair[0].effective_field() == pair[1].effective_field();
+        let same_label = pair[0].effective_field().is_none()
+            && pair[0].spread_by_label == pair[1].spread_by_label;
+        if same_field || same_label {
+            return Err(SelectError::Unsupported(format!(
+                "{} is spread by more than once",
+                describe(pair[0])
+            )));
+        }
+    }
+    let keep_all = SpreadConstraint {
+        max_groups: 0,
+        ..cluster_constraint.cloned().unwrap_or_default()
+    };
+    let mut current: Vec<Candidate<'a>> = candidates.to_vec();
+    let (last, levels) = groups
+        .split_last()
+        .ok_or_else(|| SelectError::Unsupported("no group constraint".into()))?;
+    for level in levels {
+        current = select_by_group(&current, level, Some(&keep_all), replicas, duplicated)?;
+        sort(&mut current);
+    }
+    select_by_group(&current, last, cluster_constraint, replicas, duplicated)
 }
 
 fn select_clusters<'a>(
@@ -710,23 +754,84 @@ mod tests {
     }
 
     #[test]
-    fn two_group_constraints_are_unsupported() {
-        let rows = [("a", "r1", 0, 10)];
-        let got = with_candidates(&rows, |c| {
-            select(
-                c,
-                &[
-                    cluster(1, 0),
-                    by(SpreadByField::Region, 1, 1),
-                    by(SpreadByField::Zone, 1, 1),
-                ],
-                Need::Replicas(1),
-                1,
-                false,
-            )
-            .map(|s| names(&s))
-        });
-        assert!(matches!(got, Err(SelectError::Unsupported(_))), "{got:?}");
+    fn region_and_zone_spread_hierarchically() {
+        // Region is the first letter's group, zone the name: r1 {a, b}, r2 {c, d}, r3 {e}.
+        let snapshot = Snapshot::new(
+            [
+                ("a", "r1", "z1"),
+                ("b", "r1", "z2"),
+                ("c", "r2", "z3"),
+                ("d", "r2", "z4"),
+                ("e", "r3", "z5"),
+            ]
+            .iter()
+            .map(|(name, region, zone)| {
+                Arc::new(
+                    ClusterBuilder::new(name)
+                        .region(region)
+                        .zones(&[zone])
+                        .build(),
+                )
+            }),
+        );
+        let mut candidates: Vec<Candidate<'_>> = snapshot
+            .clusters()
+            .iter()
+            .map(|info| Candidate {
+                info,
+                score: 0,
+                allocatable: 10,
+                available: 10,
+            })
+            .collect();
+        sort(&mut candidates);
+        // Exactly one region with two zones: r1 or r2 (r3 has one zone), never a mix.
+        let got = select(
+            &candidates,
+            &[
+                cluster(2, 2),
+                by(SpreadByField::Zone, 2, 2),
+                by(SpreadByField::Region, 1, 1),
+            ],
+            Need::Replicas(4),
+            4,
+            false,
+        )
+        .map(|s| names(&s));
+        let got = got.expect("schedulable");
+        assert!(got == ["a", "b"] || got == ["c", "d"], "{got:?}");
+        // The same field twice is rejected.
+        let twice = select(
+            &candidates,
+            &[
+                cluster(1, 0),
+                by(SpreadByField::Zone, 1, 1),
+                by(SpreadByField::Zone, 1, 2),
+            ],
+            Need::Replicas(1),
+            1,
+            false,
+        );
+        assert!(
+            matches!(twice, Err(SelectError::Unsupported(_))),
+            "{twice:?}"
+        );
+        // Impossible combinations fail: two regions with two zones each is fine, three is not.
+        let three = select(
+            &candidates,
+            &[
+                cluster(1, 0),
+                by(SpreadByField::Region, 3, 3),
+                by(SpreadByField::Zone, 6, 6),
+            ],
+            Need::Replicas(1),
+            1,
+            false,
+        );
+        assert!(
+            matches!(three, Err(SelectError::Unschedulable(_))),
+            "{three:?}"
+        );
     }
 
     #[test]
