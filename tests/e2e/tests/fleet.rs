@@ -194,14 +194,15 @@ async fn the_scheduler_places_bindings_on_the_fleet() -> anyhow::Result<()> {
     let test = TestFleet::start(2).await?;
     let api: Api<ResourceBinding> = Api::namespaced(test.fleet.hub.clone(), "default");
 
-    // The README's nginx example: 3 replicas divided 2:1 by static weight.
-    let weighted = binding(
-        "nginx",
-        "clusterAffinity: {clusterNames: [member1, member2]}\nreplicaScheduling:\n  replicaSchedulingType: Divided\n  replicaDivisionPreference: Weighted\n  weightPreference:\n    staticWeightList:\n      - {targetCluster: {clusterNames: [member1]}, weight: 2}\n      - {targetCluster: {clusterNames: [member2]}, weight: 1}\n",
-        3,
-    )?;
+    // The README's walkthrough: examples/what-if/nginx-binding.yaml, 3 replicas divided 2:1
+    // by static weight.
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/what-if/nginx-binding.yaml"
+    );
+    let weighted: ResourceBinding = serde_saphyr::from_str(&std::fs::read_to_string(path)?)?;
     api.create(&PostParams::default(), &weighted).await?;
-    let mut clusters = scheduled(&api, "nginx").await?;
+    let mut clusters = scheduled(&api, "nginx-deployment").await?;
     clusters.sort_by(|a, b| a.name.cmp(&b.name));
     assert_eq!(
         clusters,
