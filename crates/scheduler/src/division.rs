@@ -160,6 +160,18 @@ pub fn dispense<'a>(
     init: &[(&'a str, i64)],
     tie: TieBreak,
 ) -> Vec<(&'a str, i64)> {
+    let mut out = dispense_unsorted(n, weights, init, tie);
+    out.sort_by(|a, b| a.0.cmp(b.0));
+    out
+}
+
+/// [`dispense`] without the final sort by name (strategies sort their own result).
+fn dispense_unsorted<'a>(
+    n: i64,
+    weights: &[(&'a str, i64)],
+    init: &[(&'a str, i64)],
+    tie: TieBreak,
+) -> Vec<(&'a str, i64)> {
     let mut parties: Vec<Party<'a>> = Vec::with_capacity(weights.len() + init.len());
     for (name, votes) in weights {
         parties.push(Party {
@@ -181,9 +193,7 @@ pub fn dispense<'a>(
     if weights.iter().map(|(_, w)| (*w).max(0)).sum::<i64>() > 0 {
         webster(n, &mut parties, tie);
     }
-    let mut out: Vec<(&'a str, i64)> = parties.into_iter().map(|p| (p.name, p.seats)).collect();
-    out.sort_by(|a, b| a.0.cmp(b.0));
-    out
+    parties.into_iter().map(|p| (p.name, p.seats)).collect()
 }
 
 /// How a workload's replicas are split.
@@ -275,7 +285,7 @@ fn static_weight<'a>(division: &Division<'_>, selected: &[Selected<'a>]) -> Vec<
     } else {
         weights.retain(|(_, w)| *w > 0);
     }
-    dispense(division.replicas, &weights, &[], division.tie)
+    dispense_unsorted(division.replicas, &weights, &[], division.tie)
 }
 
 fn dynamic<'a>(
@@ -376,7 +386,7 @@ fn divide<'a>(
             .map_or(available.len(), |i| i + 1);
         available.truncate(keep);
     }
-    Ok(dispense(target, &available, &[], division.tie))
+    Ok(dispense_unsorted(target, &available, &[], division.tie))
 }
 
 #[cfg(test)]

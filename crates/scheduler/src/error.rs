@@ -6,6 +6,10 @@ use std::{collections::BTreeMap, fmt};
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// At most this many clusters are named one by one in a diagnosis message (the histogram
+/// still counts all of them), so a condition stays small in a large fleet.
+pub const MAX_LISTED: usize = 50;
+
 /// Why each rejected cluster was rejected, by cluster name. Deterministic (sorted by name).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Diagnosis {
@@ -37,11 +41,15 @@ impl fmt::Display for Diagnosis {
         write!(f, "{available}/{} clusters are available", self.total)?;
         if !self.rejected.is_empty() {
             write!(f, ": {}", self.histogram())?;
-            let per_cluster: Vec<String> = self
+            let mut per_cluster: Vec<String> = self
                 .rejected
                 .iter()
+                .take(MAX_LISTED)
                 .map(|(cluster, reason)| format!("{cluster}: {reason}"))
                 .collect();
+            if self.rejected.len() > MAX_LISTED {
+                per_cluster.push(format!("and {} more", self.rejected.len() - MAX_LISTED));
+            }
             write!(f, " ({})", per_cluster.join("; "))?;
         }
         Ok(())
@@ -141,5 +149,33 @@ impl Error {
                 | Self::UnsupportedPlacement(_)
                 | Self::ParseQuantity { .. }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diagnosis_names_at_most_fifty_clusters_but_counts_all() {
+        let rejected: BTreeMap<String, String> = (0..120)
+            .map(|i| {
+                (
+                    format!("m{i:03}"),
+                    "cluster(s) had untolerated taint {x:NoSchedule}".to_owned(),
+                )
+            })
+            .collect();
+        let diagnosis = Diagnosis {
+            total: 130,
+            rejected,
+        };
+        let text = diagnosis.to_string();
+        assert!(text.starts_with("10/130 clusters are available: 120 cluster(s) had untolerated taint {x:NoSchedule} (m000: "), "{text}");
+        assert!(
+            text.contains("m049: ") && !text.contains("m050: "),
+            "{text}"
+        );
+        assert!(text.ends_with("; and 70 more)"), "{text}");
     }
 }
