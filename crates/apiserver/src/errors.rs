@@ -165,6 +165,11 @@ impl Error {
         Self::api(410, "Expired", message)
     }
 
+    /// 504 Timeout (a resourceVersion the server has not reached yet).
+    pub fn api_timeout(message: impl Into<String>) -> Self {
+        Self::api(504, "Timeout", message)
+    }
+
     /// 415 UnsupportedMediaType.
     pub fn unsupported_media_type(content_type: &str) -> Self {
         Self::api(

@@ -153,6 +153,33 @@ impl ClusterState {
         Some(self.history.range(start..).cloned().collect())
     }
 
+    /// Objects of one resource as they were at `rv`, rebuilt by undoing later events; None
+    /// when the history no longer reaches back that far.
+    pub fn objects_at(&self, key: &str, rv: u64) -> Option<Objects> {
+        let mut objs = self.objects.get(key).cloned().unwrap_or_default();
+        if rv >= self.rv {
+            return Some(objs);
+        }
+        if rv < self.history_start {
+            return None;
+        }
+        for e in self.history.iter().rev().take_while(|e| e.rv > rv) {
+            if *e.key != *key {
+                continue;
+            }
+            let k = (e.namespace.clone(), e.name.clone());
+            match e.kind {
+                EventType::Added => {
+                    objs.remove(&k);
+                }
+                EventType::Modified | EventType::Deleted => {
+                    objs.insert(k, e.prev.clone()?);
+                }
+            }
+        }
+        Some(objs)
+    }
+
     /// The oldest resourceVersion a watch can still start from.
     pub fn history_start(&self) -> u64 {
         self.history_start

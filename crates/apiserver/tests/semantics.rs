@@ -856,3 +856,144 @@ async fn watches_that_allow_bookmarks_get_them_with_the_latest_rv() -> Result<()
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn paginated_lists_are_consistent_at_the_first_page_rv() -> Result<()> {
+    let app = router(1000).await?;
+    for n in ["b", "c", "d", "e", "f"] {
+        call(
+            &app,
+            "POST",
+            CMS,
+            None,
+            Some(json!({"metadata": {"name": n}, "data": {"v": "old"}})),
+        )
+        .await?;
+    }
+    let (_, page, _) = call(&app, "GET", &format!("{CMS}?limit=2"), None, None).await?;
+    let rv = page["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mut token = page["metadata"]["continue"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mut names: Vec<String> = page["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["metadata"]["name"].as_str().map(String::from))
+        .collect();
+    // Changes after the first page must not show up in later pages.
+    call(
+        &app,
+        "POST",
+        CMS,
+        None,
+        Some(json!({"metadata": {"name": "z"}})),
+    )
+    .await?;
+    call(&app, "DELETE", &format!("{CMS}/f"), None, None).await?;
+    call(
+        &app,
+        "PATCH",
+        &format!("{CMS}/e"),
+        Some("application/merge-patch+json"),
+        Some(json!({"data": {"v": "new"}})),
+    )
+    .await?;
+    let mut e_value = String::new();
+    while !token.is_empty() {
+        let (code, page, text) = call(
+            &app,
+            "GET",
+            &format!("{CMS}?limit=2&continue={token}"),
+            None,
+            None,
+        )
+        .await?;
+        assert_eq!(code, 200, "{text}");
+        assert_eq!(
+            page["metadata"]["resourceVersion"].as_str(),
+            Some(rv.as_str())
+        );
+        for o in page["items"].as_array().into_iter().flatten() {
+            let n = o["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if n == "e" {
+                e_value = o["data"]["v"].as_str().unwrap_or_default().to_string();
+            }
+            names.push(n);
+        }
+        token = page["metadata"]["continue"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+    }
+    assert_eq!(names, vec!["b", "c", "d", "e", "f"]);
+    assert_eq!(e_value, "old");
+    // resourceVersionMatch=Exact reads the past too; the future is a 504.
+    let (code, exact, _) = call(
+        &app,
+        "GET",
+        &format!("{CMS}?resourceVersion={rv}&resourceVersionMatch=Exact"),
+        None,
+        None,
+    )
+    .await?;
+    assert_eq!(code, 200);
+    assert_eq!(exact["items"].as_array().map(Vec::len), Some(5));
+    let (code, _, _) = call(
+        &app,
+        "GET",
+        &format!("{CMS}?resourceVersion=999999&resourceVersionMatch=Exact"),
+        None,
+        None,
+    )
+    .await?;
+    assert_eq!(code, 504);
+    Ok(())
+}
+
+#[tokio::test]
+async fn continue_token_older_than_history_is_410() -> Result<()> {
+    let app = router(3).await?;
+    for n in ["a", "b", "c"] {
+        call(
+            &app,
+            "POST",
+            CMS,
+            None,
+            Some(json!({"metadata": {"name": n}})),
+        )
+        .await?;
+    }
+    let (_, page, _) = call(&app, "GET", &format!("{CMS}?limit=1"), None, None).await?;
+    let token = page["metadata"]["continue"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    for i in 0..5 {
+        call(
+            &app,
+            "POST",
+            CMS,
+            None,
+            Some(json!({"metadata": {"name": format!("x{i}")}})),
+        )
+        .await?;
+    }
+    let (code, s, _) = call(
+        &app,
+        "GET",
+        &format!("{CMS}?limit=1&continue={token}"),
+        None,
+        None,
+    )
+    .await?;
+    assert_eq!((code, s["reason"].as_str()), (410, Some("Expired")));
+    Ok(())
+}

@@ -780,9 +780,18 @@ fn matching(
     opts: &ListOptions,
     start: Option<&(String, String)>,
 ) -> Vec<Arc<Value>> {
-    let Some(objs) = state.objects(&rr.info.storage_key()) else {
-        return Vec::new();
-    };
+    match state.objects(&rr.info.storage_key()) {
+        Some(objs) => matching_in(objs, rr, opts, start),
+        None => Vec::new(),
+    }
+}
+
+fn matching_in(
+    objs: &crate::storage::Objects,
+    rr: &ResourceRequest,
+    opts: &ListOptions,
+    start: Option<&(String, String)>,
+) -> Vec<Arc<Value>> {
     let ns = rr.namespace.clone().filter(|_| rr.info.namespaced);
     let lower = match (&ns, start) {
         (_, Some(s)) => std::ops::Bound::Excluded(s.clone()),
@@ -832,21 +841,41 @@ pub fn list(rr: &ResourceRequest) -> Result<Response> {
         Some(c) if !c.is_empty() => Some(decode_continue(c)?),
         _ => None,
     };
-    if let Some(rv) = rr.query.get("resourceVersion")
-        && !rv.is_empty()
-        && rv.parse::<u64>().is_err()
-    {
-        return Err(Error::bad_request(format!(
-            "invalid resourceVersion {rv:?}"
-        )));
-    }
+    let requested_rv = match rr.query.get("resourceVersion") {
+        Some(rv) if !rv.is_empty() => Some(
+            rv.parse::<u64>()
+                .map_err(|_| Error::bad_request(format!("invalid resourceVersion {rv:?}")))?,
+        ),
+        _ => None,
+    };
+    // Pages of a paginated list, and resourceVersionMatch=Exact, are served as of one RV,
+    // rebuilt from the watch history when it has moved on (410 once it no longer reaches).
+    let at_rv = match (&cont, rr.query.get("resourceVersionMatch"), requested_rv) {
+        (Some((rv, _, _)), _, _) => Some(*rv),
+        (None, Some("Exact"), Some(rv)) => Some(rv),
+        _ => None,
+    };
     let start = cont
         .as_ref()
         .map(|(_, ns, name)| (ns.clone(), name.clone()));
-    let (mut items, rv) = rr
-        .cluster
-        .read(|s| (matching(s, rr, &opts, start.as_ref()), s.rv));
-    let list_rv = cont.as_ref().map(|(rv, _, _)| *rv).unwrap_or(rv);
+    let key = rr.info.storage_key();
+    let (mut items, list_rv) = rr.cluster.read(|s| match at_rv {
+        Some(at) if at > s.rv => Err(Error::api_timeout(format!(
+            "Too large resource version: {at}, current: {}",
+            s.rv
+        ))),
+        Some(at) if at < s.rv => {
+            let objs = s.objects_at(&key, at).ok_or_else(|| {
+                Error::gone(if cont.is_some() {
+                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.".to_string()
+                } else {
+                    format!("too old resource version: {at} ({})", s.history_start() + 1)
+                })
+            })?;
+            Ok((matching_in(&objs, rr, &opts, start.as_ref()), at))
+        }
+        _ => Ok((matching(s, rr, &opts, start.as_ref()), s.rv)),
+    })?;
     let mut meta = json!({"resourceVersion": list_rv.to_string()});
     if limit > 0 && items.len() > limit {
         let remaining = items.len() - limit;
