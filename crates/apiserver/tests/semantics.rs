@@ -997,3 +997,23 @@ async fn continue_token_older_than_history_is_410() -> Result<()> {
     assert_eq!((code, s["reason"].as_str()), (410, Some("Expired")));
     Ok(())
 }
+
+#[tokio::test]
+async fn watch_from_a_future_rv_fails_so_clients_relist() -> Result<()> {
+    let app = router(100).await?;
+    let (_, _, text) = call(
+        &app,
+        "GET",
+        &format!("{CMS}?watch=1&resourceVersion=999999&timeoutSeconds=10"),
+        None,
+        None,
+    )
+    .await?;
+    let ev = events(&text);
+    assert_eq!(ev.len(), 1, "{text}");
+    assert_eq!(
+        (ev[0].0.as_str(), ev[0].1["code"].as_i64()),
+        ("ERROR", Some(410))
+    );
+    Ok(())
+}
