@@ -1,7 +1,7 @@
 //! Request body decoding: JSON (also when Content-Type is missing), YAML, and the Kubernetes
-//! protobuf envelope for the built-in kinds client-go sends as protobuf (Namespace, ConfigMap,
-//! Secret, DeleteOptions). Everything becomes a `serde_json::Value`; bad bodies are 400s and
-//! unknown media types 415s.
+//! protobuf envelope for the built-in kinds kubectl and Helm send as protobuf (Namespace,
+//! ConfigMap, Secret, ServiceAccount, RBAC roles and bindings, DeleteOptions). Everything
+//! becomes a `serde_json::Value`; bad bodies are 400s and unknown media types 415s.
 
 use std::collections::BTreeMap;
 
@@ -116,6 +116,84 @@ fn decode_protobuf(body: &[u8]) -> Result<Value> {
             }
             obj
         }
+        ("v1", "ServiceAccount") => {
+            let sa =
+                k8s_pb::api::core::v1::ServiceAccount::decode(inner.as_slice()).map_err(bad)?;
+            let mut obj = Map::new();
+            obj.insert(
+                "metadata".into(),
+                meta_to_json(sa.metadata.unwrap_or_default()),
+            );
+            if !sa.secrets.is_empty() {
+                let refs: Vec<Value> = sa
+                    .secrets
+                    .into_iter()
+                    .map(|r| {
+                        let mut m = Map::new();
+                        let mut put = |k: &str, v: Option<String>| {
+                            if let Some(v) = v {
+                                m.insert(k.into(), json!(v));
+                            }
+                        };
+                        put("kind", r.kind);
+                        put("namespace", r.namespace);
+                        put("name", r.name);
+                        put("uid", r.uid);
+                        put("apiVersion", r.api_version);
+                        put("resourceVersion", r.resource_version);
+                        put("fieldPath", r.field_path);
+                        Value::Object(m)
+                    })
+                    .collect();
+                obj.insert("secrets".into(), Value::Array(refs));
+            }
+            if !sa.image_pull_secrets.is_empty() {
+                let refs: Vec<Value> = sa
+                    .image_pull_secrets
+                    .into_iter()
+                    .map(|r| json!({"name": r.name.unwrap_or_default()}))
+                    .collect();
+                obj.insert("imagePullSecrets".into(), Value::Array(refs));
+            }
+            if let Some(a) = sa.automount_service_account_token {
+                obj.insert("automountServiceAccountToken".into(), json!(a));
+            }
+            obj
+        }
+        ("rbac.authorization.k8s.io/v1", "Role") => {
+            let r = k8s_pb::api::rbac::v1::Role::decode(inner.as_slice()).map_err(bad)?;
+            let mut obj = Map::new();
+            obj.insert(
+                "metadata".into(),
+                meta_to_json(r.metadata.unwrap_or_default()),
+            );
+            obj.insert("rules".into(), rules_to_json(r.rules));
+            obj
+        }
+        ("rbac.authorization.k8s.io/v1", "ClusterRole") => {
+            let r = k8s_pb::api::rbac::v1::ClusterRole::decode(inner.as_slice()).map_err(bad)?;
+            if r.aggregation_rule.is_some() {
+                return Err(Error::unsupported_media_type(
+                    "application/vnd.kubernetes.protobuf for an aggregated ClusterRole (send JSON)",
+                ));
+            }
+            let mut obj = Map::new();
+            obj.insert(
+                "metadata".into(),
+                meta_to_json(r.metadata.unwrap_or_default()),
+            );
+            obj.insert("rules".into(), rules_to_json(r.rules));
+            obj
+        }
+        ("rbac.authorization.k8s.io/v1", "RoleBinding") => {
+            let b = k8s_pb::api::rbac::v1::RoleBinding::decode(inner.as_slice()).map_err(bad)?;
+            binding_to_json(b.metadata, b.subjects, b.role_ref)
+        }
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
+            let b =
+                k8s_pb::api::rbac::v1::ClusterRoleBinding::decode(inner.as_slice()).map_err(bad)?;
+            binding_to_json(b.metadata, b.subjects, b.role_ref)
+        }
         ("v1" | "meta.k8s.io/v1", "DeleteOptions") => {
             let d = pbmeta::DeleteOptions::decode(inner.as_slice()).map_err(bad)?;
             let mut obj = Map::new();
@@ -149,6 +227,70 @@ fn decode_protobuf(body: &[u8]) -> Result<Value> {
     out.insert("apiVersion".into(), json!(api_version));
     out.insert("kind".into(), json!(kind));
     Ok(Value::Object(out))
+}
+
+fn rules_to_json(rules: Vec<k8s_pb::api::rbac::v1::PolicyRule>) -> Value {
+    Value::Array(
+        rules
+            .into_iter()
+            .map(|r| {
+                let mut m = Map::new();
+                let mut put = |k: &str, v: Vec<String>| {
+                    if !v.is_empty() {
+                        m.insert(k.into(), json!(v));
+                    }
+                };
+                put("verbs", r.verbs);
+                put("apiGroups", r.api_groups);
+                put("resources", r.resources);
+                put("resourceNames", r.resource_names);
+                put("nonResourceURLs", r.non_resource_ur_ls);
+                Value::Object(m)
+            })
+            .collect(),
+    )
+}
+
+fn binding_to_json(
+    metadata: Option<pbmeta::ObjectMeta>,
+    subjects: Vec<k8s_pb::api::rbac::v1::Subject>,
+    role_ref: Option<k8s_pb::api::rbac::v1::RoleRef>,
+) -> Map<String, Value> {
+    let mut obj = Map::new();
+    obj.insert(
+        "metadata".into(),
+        meta_to_json(metadata.unwrap_or_default()),
+    );
+    let subjects: Vec<Value> = subjects
+        .into_iter()
+        .map(|s| {
+            let mut m = Map::new();
+            let mut put = |k: &str, v: Option<String>| {
+                if let Some(v) = v.filter(|v| !v.is_empty()) {
+                    m.insert(k.into(), json!(v));
+                }
+            };
+            put("kind", s.kind);
+            put("apiGroup", s.api_group);
+            put("name", s.name);
+            put("namespace", s.namespace);
+            Value::Object(m)
+        })
+        .collect();
+    if !subjects.is_empty() {
+        obj.insert("subjects".into(), Value::Array(subjects));
+    }
+    if let Some(r) = role_ref {
+        obj.insert(
+            "roleRef".into(),
+            json!({
+                "apiGroup": r.api_group.unwrap_or_default(),
+                "kind": r.kind.unwrap_or_default(),
+                "name": r.name.unwrap_or_default(),
+            }),
+        );
+    }
+    obj
 }
 
 fn bytes_map(m: BTreeMap<String, Vec<u8>>) -> Value {

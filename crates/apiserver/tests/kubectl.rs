@@ -140,6 +140,70 @@ async fn kubectl_round_trip() -> Result<()> {
         ])
         .await?;
     assert!(out.contains("secret/sec created"), "{out}");
+    for args in [
+        vec!["create", "serviceaccount", "robot", "-n", "demo"],
+        vec![
+            "create",
+            "role",
+            "reader",
+            "-n",
+            "demo",
+            "--verb=get,list",
+            "--resource=configmaps",
+        ],
+        vec![
+            "create",
+            "rolebinding",
+            "robot-reads",
+            "-n",
+            "demo",
+            "--role=reader",
+            "--serviceaccount=demo:robot",
+        ],
+        vec![
+            "create",
+            "clusterrole",
+            "watcher",
+            "--verb=watch",
+            "--resource=pods",
+        ],
+        vec![
+            "create",
+            "clusterrolebinding",
+            "robot-watches",
+            "--clusterrole=watcher",
+            "--serviceaccount=demo:robot",
+        ],
+    ] {
+        let out = k.run(&args).await?;
+        assert!(out.contains("created"), "{args:?}: {out}");
+    }
+    let rb = k
+        .run(&[
+            "get",
+            "rolebinding",
+            "robot-reads",
+            "-n",
+            "demo",
+            "-o",
+            "json",
+        ])
+        .await?;
+    let rb: serde_json::Value = serde_json::from_str(&rb)?;
+    assert_eq!(rb["roleRef"]["name"], "reader");
+    assert_eq!(rb["subjects"][0]["name"], "robot");
+    let role = k
+        .run(&[
+            "get",
+            "role",
+            "reader",
+            "-n",
+            "demo",
+            "-o",
+            "jsonpath={.rules[0].verbs}",
+        ])
+        .await?;
+    assert_eq!(role.trim(), r#"["get","list"]"#);
     let sec = k
         .run(&[
             "get",
