@@ -88,15 +88,17 @@ pub fn order(a: &Candidate<'_>, b: &Candidate<'_>) -> std::cmp::Ordering {
         .then(a.info.index.cmp(&b.info.index))
 }
 
-/// Sorts candidates by [`order`].
+/// Sorts candidates by [`order`]. Keys are unique (the index is), so an unstable sort is
+/// deterministic; keys are computed once, without chasing the cluster pointer per comparison.
 pub fn sort(candidates: &mut [Candidate<'_>]) {
-    candidates.sort_unstable_by_key(|c| {
-        (
-            std::cmp::Reverse(c.score),
-            std::cmp::Reverse(c.available),
-            c.info.index,
-        )
-    });
+    let mut keyed: Vec<(i64, i64, usize, Candidate<'_>)> = candidates
+        .iter()
+        .map(|c| (-c.score, -c.available, c.info.index, *c))
+        .collect();
+    keyed.sort_unstable_by_key(|k| (k.0, k.1, k.2));
+    for (slot, (_, _, _, c)) in candidates.iter_mut().zip(keyed) {
+        *slot = c;
+    }
 }
 
 fn group_key<'c>(cluster: &'c Cluster, constraint: &SpreadConstraint) -> Option<&'c str> {
