@@ -352,7 +352,13 @@ async fn reconcile_inner<K: Binding>(binding: &K, ctx: &Context) -> Result<Actio
                     "spec": {"clusters": decision.clusters},
                 });
                 let updated =
-                    apply_spec(ctx, &api, &name, resource_version.as_deref(), &patch).await?;
+                    match apply_spec(ctx, &api, &name, resource_version.as_deref(), &patch).await {
+                        Ok(updated) => updated,
+                        Err(error) => {
+                            report_scheduler_error(binding, &api, &error).await;
+                            return Err(error);
+                        }
+                    };
                 generation = updated.meta().generation;
                 resource_version = updated.meta().resource_version.clone();
                 info!(clusters = ?decision.clusters, reason, "scheduled");
@@ -424,6 +430,44 @@ async fn reconcile_inner<K: Binding>(binding: &K, ctx: &Context) -> Result<Actio
             Ok(Action::requeue(Duration::from_secs(60)))
         }
         Err(error) => Err(error),
+    }
+}
+
+/// Best effort: records a failed write as `Scheduled=False, SchedulerError` (a conflict is not
+/// an error worth reporting: the next pass starts from the newer object).
+async fn report_scheduler_error<K: Binding>(binding: &K, api: &Api<K>, error: &Error) {
+    if let Error::Kube {
+        source: kube::Error::Api(status),
+        ..
+    } = error
+        && status.code == 409
+    {
+        return;
+    }
+    let status = binding.binding_status().cloned().unwrap_or_default();
+    let mut next = status.clone();
+    conditions::set_condition(
+        &mut next.conditions,
+        conditions::new(
+            SCHEDULED,
+            false,
+            reasons::SCHEDULER_ERROR,
+            error.to_string(),
+            binding.meta().generation,
+        ),
+        now(),
+    );
+    let name = binding.name_any();
+    if let Err(e) = write_status(
+        api,
+        &name,
+        binding.meta().resource_version.clone(),
+        &status,
+        &next,
+    )
+    .await
+    {
+        warn!(error = %e, "could not record the scheduler error");
     }
 }
 

@@ -267,6 +267,27 @@ async fn scheduler_controller_end_to_end() -> Result<()> {
         .count();
     assert_eq!(events_for_success, 0, "no event when scheduling succeeds");
 
+    // A request the scheduler cannot read is reported as SchedulerError with the reason.
+    let mut garbled = BindingBuilder::new()
+        .dynamic()
+        .replicas(1)
+        .request(&[("cpu", "lots")])
+        .build();
+    garbled.metadata.name = Some("garbled".into());
+    garbled.metadata.uid = None;
+    rbs.create(&PostParams::default(), &garbled).await?;
+    let condition = eventually("SchedulerError", || async {
+        let rb = rbs.get("garbled").await?;
+        Ok(scheduled_condition(&rb).filter(|c| c.status == "False"))
+    })
+    .await?;
+    assert_eq!(condition.reason, reasons::SCHEDULER_ERROR);
+    assert!(
+        condition.message.contains("invalid quantity \"lots\""),
+        "{}",
+        condition.message
+    );
+
     // Manual reschedule bumps lastScheduledTime past the trigger.
     let before = rbs.get("weighted").await?;
     let triggered = k8s_openapi::jiff::Timestamp::now();
