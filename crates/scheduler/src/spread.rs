@@ -865,4 +865,141 @@ mod tests {
         let got = got.expect("schedulable");
         assert!(got.len() >= 10 && got.len() <= 12, "{got:?}");
     }
+
+    /// Property: on random fleets and constraints, a successful group selection always spans
+    /// between minGroups and maxGroups groups and meets the cluster minimum, and a failure
+    /// happens only when no combination of groups could meet both minimums.
+    #[test]
+    fn group_selection_respects_constraints_on_random_fleets() {
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        let (mut successes, mut failures) = (0, 0);
+        for case in 0..400 {
+            let n = 1 + next(12) as usize;
+            let rows: Vec<(String, String, i64, i64)> = (0..n)
+                .map(|i| {
+                    (
+                        format!("c{i:02}"),
+                        format!("g{}", next(5)),
+                        next(300) as i64,
+                        next(20) as i64,
+                    )
+                })
+                .collect();
+            let rows_ref: Vec<Row<'_>> = rows
+                .iter()
+                .map(|(a, b, s, v)| (a.as_str(), b.as_str(), *s, *v))
+                .collect();
+            let group_min = next(4) as i32;
+            let group_max = if next(3) == 0 {
+                0
+            } else {
+                group_min.max(1) + next(3) as i32
+            };
+            let cluster_min = next(6) as i32;
+            let cluster_max = if next(2) == 0 {
+                0
+            } else {
+                cluster_min + next(4) as i32
+            };
+            let field = [
+                SpreadByField::Region,
+                SpreadByField::Zone,
+                SpreadByField::Provider,
+            ][case % 3];
+            let constraints = [
+                cluster(cluster_min, cluster_max),
+                by(field, group_min, group_max),
+            ];
+            let replicas = 1 + next(40) as i64;
+            let got = with_candidates(&rows_ref, |c| {
+                select(
+                    c,
+                    &constraints,
+                    Need::Replicas(replicas),
+                    replicas,
+                    case % 4 == 0,
+                )
+                .map(|s| names(&s))
+            });
+            let group_of = |name: &str| {
+                rows.iter()
+                    .find(|r| r.0 == name)
+                    .map(|r| r.1.clone())
+                    .unwrap_or_default()
+            };
+            let mut sizes: BTreeMap<String, usize> = BTreeMap::new();
+            for r in &rows {
+                *sizes.entry(r.1.clone()).or_default() += 1;
+            }
+            let lo = (group_min.max(1)) as usize;
+            let hi = if group_max == 0 {
+                sizes.len()
+            } else {
+                (group_max as usize).min(sizes.len())
+            };
+            match got {
+                Ok(selected) => {
+                    successes += 1;
+                    let groups: std::collections::BTreeSet<String> =
+                        selected.iter().map(|n| group_of(n)).collect();
+                    assert!(
+                        groups.len() >= lo && groups.len() <= hi,
+                        "case {case}: {} groups not in {lo}..={hi}",
+                        groups.len()
+                    );
+                    let available: usize = groups.iter().map(|g| sizes[g]).sum();
+                    assert!(
+                        available >= cluster_min as usize,
+                        "case {case}: groups hold {available} < {cluster_min}"
+                    );
+                    let mut distinct = selected.clone();
+                    distinct.sort();
+                    distinct.dedup();
+                    assert_eq!(
+                        distinct.len(),
+                        selected.len(),
+                        "case {case}: duplicates in {selected:?}"
+                    );
+                    if cluster_max > 0 {
+                        assert!(
+                            selected.len() <= (cluster_max as usize).max(groups.len()),
+                            "case {case}: too many clusters"
+                        );
+                    }
+                    assert!(
+                        selected.len() >= (cluster_min as usize).min(available),
+                        "case {case}: too few clusters"
+                    );
+                }
+                Err(SelectError::Unschedulable(_)) => {
+                    failures += 1;
+                    // Brute force: no subset of groups of an allowed size holds enough clusters.
+                    let counts: Vec<usize> = sizes.values().copied().collect();
+                    let feasible = (1u32..(1 << counts.len())).any(|mask| {
+                        let k = mask.count_ones() as usize;
+                        let total: usize = (0..counts.len())
+                            .filter(|i| mask & (1 << i) != 0)
+                            .map(|i| counts[i])
+                            .sum();
+                        k >= lo && k <= hi && total >= cluster_min as usize
+                    });
+                    assert!(
+                        !feasible,
+                        "case {case}: failed although a valid combination exists"
+                    );
+                }
+                Err(other) => panic!("case {case}: {other:?}"),
+            }
+        }
+        assert!(
+            successes > 50 && failures > 20,
+            "both outcomes exercised: {successes} ok, {failures} failed"
+        );
+    }
 }
