@@ -7,8 +7,9 @@
 //!
 //! Karmada implements only region (+cluster). Flotilla runs the same algorithm over any
 //! grouping key:
-//! 1. group the candidates by key (a cluster's zone group is its first zone: `spec.zone`, else
-//!    the first of `spec.zones`; a label group is the label's value). Clusters without the key
+//! 1. group the candidates by key (a label group is the label's value; a cluster spanning
+//!    several zones belongs to each of their groups, and cluster counts of a combination count
+//!    each cluster once). Clusters without the key
 //!    never get here: the SpreadConstraint filter removed them;
 //! 2. fail when there are fewer groups than the group constraint's minGroups;
 //! 3. score every group: Duplicated `1000·#fit + avg score of fit` (fit = clusters that can hold
@@ -101,20 +102,26 @@ pub fn sort(candidates: &mut [Candidate<'_>]) {
     }
 }
 
-fn group_key<'c>(cluster: &'c Cluster, constraint: &SpreadConstraint) -> Option<&'c str> {
-    match constraint.effective_field() {
+/// The groups a cluster belongs to: its region, provider or label value, or every zone it
+/// spans (a multi-zone cluster is in several zone groups).
+fn group_keys<'c>(cluster: &'c Cluster, constraint: &SpreadConstraint) -> Vec<&'c str> {
+    let single = match constraint.effective_field() {
+        Some(SpreadByField::Zone) => {
+            let mut zones: Vec<&str> = cluster.zones().filter(|z| !z.is_empty()).collect();
+            zones.sort_unstable();
+            zones.dedup();
+            return zones;
+        }
         Some(SpreadByField::Region) => cluster.spec.region.as_deref(),
         Some(SpreadByField::Provider) => cluster.spec.provider.as_deref(),
-        Some(SpreadByField::Zone) => cluster.zones().next(),
         Some(SpreadByField::Cluster) => cluster.metadata.name.as_deref(),
-        None => cluster
-            .metadata
-            .labels
-            .as_ref()?
-            .get(constraint.spread_by_label.as_deref()?)
+        None => constraint
+            .spread_by_label
+            .as_deref()
+            .and_then(|key| cluster.metadata.labels.as_ref()?.get(key))
             .map(String::as_str),
-    }
-    .filter(|k| !k.is_empty())
+    };
+    single.filter(|k| !k.is_empty()).into_iter().collect()
 }
 
 fn describe(constraint: &SpreadConstraint) -> String {
@@ -322,8 +329,11 @@ fn select_by_group<'a>(
 ) -> Result<Vec<Candidate<'a>>, SelectError> {
     let what = describe(group_constraint);
     let mut by_key: BTreeMap<&'a str, Vec<usize>> = BTreeMap::new();
+    let mut shared = false;
     for (i, c) in candidates.iter().enumerate() {
-        if let Some(key) = group_key(&c.info.cluster, group_constraint) {
+        let keys = group_keys(&c.info.cluster, group_constraint);
+        shared |= keys.len() > 1;
+        for key in keys {
             by_key.entry(key).or_default().push(i);
         }
     }
@@ -369,11 +379,21 @@ fn select_by_group<'a>(
             .then(a.key.cmp(b.key))
     });
 
+    // Distinct clusters in a combination (multi-zone clusters belong to several groups).
     let count = |combo: &[usize]| {
-        combo
+        if !shared {
+            return combo
+                .iter()
+                .map(|g| groups[*g].members.len())
+                .sum::<usize>();
+        }
+        let mut members: Vec<usize> = combo
             .iter()
-            .map(|g| groups[*g].members.len())
-            .sum::<usize>()
+            .flat_map(|g| groups[*g].members.iter().copied())
+            .collect();
+        members.sort_unstable();
+        members.dedup();
+        members.len()
     };
     let score = |combo: &[usize]| {
         combo
@@ -460,14 +480,23 @@ fn select_by_group<'a>(
         .find(|prefix| prefix.len() >= group_min && count(prefix) >= cluster_min)
         .unwrap_or(&best);
 
-    let mut selected: Vec<Candidate<'a>> = chosen
+    // The best cluster of every chosen group (a multi-zone cluster may be best in several).
+    let mut taken: Vec<usize> = Vec::with_capacity(chosen.len());
+    for g in chosen {
+        let top = groups[*g].members[0];
+        if !taken.contains(&top) {
+            taken.push(top);
+        }
+    }
+    let mut spare_indexes: Vec<usize> = chosen
         .iter()
-        .map(|g| candidates[groups[*g].members[0]])
+        .flat_map(|g| groups[*g].members[1..].iter().copied())
+        .filter(|i| !taken.contains(i))
         .collect();
-    let mut spare: Vec<Candidate<'a>> = chosen
-        .iter()
-        .flat_map(|g| groups[*g].members[1..].iter().map(|i| candidates[*i]))
-        .collect();
+    spare_indexes.sort_unstable();
+    spare_indexes.dedup();
+    let mut selected: Vec<Candidate<'a>> = taken.iter().map(|i| candidates[*i]).collect();
+    let mut spare: Vec<Candidate<'a>> = spare_indexes.iter().map(|i| candidates[*i]).collect();
     sort(&mut spare);
     let room = if cluster_max == 0 {
         spare.len()
@@ -730,6 +759,54 @@ mod tests {
             matches!(got, Err(SelectError::Unschedulable(ref m)) if m.contains("region groups (1)")),
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn a_multi_zone_cluster_counts_for_every_zone_it_spans() {
+        let snapshot = Snapshot::new([
+            Arc::new(ClusterBuilder::new("wide").zones(&["z1", "z2"]).build()),
+            Arc::new(ClusterBuilder::new("narrow").zones(&["z3"]).build()),
+        ]);
+        let mut candidates: Vec<Candidate<'_>> = snapshot
+            .clusters()
+            .iter()
+            .map(|info| Candidate {
+                info,
+                score: if info.name == "wide" { 10 } else { 0 },
+                allocatable: 5,
+                available: 5,
+            })
+            .collect();
+        sort(&mut candidates);
+        // Two zones from one cluster: "wide" alone covers z1 and z2.
+        let got = select(
+            &candidates,
+            &[cluster(1, 0), by(SpreadByField::Zone, 2, 2)],
+            Need::Replicas(2),
+            2,
+            false,
+        );
+        assert_eq!(got.map(|s| names(&s)), Ok(vec!["wide".to_string()]));
+        // Three zones need both clusters, each counted once.
+        let got = select(
+            &candidates,
+            &[cluster(2, 0), by(SpreadByField::Zone, 3, 3)],
+            Need::Replicas(2),
+            2,
+            false,
+        );
+        let mut got = got.map(|s| names(&s)).expect("schedulable");
+        got.sort();
+        assert_eq!(got, vec!["narrow".to_string(), "wide".to_string()]);
+        // Three distinct clusters cannot be found in these zones.
+        let got = select(
+            &candidates,
+            &[cluster(3, 0), by(SpreadByField::Zone, 1, 3)],
+            Need::Replicas(2),
+            2,
+            false,
+        );
+        assert!(matches!(got, Err(SelectError::Unschedulable(_))), "{got:?}");
     }
 
     #[test]
