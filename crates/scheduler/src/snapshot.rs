@@ -38,11 +38,7 @@ impl Snapshot {
             .into_iter()
             .filter_map(|cluster| {
                 let name = cluster.metadata.name.clone().filter(|n| !n.is_empty())?;
-                let capacity = cluster
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.resource_summary.as_ref())
-                    .map(Capacity::from_summary);
+                let capacity = Capacity::from_cluster(&cluster);
                 let deleting = cluster.metadata.deletion_timestamp.is_some();
                 Some(ClusterInfo {
                     name,
