@@ -17,15 +17,16 @@
 //!    minGroups)`, take clusters in order until ≥ k are taken and Σavailable ≥ t, score
 //!    `1000·t + Σscore/#taken`, or `1000·Σavailable + Σscore/#all` when the group cannot reach t;
 //! 4. order groups by (cluster count asc, score desc, key asc) — the DFS order;
-//! 5. among the combinations of [minGroups, maxGroups] groups (maxGroups 0 = all) whose cluster
-//!    count reaches the cluster constraint's minGroups, take the best by (Σscore desc, cluster
-//!    count desc, DFS order). When there are at most [`EXHAUSTIVE_LIMIT`] combinations they are
-//!    enumerated, which is exactly Karmada's search; beyond that the best combination is built
-//!    greedily (top groups by score, then groups swapped for larger ones until the cluster
-//!    minimum is met), which gives the same answer whenever the top groups already hold enough
-//!    clusters;
-//! 6. then, as Karmada does, prefer fewer groups: switch to the shortest prefix (in DFS order)
-//!    of that combination that still satisfies both minimums;
+//! 5. search as Karmada's `selectGroups` does: depth-first in that order, a path of groups is
+//!    feasible when it has [minGroups, maxGroups] groups (maxGroups 0 = all) and holds at least
+//!    the cluster constraint's minGroups clusters; a feasible path is recorded and not extended.
+//!    Each recorded path lists its groups by (score desc, key asc). Paths are ranked by (Σscore
+//!    desc, cluster count desc, discovery order); the first is chosen, and scanning down the
+//!    ranking the choice switches to any path that is a strict prefix of it (fewer groups win).
+//!    Up to [`EXHAUSTIVE_LIMIT`] candidate combinations this is exact; beyond that the choice is
+//!    built greedily (top groups by score, groups swapped for larger ones until the cluster
+//!    minimum is met, then the shortest feasible prefix);
+//! 6. the chosen groups keep that listing order;
 //! 7. take the best cluster of every chosen group, then fill up to the cluster constraint's
 //!    maxGroups (0 = every cluster of the chosen groups) with the remaining clusters of the
 //!    chosen groups in (score desc, available desc, name asc) order.
@@ -247,7 +248,9 @@ fn select_clusters<'a>(
                     _ => Some((i, c.available)),
                 });
             if let Some((i, _)) = best {
-                selected[position] = rest.remove(i);
+                // Swap: the displaced cluster goes back to the rest, where an earlier position
+                // may still take it (Karmada's behaviour).
+                std::mem::swap(&mut selected[position], &mut rest[i]);
             }
         }
         if sum(&selected) < i128::from(need) {
@@ -402,39 +405,70 @@ fn select_by_group<'a>(
             .sum::<i128>()
     };
     let n = groups.len();
-    let best: Option<Vec<usize>> =
+    // Within a chosen combination, groups are listed by (score desc, key asc); the prefix rule and
+    // the order of the result follow that listing.
+    let listed = |mut path: Vec<usize>| {
+        path.sort_by(|a, b| {
+            groups[*b]
+                .score
+                .cmp(&groups[*a].score)
+                .then(groups[*a].key.cmp(groups[*b].key))
+        });
+        path
+    };
+    let feasible = |combo: &[usize]| {
+        combo.len() >= group_min && combo.len() <= group_max && count(combo) >= cluster_min
+    };
+    let chosen: Option<Vec<usize>> =
         if binomial_sum(n as u64, group_min as u64, group_max as u64) <= EXHAUSTIVE_LIMIT {
-            // Exhaustive DFS in group order: combinations come out in DFS order, so the first best
-            // one found wins ties.
-            let mut best: Option<(i128, usize, Vec<usize>)> = None;
-            let mut stack: Vec<usize> = Vec::new();
+            // Karmada's search: DFS in group order; a path is recorded as soon as it is feasible and
+            // is not extended further.
+            let mut paths: Vec<(i128, usize, Vec<usize>)> = Vec::new();
             fn dfs(
-                start: usize,
+                begin: usize,
                 n: usize,
-                stack: &mut Vec<usize>,
-                visit: &mut dyn FnMut(&[usize]),
                 max: usize,
+                stack: &mut Vec<usize>,
+                visit: &mut dyn FnMut(&[usize]) -> bool,
             ) {
-                for g in start..n {
+                for g in begin..n {
                     stack.push(g);
-                    visit(stack);
-                    if stack.len() < max {
-                        dfs(g + 1, n, stack, visit, max);
+                    if !visit(stack) && stack.len() < max {
+                        dfs(g + 1, n, max, stack, visit);
                     }
                     stack.pop();
                 }
             }
             let mut visit = |combo: &[usize]| {
-                if combo.len() < group_min || count(combo) < cluster_min {
-                    return;
+                if !feasible(combo) {
+                    return false;
                 }
-                let key = (score(combo), count(combo));
-                if best.as_ref().is_none_or(|(s, c, _)| key > (*s, *c)) {
-                    best = Some((key.0, key.1, combo.to_vec()));
-                }
+                paths.push((score(combo), count(combo), listed(combo.to_vec())));
+                true
             };
-            dfs(0, n, &mut stack, &mut visit, group_max);
-            best.map(|(_, _, combo)| combo)
+            dfs(0, n, group_max, &mut Vec::new(), &mut visit);
+            // Rank by (Σscore desc, cluster count desc, discovery order); then, scanning down the
+            // ranking, switch to any path that is a strict prefix of the current choice.
+            let mut ranked: Vec<usize> = (0..paths.len()).collect();
+            ranked.sort_by(|a, b| {
+                paths[*b]
+                    .0
+                    .cmp(&paths[*a].0)
+                    .then(paths[*b].1.cmp(&paths[*a].1))
+                    .then(a.cmp(b))
+            });
+            let mut choice: Option<&Vec<usize>> = None;
+            for i in ranked {
+                let path = &paths[i].2;
+                match choice {
+                    None => choice = Some(path),
+                    Some(current) if path.len() < current.len() && current.starts_with(path) => {
+                        choice = Some(path)
+                    }
+                    Some(_) => {}
+                }
+            }
+            choice.cloned()
         } else {
             // Greedy: the top groups by (score desc, size desc, DFS order) …
             let mut ranked: Vec<usize> = (0..n).collect();
@@ -447,7 +481,7 @@ fn select_by_group<'a>(
             });
             let mut chosen: Vec<usize> = ranked[..group_max].to_vec();
             let mut rest: Vec<usize> = ranked[group_max..].to_vec();
-            // … then swap the weakest for larger groups until the cluster minimum is met.
+            // … then swap the weakest for larger groups until the cluster minimum is met …
             let mut position = chosen.len();
             while count(&chosen) < cluster_min && position > 0 {
                 position -= 1;
@@ -465,20 +499,20 @@ fn select_by_group<'a>(
                     chosen[position] = g;
                 }
             }
-            chosen.sort_unstable();
-            (count(&chosen) >= cluster_min).then_some(chosen)
+            // … and prefer the shortest feasible prefix, as the search does.
+            let chosen = listed(chosen);
+            (1..=chosen.len())
+                .map(|len| &chosen[..len])
+                .find(|prefix| feasible(prefix))
+                .map(<[usize]>::to_vec)
         };
-    let Some(best) = best else {
+    let Some(chosen) = chosen else {
         return Err(SelectError::Unschedulable(format!(
             "the number of clusters is less than the cluster spreadConstraint.minGroups ({cluster_min}) \
              in any combination of {group_min} to {group_max} {what} groups"
         )));
     };
-    // Prefer fewer groups: the shortest valid prefix.
-    let chosen = (1..=best.len())
-        .map(|len| &best[..len])
-        .find(|prefix| prefix.len() >= group_min && count(prefix) >= cluster_min)
-        .unwrap_or(&best);
+    let chosen = chosen.as_slice();
 
     // The best cluster of every chosen group (a multi-zone cluster may be best in several).
     let mut taken: Vec<usize> = Vec::with_capacity(chosen.len());
@@ -672,10 +706,9 @@ mod tests {
     }
 
     #[test]
-    fn group_spread_takes_the_shortest_valid_prefix_like_karmada() {
-        // DFS order is (cluster count asc, score desc): r2 {c}, r1 {a, b}, r3 {d, e, f}. The best
-        // combination of up to 3 regions is all three; its shortest prefix that still meets both
-        // minimums is [r2] alone, so only r2's cluster is chosen.
+    fn group_spread_follows_karmadas_search() {
+        // Regions r1 {a 100, b 90}, r2 {c 80}, r3 {d 70, e 60, f 50}; 5 replicas, 10 each.
+        // Group scores (Divided, t = 5): r1 5100, r2 5080, r3 5070 when one cluster is needed.
         let rows = [
             ("a", "r1", 100, 10),
             ("b", "r1", 90, 10),
@@ -684,32 +717,81 @@ mod tests {
             ("e", "r3", 60, 10),
             ("f", "r3", 50, 10),
         ];
-        let got = with_candidates(&rows, |c| {
-            select(
-                c,
-                &[cluster(1, 0), by(SpreadByField::Region, 1, 3)],
-                Need::Replicas(5),
-                5,
-                false,
-            )
-            .map(|s| names(&s))
-        });
-        assert_eq!(got, Ok(vec!["c".to_string()]));
-        // Needing two clusters, the prefix must grow to [r2, r1]: c, then a and b fill up.
-        let got = with_candidates(&rows, |c| {
-            select(
-                c,
-                &[cluster(2, 0), by(SpreadByField::Region, 1, 3)],
-                Need::Replicas(5),
-                5,
-                false,
-            )
-            .map(|s| names(&s))
-        });
+        let run = |constraints: &[SpreadConstraint]| {
+            with_candidates(&rows, |c| {
+                select(c, constraints, Need::Replicas(5), 5, false).map(|s| names(&s))
+            })
+        };
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // Every single region is feasible and recorded without extension; r1 scores best.
         assert_eq!(
-            got,
-            Ok(vec!["c".to_string(), "a".to_string(), "b".to_string()])
+            run(&[cluster(1, 0), by(SpreadByField::Region, 1, 3)]),
+            Ok(strings(&["a", "b"]))
         );
+        // Needing two clusters: [r2, r1] (listed r1, r2) ranks first, but [r1] alone is feasible
+        // and a prefix of it, so fewer regions win.
+        assert_eq!(
+            run(&[cluster(2, 0), by(SpreadByField::Region, 1, 3)]),
+            Ok(strings(&["a", "b"]))
+        );
+        // Exactly two regions, two to three clusters: [r2, r1] is the best pair.
+        assert_eq!(
+            run(&[cluster(2, 3), by(SpreadByField::Region, 2, 2)]),
+            Ok(strings(&["a", "c", "b"]))
+        );
+    }
+
+    #[test]
+    fn a_feasible_prefix_beats_a_higher_scoring_longer_path() {
+        // A {x 100} alone is too small (2 clusters needed); B {y1, y2 500} and C {z1, z2 50} are
+        // not. Paths: [A, B] (listed B, A) 4600, [B] 2500, [A, C] 4150, [C] 2050: [B, A] ranks
+        // first and its prefix [B] is feasible, so only B is used.
+        let rows = [
+            ("x", "A", 100, 10),
+            ("y1", "B", 500, 10),
+            ("y2", "B", 500, 10),
+            ("z1", "C", 50, 10),
+            ("z2", "C", 50, 10),
+        ];
+        let got = with_candidates(&rows, |c| {
+            select(
+                c,
+                &[cluster(2, 0), by(SpreadByField::Region, 1, 2)],
+                Need::Replicas(2),
+                2,
+                false,
+            )
+            .map(|s| names(&s))
+        });
+        assert_eq!(got, Ok(vec!["y1".to_string(), "y2".to_string()]));
+    }
+
+    #[test]
+    fn cluster_spread_swap_returns_the_displaced_cluster_to_the_pool() {
+        // Order: p (score 90, 10), q (80, 5), r (70, 30), s (60, 8). Max 2, need 40.
+        // Position 1: q (5) ⇄ r (30) → [p, r] = 40: done. Position 0 is not needed.
+        let rows = [
+            ("p", "g", 90, 10),
+            ("q", "g", 80, 5),
+            ("r", "g", 70, 30),
+            ("s", "g", 60, 8),
+        ];
+        let got = with_candidates(&rows, |c| {
+            select(c, &[cluster(1, 2)], Need::Replicas(40), 0, false).map(|s| names(&s))
+        });
+        assert_eq!(got, Ok(vec!["p".to_string(), "r".to_string()]));
+        // Need 41: position 1 takes r (30), then position 0 (p, 10) takes the best remaining
+        // cluster above 10 — none (q 5 went back, s 8) — so it fails.
+        let got = with_candidates(&rows, |c| {
+            select(c, &[cluster(1, 2)], Need::Replicas(41), 0, false).map(|s| names(&s))
+        });
+        assert!(matches!(got, Err(SelectError::Unschedulable(_))), "{got:?}");
+        // With q roomier than p, the displaced cluster can be taken again by an earlier position.
+        let rows = [("p", "g", 90, 6), ("q", "g", 80, 9), ("r", "g", 70, 30)];
+        let got = with_candidates(&rows, |c| {
+            select(c, &[cluster(1, 2)], Need::Replicas(39), 0, false).map(|s| names(&s))
+        });
+        assert_eq!(got, Ok(vec!["q".to_string(), "r".to_string()]));
     }
 
     #[test]
@@ -828,7 +910,8 @@ mod tests {
         });
         assert_eq!(
             got,
-            Ok(vec!["c".to_string(), "d".to_string(), "a".to_string()])
+            Ok(vec!["a".to_string(), "c".to_string(), "d".to_string()]),
+            "chosen groups are listed by group score"
         );
     }
 
