@@ -2,7 +2,7 @@
 //! Cluster plus its parsed capacity, sorted by name. Owns parsing of cluster state; it is never
 //! mutated by plugins or the algorithm.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use flotilla_api::Cluster;
 
@@ -22,6 +22,21 @@ pub struct ClusterInfo {
     /// Position in the snapshot; snapshots are sorted by name, so comparing indexes compares
     /// names (cheaply).
     pub index: usize,
+    /// Region, provider and zones as small integers, so spreading groups without hashing.
+    pub topology: Topology,
+}
+
+/// A cluster's location as ids into a name table shared by the whole snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct Topology {
+    /// `spec.region`, if set and not empty.
+    pub region: Option<u32>,
+    /// `spec.provider`, if set and not empty.
+    pub provider: Option<u32>,
+    /// Every zone (`spec.zone` and `spec.zones`), without duplicates or empty names.
+    pub zones: Vec<u32>,
+    /// The snapshot's name table: id → region, provider or zone name.
+    pub names: Arc<[String]>,
 }
 
 /// The fleet as the scheduler sees it for one decision.
@@ -46,13 +61,39 @@ impl Snapshot {
                     capacity,
                     deleting,
                     index: 0,
+                    topology: Topology::default(),
                 })
             })
             .collect();
         clusters.sort_by(|a, b| a.name.cmp(&b.name));
         clusters.dedup_by(|a, b| a.name == b.name);
+        let mut ids: HashMap<String, u32> = HashMap::new();
+        let mut intern = |name: &str| -> Option<u32> {
+            if name.is_empty() {
+                return None;
+            }
+            let next = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+            Some(*ids.entry(name.to_owned()).or_insert(next))
+        };
         for (index, info) in clusters.iter_mut().enumerate() {
             info.index = index;
+            let spec = &info.cluster.spec;
+            info.topology.region = spec.region.as_deref().and_then(&mut intern);
+            info.topology.provider = spec.provider.as_deref().and_then(&mut intern);
+            let mut zones: Vec<u32> = info.cluster.zones().filter_map(&mut intern).collect();
+            zones.sort_unstable();
+            zones.dedup();
+            info.topology.zones = zones;
+        }
+        let mut names = vec![String::new(); ids.len()];
+        for (name, id) in ids {
+            if let Some(slot) = names.get_mut(id as usize) {
+                *slot = name;
+            }
+        }
+        let names: Arc<[String]> = names.into();
+        for info in &mut clusters {
+            info.topology.names = names.clone();
         }
         Self { clusters }
     }

@@ -103,15 +103,31 @@ pub fn sort(candidates: &mut [Candidate<'_>]) {
     }
 }
 
-/// The groups a cluster belongs to: its region, provider or label value, or every zone it
-/// spans (a multi-zone cluster is in several zone groups).
-fn group_keys<'c>(cluster: &'c Cluster, constraint: &SpreadConstraint) -> Vec<&'c str> {
+/// Appends `member` to group `id`; ids come from the candidates' own snapshot, so a miss
+/// cannot happen, and is ignored if it does.
+fn push_at(groups: &mut [Vec<usize>], id: u32, member: usize) {
+    if let Some(group) = groups.get_mut(id as usize) {
+        group.push(member);
+    }
+}
+
+/// Calls `f` with every group a cluster belongs to: its region, provider or label value, or
+/// every zone it spans (a multi-zone cluster is in several zone groups). Returns how many.
+fn for_each_group_key<'c>(
+    cluster: &'c Cluster,
+    constraint: &SpreadConstraint,
+    mut f: impl FnMut(&'c str),
+) -> usize {
     let single = match constraint.effective_field() {
         Some(SpreadByField::Zone) => {
-            let mut zones: Vec<&str> = cluster.zones().filter(|z| !z.is_empty()).collect();
-            zones.sort_unstable();
-            zones.dedup();
-            return zones;
+            let mut n = 0;
+            for (i, zone) in cluster.zones().enumerate() {
+                if !zone.is_empty() && !cluster.zones().take(i).any(|earlier| earlier == zone) {
+                    f(zone);
+                    n += 1;
+                }
+            }
+            return n;
         }
         Some(SpreadByField::Region) => cluster.spec.region.as_deref(),
         Some(SpreadByField::Provider) => cluster.spec.provider.as_deref(),
@@ -122,7 +138,13 @@ fn group_keys<'c>(cluster: &'c Cluster, constraint: &SpreadConstraint) -> Vec<&'
             .and_then(|key| cluster.metadata.labels.as_ref()?.get(key))
             .map(String::as_str),
     };
-    single.filter(|k| !k.is_empty()).into_iter().collect()
+    match single.filter(|k| !k.is_empty()) {
+        Some(key) => {
+            f(key);
+            1
+        }
+        None => 0,
+    }
 }
 
 fn describe(constraint: &SpreadConstraint) -> String {
@@ -333,11 +355,41 @@ fn select_by_group<'a>(
     let what = describe(group_constraint);
     let mut by_key: BTreeMap<&'a str, Vec<usize>> = BTreeMap::new();
     let mut shared = false;
-    for (i, c) in candidates.iter().enumerate() {
-        let keys = group_keys(&c.info.cluster, group_constraint);
-        shared |= keys.len() > 1;
-        for key in keys {
-            by_key.entry(key).or_default().push(i);
+    let field = group_constraint.effective_field();
+    if let (
+        Some(SpreadByField::Region | SpreadByField::Provider | SpreadByField::Zone),
+        Some(first),
+    ) = (field, candidates.first())
+    {
+        // Topology ids from the snapshot: group by index, no string comparisons.
+        let names: &'a [String] = &first.info.topology.names;
+        let mut by_id: Vec<Vec<usize>> = vec![Vec::new(); names.len()];
+        for (i, c) in candidates.iter().enumerate() {
+            let t = &c.info.topology;
+            match field {
+                Some(SpreadByField::Region) => {
+                    t.region.iter().for_each(|id| push_at(&mut by_id, *id, i))
+                }
+                Some(SpreadByField::Provider) => {
+                    t.provider.iter().for_each(|id| push_at(&mut by_id, *id, i))
+                }
+                _ => {
+                    shared |= t.zones.len() > 1;
+                    t.zones.iter().for_each(|id| push_at(&mut by_id, *id, i));
+                }
+            }
+        }
+        for (id, members) in by_id.into_iter().enumerate() {
+            if !members.is_empty() {
+                by_key.insert(names[id].as_str(), members);
+            }
+        }
+    } else {
+        for (i, c) in candidates.iter().enumerate() {
+            let n = for_each_group_key(&c.info.cluster, group_constraint, |key| {
+                by_key.entry(key).or_default().push(i)
+            });
+            shared |= n > 1;
         }
     }
     let group_min = usize::try_from(group_constraint.min_groups)
@@ -423,7 +475,9 @@ fn select_by_group<'a>(
         if binomial_sum(n as u64, group_min as u64, group_max as u64) <= EXHAUSTIVE_LIMIT {
             // Karmada's search: DFS in group order; a path is recorded as soon as it is feasible and
             // is not extended further.
-            let mut paths: Vec<(i128, usize, Vec<usize>)> = Vec::new();
+            // (Σscore, cluster count, start and length in `arena`), in discovery order.
+            let mut paths: Vec<(i128, usize, usize, usize)> = Vec::new();
+            let mut arena: Vec<usize> = Vec::new();
             fn dfs(
                 begin: usize,
                 n: usize,
@@ -443,7 +497,8 @@ fn select_by_group<'a>(
                 if !feasible(combo) {
                     return false;
                 }
-                paths.push((score(combo), count(combo), listed(combo.to_vec())));
+                paths.push((score(combo), count(combo), arena.len(), combo.len()));
+                arena.extend_from_slice(combo);
                 true
             };
             dfs(0, n, group_max, &mut Vec::new(), &mut visit);
@@ -457,18 +512,23 @@ fn select_by_group<'a>(
                     .then(paths[*b].1.cmp(&paths[*a].1))
                     .then(a.cmp(b))
             });
-            let mut choice: Option<&Vec<usize>> = None;
+            // Listings are computed lazily: only paths shorter than the current choice can switch.
+            let mut choice: Option<Vec<usize>> = None;
             for i in ranked {
-                let path = &paths[i].2;
-                match choice {
-                    None => choice = Some(path),
-                    Some(current) if path.len() < current.len() && current.starts_with(path) => {
-                        choice = Some(path)
+                let (_, _, start, len) = paths[i];
+                let path = &arena[start..start + len];
+                match &choice {
+                    None => choice = Some(listed(path.to_vec())),
+                    Some(current) if path.len() < current.len() => {
+                        let path = listed(path.to_vec());
+                        if current.starts_with(&path) {
+                            choice = Some(path);
+                        }
                     }
                     Some(_) => {}
                 }
             }
-            choice.cloned()
+            choice
         } else {
             // Greedy: the top groups by (score desc, size desc, DFS order) …
             let mut ranked: Vec<usize> = (0..n).collect();
