@@ -11,6 +11,7 @@ pub mod keys;
 pub mod names;
 pub mod policy;
 pub mod provisioning;
+pub mod quantity;
 pub mod schema;
 pub mod validate;
 pub mod work;

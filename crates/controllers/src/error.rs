@@ -17,15 +17,6 @@ pub enum Error {
         source: kube::Error,
     },
 
-    /// A resource quantity could not be parsed.
-    #[error("quantity {value:?} is not valid: {reason}")]
-    ParseQuantity {
-        /// The text as found.
-        value: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-
     /// A client for a member cluster could not be built from its Cluster and Secret. The
     /// message says what is wrong and how to fix it; it becomes the `Ready` condition's message.
     #[error("{0}")]

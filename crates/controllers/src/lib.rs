@@ -4,6 +4,5 @@
 
 pub mod cluster_status;
 pub mod error;
-pub mod quantity;
 
 pub use error::{Error, Result};

@@ -10,7 +10,7 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::APIResource,
 };
 
-use crate::{error::Error, quantity::Totals};
+use flotilla_api::quantity::{QuantityError, Totals};
 
 /// The resource name under which pod counts are reported.
 pub const PODS: &str = "pods";
@@ -134,13 +134,13 @@ fn is_terminated(pod: &Pod) -> bool {
 /// containers plus restartable (sidecar) init containers, and the peak of the init sequence;
 /// plus pod overhead. Resources named in pod-level `spec.resources.requests` take that value
 /// instead. Malformed quantities are skipped and returned.
-pub fn pod_requests(pod: &Pod) -> (Totals, Vec<Error>) {
+pub fn pod_requests(pod: &Pod) -> (Totals, Vec<QuantityError>) {
     let mut skipped = Vec::new();
     let Some(spec) = pod.spec.as_ref() else {
         return (Totals::default(), skipped);
     };
     let requests_of = |resources: &Option<k8s_openapi::api::core::v1::ResourceRequirements>,
-                       skipped: &mut Vec<Error>| {
+                       skipped: &mut Vec<QuantityError>| {
         let mut totals = Totals::default();
         if let Some(requests) = resources.as_ref().and_then(|r| r.requests.as_ref()) {
             skipped.extend(totals.add_list(requests));
@@ -191,7 +191,7 @@ pub fn pod_requests(pod: &Pod) -> (Totals, Vec<Error>) {
 /// of allocated pods (see [`is_allocated`]) and of pending unscheduled pods (see
 /// [`is_allocating`]), each with a `pods` count. Malformed quantities are skipped and returned so
 /// the caller can report them.
-pub fn resource_summary(nodes: &[Node], pods: &[Pod]) -> (ResourceSummary, Vec<Error>) {
+pub fn resource_summary(nodes: &[Node], pods: &[Pod]) -> (ResourceSummary, Vec<QuantityError>) {
     let mut skipped = Vec::new();
     let mut allocatable = Totals::default();
     for node in nodes {

@@ -1,27 +1,34 @@
 //! Exact arithmetic on Kubernetes resource quantities (`250m`, `1.5Gi`, `2e3`): parsing into
 //! thousandths ("millis") as `i128`, formatting back, and summing resource lists. Owns only the
-//! number format; knows nothing about clusters or pods.
+//! number format; knows nothing about clusters, pods or scheduling.
 //!
-//! The parser follows `k8s.io/apimachinery/pkg/api/resource`: `<sign><digits>[.<digits>]<suffix>`,
-//! where the suffix is binary SI (`Ki`…`Ei`), decimal SI (`n u m "" k M G T P E`) or a decimal
-//! exponent (`e3`, `E-2`). Sub-milli fractions round up, as `Quantity.MilliValue()` does. It is
-//! the same grammar as `flotilla_scheduler::quantity`; the two should move into `flotilla-api`
-//! together (this crate must not depend on the scheduler).
-
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+//! k8s-openapi keeps `Quantity` as an uninterpreted string, so this follows the grammar of
+//! `k8s.io/apimachinery/pkg/api/resource`: `<sign><digits>[.<digits>]<suffix>`, where the
+//! suffix is binary SI (`Ki`…`Ei`), decimal SI (`n u m "" k M G T P E`) or a decimal exponent
+//! (`e3`, `E-2`). Sub-milli fractions round up, as `Quantity.MilliValue()` does.
 
 use std::collections::BTreeMap;
 
-use crate::error::{Error, Result};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+/// A quantity that does not follow the Kubernetes quantity grammar.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid quantity {value:?}: {reason}")]
+pub struct QuantityError {
+    /// The text that failed to parse.
+    pub value: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
 
 /// Parses a quantity into thousandths of its unit, rounding up.
-pub fn parse_millis(quantity: &Quantity) -> Result<i128> {
+pub fn parse_millis(quantity: &Quantity) -> Result<i128, QuantityError> {
     parse_millis_str(&quantity.0)
 }
 
 /// Parses quantity text into thousandths of its unit, rounding up.
-pub fn parse_millis_str(text: &str) -> Result<i128> {
-    let fail = |reason: &'static str| Error::ParseQuantity {
+pub fn parse_millis_str(text: &str) -> Result<i128, QuantityError> {
+    let fail = |reason: &'static str| QuantityError {
         value: text.to_owned(),
         reason,
     };
@@ -134,7 +141,7 @@ impl Totals {
     pub fn add_list<'a>(
         &mut self,
         list: impl IntoIterator<Item = (&'a String, &'a Quantity)>,
-    ) -> Vec<Error> {
+    ) -> Vec<QuantityError> {
         let mut skipped = Vec::new();
         for (resource, quantity) in list {
             match parse_millis(quantity) {
