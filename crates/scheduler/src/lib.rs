@@ -4,7 +4,7 @@
 //! The pure part ([`schedule`]) is plain functions over a [`Snapshot`] of Clusters and one
 //! [`ScheduleInput`]: filter → score → select (spread constraints) → divide replicas. It does
 //! no IO and never mutates the snapshot. The [`controller`] is a thin kube-runtime loop around
-//! it, and [`what_if`] backs `flotilla schedule -f FILE`.
+//! it, and [`what_if()`] backs `flotilla schedule -f FILE`.
 
 pub mod algorithm;
 pub mod controller;
