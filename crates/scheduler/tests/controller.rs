@@ -347,6 +347,21 @@ async fn scheduler_controller_end_to_end() -> Result<()> {
         foreign.status
     );
 
+    // A removed cluster: the divided binding moves its replicas, the non-workload follows.
+    clusters.delete("m2", &Default::default()).await?;
+    wait_scheduled(&rbs, "weighted", &[("m1", 6)]).await?;
+    eventually("the CRB without m2", || async {
+        let crb = crbs.get("cfg").await?;
+        let got: Vec<(String, i32)> = crb
+            .spec
+            .clusters
+            .iter()
+            .map(|t| (t.name.clone(), t.replicas))
+            .collect();
+        Ok((got == vec![("m1".to_string(), 0)]).then_some(()))
+    })
+    .await?;
+
     scheduler.abort();
     Ok(())
 }
