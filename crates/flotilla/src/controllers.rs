@@ -105,7 +105,10 @@ mod tests {
     fn controller_lists() {
         assert_eq!(names("*"), ["cluster-status", "scheduler"]);
         assert_eq!(names("*,-scheduler"), ["cluster-status"]);
-        assert_eq!(names("scheduler,cluster-status"), ["cluster-status", "scheduler"]);
+        assert_eq!(
+            names("scheduler,cluster-status"),
+            ["cluster-status", "scheduler"]
+        );
         assert_eq!(names("scheduler"), ["scheduler"]);
         assert_eq!(names(""), Vec::<&str>::new());
         assert!(select("*,-nope").is_err());

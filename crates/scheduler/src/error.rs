@@ -81,13 +81,8 @@ pub enum Error {
     UnsupportedPlacement(String),
 
     /// A quantity in a Cluster's resource summary or a binding's requests could not be parsed.
-    #[error("invalid quantity {value:?}: {reason}")]
-    ParseQuantity {
-        /// The quantity text.
-        value: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
+    #[error(transparent)]
+    ParseQuantity(#[from] flotilla_api::quantity::QuantityError),
 
     /// The what-if input could not be read.
     #[error("invalid scheduling input: {0}")]
@@ -147,7 +142,7 @@ impl Error {
             Self::NoClusterFit { .. }
                 | Self::Unschedulable { .. }
                 | Self::UnsupportedPlacement(_)
-                | Self::ParseQuantity { .. }
+                | Self::ParseQuantity(_)
         )
     }
 }

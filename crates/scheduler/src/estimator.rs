@@ -22,7 +22,9 @@ use flotilla_api::{
     work::ReplicaRequirements,
 };
 
-use crate::{error::Result, quantity::parse_millis};
+use flotilla_api::quantity::parse_millis;
+
+use crate::error::Result;
 
 /// Returned when nothing bounds the estimate (no `pods` and no requests).
 pub const UNBOUNDED: i64 = i64::MAX;

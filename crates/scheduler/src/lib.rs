@@ -13,7 +13,6 @@ pub mod error;
 pub mod estimator;
 pub mod framework;
 pub mod plugins;
-pub mod quantity;
 pub mod selector;
 pub mod snapshot;
 pub mod spread;
