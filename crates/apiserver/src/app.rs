@@ -262,12 +262,12 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
             if rr.query.flag("watch") {
                 watch::watch(rr)
             } else {
-                crud::list(&rr)
+                crud::list(&rr).await
             }
         }
         (&Method::POST, false, _) => crud::create(&rr, ct, &read_body().await?).await,
         (&Method::DELETE, false, _) => crud::delete_collection(&rr, ct, &read_body().await?).await,
-        (&Method::GET, true, _) => crud::get(&rr),
+        (&Method::GET, true, _) => crud::get(&rr).await,
         (&Method::PUT, true, _) => crud::update(&rr, ct, &read_body().await?).await,
         (&Method::PATCH, true, _) => crud::patch(&rr, ct, &read_body().await?).await,
         (&Method::DELETE, true, false) => crud::delete(&rr, ct, &read_body().await?).await,

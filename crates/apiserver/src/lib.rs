@@ -342,6 +342,13 @@ impl Server {
         tls::write_file(&self.kubeconfig_path, &text, false)
     }
 
+    /// The durable writer's fault-injection point (pause commits, fail the next commits), for
+    /// this crate's tests only; None in memory. Not part of the supported API.
+    #[doc(hidden)]
+    pub fn storage_faults(&self) -> Option<storage::sqlite::FaultInjection> {
+        self.state.persist.as_ref().map(|w| w.faults().clone())
+    }
+
     /// Stop accepting requests and close open connections.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);

@@ -2,11 +2,21 @@
 //! in-memory watch history and the broadcast of watch events. Writes happen in a transaction
 //! under the cluster lock so resourceVersions are assigned and delivered strictly in order;
 //! durable clusters hand each transaction to the SQLite writer (`storage/sqlite.rs`) and only
-//! return once it is committed. This module knows nothing about HTTP or API semantics.
+//! return once it is committed.
+//!
+//! Durable mode never shows an uncommitted change to a client: a transaction's events wait in
+//! `pending` until the writer thread has committed them and then publishes them (history +
+//! broadcast, under the cluster lock, in RV order); reads that return data or an RV
+//! (`read_committed`, `wait_committed`) wait until everything they saw is committed. So every
+//! RV a client ever receives is on disk, and the RV sequence after a restart continues above
+//! it. A failed commit marks the cluster failed: every later request gets 503 and open watches
+//! end, because memory then holds changes the disk does not. This module knows nothing about
+//! HTTP or API semantics.
 
 pub mod sqlite;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
@@ -98,8 +108,13 @@ pub struct ClusterState {
     pub objects: HashMap<Arc<str>, Objects>,
     /// Retained events, ascending RV, contiguous after `history_start`.
     history: VecDeque<Arc<WatchEvent>>,
-    /// Every event with rv > history_start is in `history`.
+    /// Every event with rv > history_start is in `history` or `pending`.
     history_start: u64,
+    /// Events assigned but not yet committed (durable mode), ascending RV, all newer than
+    /// `history`. Published (moved to `history` and broadcast) after their commit.
+    pending: VecDeque<Arc<WatchEvent>>,
+    /// Newest RV whose transaction is committed and published.
+    committed: u64,
     /// Served resources (built-ins and CRDs).
     pub registry: Registry,
     last_prune: u64,
@@ -113,6 +128,8 @@ impl ClusterState {
             objects: HashMap::new(),
             history: VecDeque::new(),
             history_start: 0,
+            pending: VecDeque::new(),
+            committed: 0,
             registry,
             last_prune: 0,
             history_limit: HISTORY_LIMIT,
@@ -163,7 +180,8 @@ impl ClusterState {
         if rv < self.history_start {
             return None;
         }
-        for e in self.history.iter().rev().take_while(|e| e.rv > rv) {
+        let newest_first = self.pending.iter().rev().chain(self.history.iter().rev());
+        for e in newest_first.take_while(|e| e.rv > rv) {
             if *e.key != *key {
                 continue;
             }
@@ -183,6 +201,12 @@ impl ClusterState {
     /// The oldest resourceVersion a watch can still start from.
     pub fn history_start(&self) -> u64 {
         self.history_start
+    }
+
+    /// The newest committed (and published) resourceVersion; `rv` may be ahead of it for the
+    /// few milliseconds a durable commit takes.
+    pub fn committed_rv(&self) -> u64 {
+        self.committed
     }
 }
 
@@ -297,23 +321,148 @@ pub fn set_resource_version(object: &mut Value, rv: u64) {
 
 /// Storage of one logical cluster.
 pub struct ClusterStore {
+    inner: Arc<Inner>,
+}
+
+/// The parts of a cluster the writer thread's publish step needs too.
+struct Inner {
     name: String,
     state: Mutex<ClusterState>,
     events: broadcast::Sender<Arc<WatchEvent>>,
     persist: Option<sqlite::Writer>,
     removed: tokio::sync::watch::Sender<bool>,
+    /// Mirrors `ClusterState::committed` for waiters, plus the failed flag.
+    commits: tokio::sync::watch::Sender<Commits>,
+    /// Set once a commit failed (or the writer vanished); never cleared.
+    failed: AtomicBool,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Commits {
+    rv: u64,
+    failed: bool,
 }
 
 impl std::fmt::Debug for ClusterStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClusterStore")
-            .field("name", &self.name)
+            .field("name", &self.inner.name)
             .finish_non_exhaustive()
     }
 }
 
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, ClusterState> {
+        // A panic while holding the lock cannot leave the map half-written (all mutations
+        // are single inserts/removes), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn failed_error(&self) -> Error {
+        Error::unavailable(format!(
+            "storage failed for logical cluster {:?}: a write could not be committed, so \
+             memory no longer matches disk; restart the server",
+            self.name
+        ))
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(self.failed_error());
+        }
+        Ok(())
+    }
+
+    /// Publish every pending event up to `through` (now committed): append it to the history
+    /// and broadcast it, in RV order, under the cluster lock (so `watch_from` stays atomic).
+    fn publish_through(&self, through: u64) {
+        if self.failed.load(Ordering::Acquire) {
+            return;
+        }
+        let mut guard = self.lock();
+        self.publish_locked(&mut guard, through);
+    }
+
+    fn publish_locked(&self, st: &mut ClusterState, through: u64) {
+        while st.pending.front().is_some_and(|e| e.rv <= through) {
+            if let Some(e) = st.pending.pop_front() {
+                st.history.push_back(e.clone());
+                // No receivers is fine.
+                let _ = self.events.send(e);
+            }
+        }
+        st.committed = st.committed.max(through);
+        let now = std::time::Instant::now();
+        while st.history.len() > st.history_limit
+            || (st.history.len() > HISTORY_MIN.min(st.history_limit)
+                && st
+                    .history
+                    .front()
+                    .is_some_and(|e| now.duration_since(e.at) > HISTORY_MAX_AGE))
+        {
+            if let Some(old) = st.history.pop_front() {
+                st.history_start = old.rv;
+            }
+        }
+        if st.history_start >= st.last_prune + 1000 {
+            st.last_prune = st.history_start;
+            if let Some(p) = &self.persist {
+                p.prune(&self.name, st.history_start);
+            }
+        }
+        let rv = st.committed;
+        self.commits.send_if_modified(|c| {
+            let changed = c.rv != rv;
+            c.rv = rv;
+            changed
+        });
+    }
+
+    /// A commit failed: refuse everything from now on and end open watches. Does not take the
+    /// cluster lock (it may run while a writer holds it).
+    fn fail(&self) {
+        if !self.failed.swap(true, Ordering::AcqRel) {
+            tracing::error!(cluster = %self.name, "durable write failed; logical cluster now refuses requests until restart");
+        }
+        self.commits.send_modify(|c| c.failed = true);
+        self.removed.send_replace(true);
+    }
+}
+
+/// The writer thread's step for one transaction. Dropped unrun (writer gone) = failed.
+struct CommitStep {
+    inner: Arc<Inner>,
+    rv: u64,
+    done: bool,
+}
+
+impl CommitStep {
+    fn run(mut self, ok: bool) {
+        self.done = true;
+        if ok {
+            self.inner.publish_through(self.rv);
+        } else {
+            self.inner.fail();
+        }
+    }
+}
+
+impl Drop for CommitStep {
+    fn drop(&mut self) {
+        if !self.done {
+            self.inner.fail();
+        }
+    }
+}
+
+/// What `write` does after releasing the lock.
+enum AfterWrite<R> {
+    Done(Result<R>),
+    WaitFor(u64, Result<R>),
+    Ack(tokio::sync::oneshot::Receiver<Result<()>>, Result<R>),
+}
+
 impl ClusterStore {
-    /// A new, empty cluster.
     /// A new, empty, in-memory cluster keeping only `limit` watch events (tests of 410).
     pub fn with_history_limit(name: &str, limit: usize) -> Self {
         let mut state = ClusterState::new(Registry::new());
@@ -321,18 +470,27 @@ impl ClusterStore {
         Self::from_state(name, state, None)
     }
 
+    /// A new, empty cluster.
     pub fn new(name: &str, persist: Option<sqlite::Writer>) -> Self {
         Self::from_state(name, ClusterState::new(Registry::new()), persist)
     }
 
     fn from_state(name: &str, state: ClusterState, persist: Option<sqlite::Writer>) -> Self {
         let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let commits = tokio::sync::watch::Sender::new(Commits {
+            rv: state.committed,
+            failed: false,
+        });
         ClusterStore {
-            name: name.to_string(),
-            state: Mutex::new(state),
-            events,
-            persist,
-            removed: tokio::sync::watch::Sender::new(false),
+            inner: Arc::new(Inner {
+                name: name.to_string(),
+                state: Mutex::new(state),
+                events,
+                persist,
+                removed: tokio::sync::watch::Sender::new(false),
+                commits,
+                failed: AtomicBool::new(false),
+            }),
         }
     }
 
@@ -344,6 +502,7 @@ impl ClusterStore {
     ) -> Self {
         let mut state = ClusterState::new(Registry::new());
         state.rv = loaded.rv;
+        state.committed = loaded.rv;
         for (key, ns, obj_name, value) in loaded.objects {
             let key: Arc<str> = match state.objects.get_key_value(key.as_str()) {
                 Some((k, _)) => k.clone(),
@@ -385,99 +544,134 @@ impl ClusterStore {
 
     /// The logical cluster name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.inner.name
     }
 
-    fn lock(&self) -> MutexGuard<'_, ClusterState> {
-        // A panic while holding the lock cannot leave the map half-written (all mutations
-        // are single inserts/removes), so a poisoned lock is still usable.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Run a read-only closure over the state.
+    /// Run a read-only closure over the state, which may include changes whose commit is
+    /// still in flight (used for the registry/discovery; use `read_committed` for anything
+    /// that returns objects or resourceVersions to a client).
     pub fn read<R>(&self, f: impl FnOnce(&ClusterState) -> R) -> R {
-        f(&self.lock())
+        f(&self.inner.lock())
     }
 
-    /// Run a write transaction. Its changes are visible and broadcast immediately and the
-    /// call returns once they are durable (at once for in-memory clusters).
+    /// Run a read-only closure over the state and return its result once everything the
+    /// closure could have seen is committed (at once when nothing is in flight), so no
+    /// uncommitted object or RV reaches a client. 503 if the cluster's storage failed.
+    pub async fn read_committed<R>(&self, f: impl FnOnce(&ClusterState) -> R) -> Result<R> {
+        self.inner.check()?;
+        let (r, need) = {
+            let guard = self.inner.lock();
+            let need = (guard.committed < guard.rv).then_some(guard.rv);
+            (f(&guard), need)
+        };
+        if let Some(rv) = need {
+            self.wait_committed(rv).await?;
+        }
+        Ok(r)
+    }
+
+    /// Resolves once every change up to `rv` is committed and published (503 if the
+    /// cluster's storage failed meanwhile).
+    pub async fn wait_committed(&self, rv: u64) -> Result<()> {
+        let mut rx = self.inner.commits.subscribe();
+        let state = *rx
+            .wait_for(|c| c.failed || c.rv >= rv)
+            .await
+            .map_err(|_| Error::StorageClosed)?;
+        if state.failed {
+            return Err(self.inner.failed_error());
+        }
+        Ok(())
+    }
+
+    /// Run a write transaction and return once it is durable (at once for in-memory
+    /// clusters). Its changes are visible to other transactions at once, but its watch events
+    /// are published only after the commit, and neither its result nor its error is returned
+    /// before everything it could have observed is committed.
     pub async fn write<R>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<R>) -> Result<R> {
-        let (result, ack) = {
-            let mut guard = self.lock();
+        self.inner.check()?;
+        let after = {
+            let inner = &self.inner;
+            let mut guard = inner.lock();
             let mut txn = Txn {
                 state: &mut guard,
                 events: Vec::new(),
             };
-            let result = f(&mut txn)?;
+            // Changes made before an error still happened: they are committed like any other.
+            let result = f(&mut txn);
             let events = std::mem::take(&mut txn.events);
-            if events.is_empty() {
-                return Ok(result);
-            }
             let rv = guard.rv;
-            let ack = self
-                .persist
-                .as_ref()
-                .map(|p| p.submit(&self.name, rv, &events));
-            for e in events {
-                guard.history.push_back(e.clone());
-                // No receivers is fine.
-                let _ = self.events.send(e);
-            }
-            let mut prune_to = None;
-            let now = std::time::Instant::now();
-            while guard.history.len() > guard.history_limit
-                || (guard.history.len() > HISTORY_MIN.min(guard.history_limit)
-                    && guard
-                        .history
-                        .front()
-                        .is_some_and(|e| now.duration_since(e.at) > HISTORY_MAX_AGE))
-            {
-                if let Some(old) = guard.history.pop_front() {
-                    guard.history_start = old.rv;
+            if events.is_empty() {
+                if guard.committed < rv {
+                    AfterWrite::WaitFor(rv, result)
+                } else {
+                    AfterWrite::Done(result)
+                }
+            } else {
+                guard.pending.extend(events.iter().cloned());
+                match &inner.persist {
+                    None => {
+                        inner.publish_locked(&mut guard, rv);
+                        AfterWrite::Done(result)
+                    }
+                    Some(p) => {
+                        let step = CommitStep {
+                            inner: inner.clone(),
+                            rv,
+                            done: false,
+                        };
+                        // Submitted under the lock: the writer sees transactions in RV order.
+                        let ack =
+                            p.submit(&inner.name, rv, events, Box::new(move |ok| step.run(ok)));
+                        AfterWrite::Ack(ack, result)
+                    }
                 }
             }
-            if guard.history_start >= guard.last_prune + 1000 {
-                guard.last_prune = guard.history_start;
-                prune_to = Some(guard.history_start);
-            }
-            if let (Some(p), Some(to)) = (self.persist.as_ref(), prune_to) {
-                p.prune(&self.name, to);
-            }
-            (result, ack)
         };
-        if let Some(ack) = ack {
-            ack.await.map_err(|_| Error::StorageClosed)??;
+        match after {
+            AfterWrite::Done(result) => result,
+            AfterWrite::WaitFor(rv, result) => {
+                self.wait_committed(rv).await?;
+                result
+            }
+            AfterWrite::Ack(ack, result) => {
+                ack.await.map_err(|_| Error::StorageClosed)??;
+                result
+            }
         }
-        Ok(result)
     }
 
     /// Subscribe to events after `rv`: returns the backlog from history and a receiver for
-    /// later events (which may repeat backlog events; skip RVs already seen).
+    /// later events (which may repeat backlog events; skip RVs already seen). Both come from
+    /// committed events only, taken under the lock the publish step holds.
     pub fn watch_from(&self, rv: u64) -> Result<(Vec<Arc<WatchEvent>>, EventReceiver)> {
-        let guard = self.lock();
+        self.inner.check()?;
+        let guard = self.inner.lock();
         let backlog = guard.events_since(rv).ok_or_else(|| {
             Error::gone(format!(
                 "too old resource version: {rv} ({})",
                 guard.history_start + 1
             ))
         })?;
-        Ok((backlog, self.events.subscribe()))
+        Ok((backlog, self.inner.events.subscribe()))
     }
 
     /// Subscribe at the current state: returns a snapshot selected by `f`, the RV of the
-    /// snapshot and a receiver for everything after it.
+    /// snapshot and a receiver for everything after it. The snapshot may include changes
+    /// still being committed: call `wait_committed(rv)` before showing it to a client.
     pub fn snapshot_and_watch<R>(
         &self,
         f: impl FnOnce(&ClusterState) -> R,
     ) -> (R, u64, broadcast::Receiver<Arc<WatchEvent>>) {
-        let guard = self.lock();
+        let guard = self.inner.lock();
         let r = f(&guard);
-        (r, guard.rv, self.events.subscribe())
+        (r, guard.rv, self.inner.events.subscribe())
     }
 
-    /// Resolves when the cluster has been removed (open watches end then).
+    /// Resolves when the cluster has been removed or its storage failed (open watches end
+    /// then).
     pub fn removed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let mut rx = self.removed.subscribe();
+        let mut rx = self.inner.removed.subscribe();
         async move {
             let _ = rx.wait_for(|removed| *removed).await;
         }
@@ -485,9 +679,9 @@ impl ClusterStore {
 
     /// End open watches and forget every row of this cluster in durable storage.
     pub async fn destroy(&self) -> Result<()> {
-        self.removed.send_replace(true);
-        if let Some(p) = &self.persist {
-            p.drop_cluster(&self.name)
+        self.inner.removed.send_replace(true);
+        if let Some(p) = &self.inner.persist {
+            p.drop_cluster(&self.inner.name)
                 .await
                 .map_err(|_| Error::StorageClosed)??;
         }

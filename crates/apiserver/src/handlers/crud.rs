@@ -687,7 +687,7 @@ fn ns_of(rr: &ResourceRequest) -> String {
 }
 
 /// `GET` one object (or its status/scale).
-pub fn get(rr: &ResourceRequest) -> Result<Response> {
+pub async fn get(rr: &ResourceRequest) -> Result<Response> {
     let info = &rr.info;
     let name = name_of(rr)?;
     if info.namespaced && rr.namespace.is_none() {
@@ -696,7 +696,8 @@ pub fn get(rr: &ResourceRequest) -> Result<Response> {
     let ns = ns_of(rr);
     let obj = rr
         .cluster
-        .read(|s| s.get(&info.storage_key(), &ns, name))
+        .read_committed(|s| s.get(&info.storage_key(), &ns, name))
+        .await?
         .ok_or_else(|| Error::not_found(&info.group, &info.plural, name))?;
     if rr.sub.as_deref() == Some("scale") {
         return Ok(json_response(
@@ -828,7 +829,7 @@ fn decode_continue(token: &str) -> Result<(u64, String, String)> {
 }
 
 /// `GET` a collection.
-pub fn list(rr: &ResourceRequest) -> Result<Response> {
+pub async fn list(rr: &ResourceRequest) -> Result<Response> {
     let opts = list_options(rr)?;
     let limit: usize = match rr.query.get("limit") {
         Some(l) if !l.is_empty() => l
@@ -859,10 +860,10 @@ pub fn list(rr: &ResourceRequest) -> Result<Response> {
         .as_ref()
         .map(|(_, ns, name)| (ns.clone(), name.clone()));
     let key = rr.info.storage_key();
-    let (mut items, list_rv) = rr.cluster.read(|s| match at_rv {
+    let (mut items, list_rv) = rr.cluster.read_committed(|s| match at_rv {
         Some(at) if at > s.rv => Err(Error::api_timeout(format!(
             "Too large resource version: {at}, current: {}",
-            s.rv
+            s.committed_rv()
         ))),
         Some(at) if at < s.rv => {
             let objs = s.objects_at(&key, at).ok_or_else(|| {
@@ -875,7 +876,8 @@ pub fn list(rr: &ResourceRequest) -> Result<Response> {
             Ok((matching_in(&objs, rr, &opts, start.as_ref()), at))
         }
         _ => Ok((matching(s, rr, &opts, start.as_ref()), s.rv)),
-    })?;
+    })
+    .await??;
     let mut meta = json!({"resourceVersion": list_rv.to_string()});
     if limit > 0 && items.len() > limit {
         let remaining = items.len() - limit;
@@ -1327,7 +1329,8 @@ pub async fn delete(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -> Resu
     if dry_run(rr) {
         let obj = rr
             .cluster
-            .read(|s| s.get(&info.storage_key(), &ns, &name))
+            .read_committed(|s| s.get(&info.storage_key(), &ns, &name))
+            .await?
             .ok_or_else(|| Error::not_found(&info.group, &info.plural, &name))?;
         return Ok(json_response(200, render(&info, &obj)));
     }
@@ -1388,7 +1391,7 @@ pub async fn delete_collection(
             Ok(out)
         })
         .await?;
-    let rv = rr.cluster.read(|s| s.rv);
+    let rv = rr.cluster.read_committed(|s| s.rv).await?;
     let items: Vec<Value> = items.iter().map(|o| (**o).clone()).collect();
     let list = json!({
         "kind": info.list_kind,

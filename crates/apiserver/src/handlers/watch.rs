@@ -120,6 +120,8 @@ pub fn watch(rr: ResourceRequest) -> Result<Response> {
     let mut too_large: Option<(tokio::time::Instant, u64)> = None;
     let mut last_rv;
     let events;
+    // The snapshot may hold changes still being committed: shown only once they are.
+    let mut snapshot_rv = None;
     if rv_param.is_empty() || rv_param == "0" || send_initial {
         let (objs, rv, receiver) = rr.cluster.snapshot_and_watch(|s| {
             s.objects(&filter.key)
@@ -140,13 +142,14 @@ pub fn watch(rr: ResourceRequest) -> Result<Response> {
             initial.push(bookmark(&info, rv, true));
         }
         last_rv = rv;
+        snapshot_rv = Some(rv);
         events = Ok((Vec::new(), receiver));
     } else {
         let n: u64 = rv_param
             .parse()
             .map_err(|_| Error::bad_request(format!("invalid resourceVersion {rv_param:?}")))?;
         last_rv = n;
-        let current = rr.cluster.read(|s| s.rv);
+        let current = rr.cluster.read(|s| s.committed_rv());
         if n > current {
             // Wait briefly for a future RV, then fail so the client relists (e.g. an RV seen
             // before a crash whose write never committed).
@@ -161,6 +164,12 @@ pub fn watch(rr: ResourceRequest) -> Result<Response> {
             let tx = tx.clone();
             async move { tx.send(Ok(b)).await.is_ok() }
         };
+        if let Some(rv) = snapshot_rv
+            && let Err(e) = cluster.wait_committed(rv).await
+        {
+            let _ = send(error_event(&e)).await;
+            return;
+        }
         for b in initial {
             if !send(b).await {
                 return;

@@ -2,11 +2,17 @@
 //! clusters: the live objects, a bounded event log for watch resumption after restart, and
 //! each cluster's latest resourceVersion. One writer thread applies transactions in the order
 //! they were submitted and group-commits whatever is queued, acknowledging each transaction
-//! only after its commit. It owns no in-memory state beyond the queue.
+//! only after its commit. After each commit it runs every committed transaction's
+//! `on_commit` step in submission (= resourceVersion) order, which is where the cluster
+//! publishes the transaction's watch events, so watchers never see an uncommitted change. A
+//! failed commit fails every transaction in the batch and marks their clusters failed: later
+//! writes of those clusters are rejected without touching the database. It owns no in-memory
+//! state beyond the queue and that set of failed clusters.
 
+use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
 
 use rusqlite::{Connection, params};
 use serde_json::Value;
@@ -18,11 +24,16 @@ use crate::errors::{Error, Result};
 /// Most transactions folded into one SQLite commit.
 const MAX_BATCH: usize = 4096;
 
+/// Runs on the writer thread once a transaction's fate is known: `true` after its commit,
+/// `false` if it will never be committed. Called in submission order, before the ack.
+pub type OnCommit = Box<dyn FnOnce(bool) + Send>;
+
 enum Msg {
     Write {
         cluster: String,
         rv: u64,
         events: Vec<Arc<WatchEvent>>,
+        on_commit: OnCommit,
         ack: oneshot::Sender<Result<()>>,
     },
     Prune {
@@ -46,6 +57,67 @@ enum Msg {
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Msg>,
+    faults: FaultInjection,
+}
+
+#[derive(Debug, Default)]
+struct FaultState {
+    paused: bool,
+    fail_next: usize,
+    commits: u64,
+}
+
+/// Fault-injection point in the writer thread, for tests only (reached through the hidden
+/// `Server::storage_faults`; nothing in `Config` turns it on). It can hold every batch before
+/// its commit and make the next commits fail as a full disk would. Costs one uncontended
+/// mutex lock per batch when unused.
+#[doc(hidden)]
+#[derive(Debug, Clone, Default)]
+pub struct FaultInjection(Arc<(Mutex<FaultState>, Condvar)>);
+
+impl FaultInjection {
+    fn state(&self) -> std::sync::MutexGuard<'_, FaultState> {
+        self.0.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hold every batch before its commit until `resume`.
+    pub fn pause(&self) {
+        self.state().paused = true;
+    }
+
+    /// Let held and later batches commit.
+    pub fn resume(&self) {
+        self.state().paused = false;
+        self.0.1.notify_all();
+    }
+
+    /// Make the next `n` batches fail instead of committing (nothing of them is written).
+    pub fn fail_next(&self, n: usize) {
+        self.state().fail_next = n;
+    }
+
+    /// Number of batches committed so far (incremented right after COMMIT, before any
+    /// watch event of the batch is published or any ack is sent).
+    pub fn commits(&self) -> u64 {
+        self.state().commits
+    }
+
+    /// Called before a batch is applied: waits while paused; an error means "fail it".
+    fn before_commit(&self) -> Option<String> {
+        let mut st = self.state();
+        while st.paused {
+            st = self.0.1.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        if st.fail_next > 0 {
+            st.fail_next -= 1;
+            return Some("injected commit failure".into());
+        }
+        None
+    }
+
+    fn committed(&self) {
+        self.state().commits += 1;
+    }
 }
 
 /// A stored event row.
@@ -104,15 +176,17 @@ pub fn open(path: &Path) -> Result<(Writer, Vec<(String, LoadedCluster)>)> {
     conn.execute_batch(SCHEMA)?;
     let clusters = load(&conn)?;
     let (tx, rx) = mpsc::channel();
+    let faults = FaultInjection::default();
+    let thread_faults = faults.clone();
     std::thread::Builder::new()
         .name("apiserver-sqlite".into())
-        .spawn(move || writer_loop(conn, rx))
+        .spawn(move || writer_loop(conn, rx, thread_faults))
         .map_err(|source| Error::Io {
             action: "spawn storage writer for",
             path: path.display().to_string(),
             source,
         })?;
-    Ok((Writer { tx }, clusters))
+    Ok((Writer { tx, faults }, clusters))
 }
 
 fn load(conn: &Connection) -> Result<Vec<(String, LoadedCluster)>> {
@@ -181,21 +255,31 @@ fn load(conn: &Connection) -> Result<Vec<(String, LoadedCluster)>> {
 }
 
 impl Writer {
-    /// Queue one transaction's events; the receiver resolves once they are committed.
+    /// Queue one transaction's events. After the commit of its batch (or its failure) the
+    /// writer thread runs `on_commit`, then the receiver resolves. If the writer is gone,
+    /// `on_commit` is dropped unrun and the receiver fails.
     pub fn submit(
         &self,
         cluster: &str,
         rv: u64,
-        events: &[Arc<WatchEvent>],
+        events: Vec<Arc<WatchEvent>>,
+        on_commit: OnCommit,
     ) -> oneshot::Receiver<Result<()>> {
         let (ack, rx) = oneshot::channel();
         let _ = self.tx.send(Msg::Write {
             cluster: cluster.to_string(),
             rv,
-            events: events.to_vec(),
+            events,
+            on_commit,
             ack,
         });
         rx
+    }
+
+    /// The writer's fault-injection point (tests).
+    #[doc(hidden)]
+    pub fn faults(&self) -> &FaultInjection {
+        &self.faults
     }
 
     /// Record a new (empty) cluster durably.
@@ -238,7 +322,10 @@ impl Writer {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Msg>) {
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Msg>, faults: FaultInjection) {
+    // Clusters with a failed commit: their memory holds changes the disk does not, so nothing
+    // later of theirs may be written (it could depend on the lost change) until removed.
+    let mut failed: HashSet<String> = HashSet::new();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -247,22 +334,65 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Msg>) {
                 Err(_) => break,
             }
         }
-        let outcome = apply_batch(&mut conn, &batch);
+        let mut rejected = Vec::new();
+        let mut kept = Vec::with_capacity(batch.len());
         for msg in batch {
-            let ack = match msg {
-                Msg::Write { ack, .. } | Msg::CreateCluster { ack, .. } | Msg::Flush { ack } => ack,
-                Msg::DropCluster { ack: Some(ack), .. } => ack,
-                Msg::Prune { .. } | Msg::DropCluster { ack: None, .. } => continue,
-            };
-            let _ = ack.send(match &outcome {
-                Ok(()) => Ok(()),
-                Err(e) => Err(Error::internal(format!("storage write failed: {e}"))),
-            });
+            match &msg {
+                Msg::Write { cluster, .. } | Msg::Prune { cluster, .. }
+                    if failed.contains(cluster) =>
+                {
+                    rejected.push(msg)
+                }
+                Msg::DropCluster { cluster, .. } => {
+                    failed.remove(cluster);
+                    kept.push(msg);
+                }
+                _ => kept.push(msg),
+            }
         }
-        if let Err(e) = outcome {
-            tracing::error!("sqlite batch failed: {e}");
+        let outcome = if kept.is_empty() {
+            Ok(())
+        } else if let Some(e) = faults.before_commit() {
+            Err(e)
+        } else {
+            apply_batch(&mut conn, &kept).map_err(|e| e.to_string())
+        };
+        match &outcome {
+            Ok(()) => faults.committed(),
+            Err(e) => {
+                tracing::error!("sqlite batch failed: {e}");
+                for msg in &kept {
+                    if let Msg::Write { cluster, .. } = msg {
+                        failed.insert(cluster.clone());
+                    }
+                }
+            }
+        }
+        for msg in kept {
+            finish(msg, &outcome);
+        }
+        let earlier = Err("an earlier write of this logical cluster failed".to_string());
+        for msg in rejected {
+            finish(msg, &earlier);
         }
     }
+}
+
+/// Run a message's commit step and ack it.
+fn finish(msg: Msg, outcome: &std::result::Result<(), String>) {
+    let ack = match msg {
+        Msg::Write { ack, on_commit, .. } => {
+            on_commit(outcome.is_ok());
+            ack
+        }
+        Msg::CreateCluster { ack, .. } | Msg::Flush { ack } => ack,
+        Msg::DropCluster { ack: Some(ack), .. } => ack,
+        Msg::Prune { .. } | Msg::DropCluster { ack: None, .. } => return,
+    };
+    let _ = ack.send(match outcome {
+        Ok(()) => Ok(()),
+        Err(e) => Err(Error::internal(format!("storage write failed: {e}"))),
+    });
 }
 
 fn apply_batch(conn: &mut Connection, batch: &[Msg]) -> rusqlite::Result<()> {
