@@ -17,6 +17,27 @@ pub enum Error {
         source: kube::Error,
     },
 
+    /// Watching a CRD for its Established condition failed.
+    #[error("failed to wait for CRD {name}: {source}")]
+    WaitCrd {
+        /// The CRD name.
+        name: String,
+        /// The watch error.
+        #[source]
+        source: kube::runtime::wait::Error,
+    },
+
+    /// A CRD was not Established in time after it was installed.
+    #[error(
+        "CRD {name} was not Established within {seconds}s; check the API server's CRD controller"
+    )]
+    CrdNotEstablished {
+        /// The CRD name.
+        name: String,
+        /// How long was waited.
+        seconds: u64,
+    },
+
     /// A client for a member cluster could not be built from its Cluster and Secret. The
     /// message says what is wrong and how to fix it; it becomes the `Ready` condition's message.
     #[error("{0}")]

@@ -4,5 +4,6 @@
 
 pub mod cluster_status;
 pub mod error;
+pub mod fleet;
 
 pub use error::{Error, Result};

@@ -10,19 +10,19 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use flotilla_api::{
     Cluster,
     cluster::{ClusterSpec, ClusterStatus, ClusterSyncMode, LocalSecretReference},
     conditions::{self, COMPLETE_API_ENABLEMENTS, reasons},
     keys,
 };
-use flotilla_apiserver::{Config, Server};
+use flotilla_apiserver::Server;
 use flotilla_controllers::cluster_status::{self, Options};
+use flotilla_testing::TestHub;
 use k8s_openapi::{
     ByteString,
     api::core::v1::{Namespace, Node, Pod, Secret},
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
     apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::Condition},
 };
 use kube::{
@@ -34,27 +34,9 @@ use serde_json::json;
 const PERIOD: Duration = Duration::from_millis(200);
 const THRESHOLD: Duration = Duration::from_millis(1500);
 
-async fn start() -> Result<(Server, tempfile::TempDir, Client)> {
-    let dir = tempfile::tempdir()?;
-    let mut config = Config::new(dir.path());
-    config.in_memory = true;
-    config.bind_address = [127, 0, 0, 1].into();
-    config.port = 0;
-    let server = Server::start(config).await?;
-    let client = server.client(None).await?;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in flotilla_api::crds::all() {
-        let name = crd.name_any();
-        crds.create(&PostParams::default(), &crd)
-            .await
-            .with_context(|| format!("create CRD {name}"))?;
-        let established = kube::runtime::wait::await_condition(
-            crds.clone(),
-            &name,
-            kube::runtime::conditions::is_crd_established(),
-        );
-        tokio::time::timeout(Duration::from_secs(10), established).await??;
-    }
+async fn start() -> Result<(TestHub, Client)> {
+    let test_hub = TestHub::start().await?;
+    let client = test_hub.client.clone();
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns = Namespace {
         metadata: ObjectMeta {
@@ -64,7 +46,7 @@ async fn start() -> Result<(Server, tempfile::TempDir, Client)> {
         ..Default::default()
     };
     namespaces.create(&PostParams::default(), &ns).await?;
-    Ok((server, dir, client))
+    Ok((test_hub, client))
 }
 
 async fn create_secret(hub: &Client, name: &str, server: &Server) -> Result<()> {
@@ -108,21 +90,12 @@ async fn create_cluster(hub: &Client, name: &str, mode: ClusterSyncMode, url: &s
     Ok(())
 }
 
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> Result<T>
+async fn eventually<T, F, Fut>(what: &str, probe: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Option<T>>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(value) = probe().await? {
-            return Ok(value);
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    flotilla_testing::eventually(Duration::from_secs(20), what, probe).await
 }
 
 fn ready(cluster: &Cluster) -> Option<Condition> {
@@ -203,11 +176,12 @@ async fn cluster_status_controller_end_to_end() -> Result<()> {
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .with_test_writer()
         .try_init();
-    let (server, _dir, hub) = start().await?;
+    let (test_hub, hub) = start().await?;
+    let server = &test_hub.server;
     let clusters: Api<Cluster> = Api::all(hub.clone());
 
     let url = server.create_cluster("member1").await?;
-    create_secret(&hub, "member1", &server).await?;
+    create_secret(&hub, "member1", server).await?;
     create_cluster(&hub, "member1", ClusterSyncMode::Push, &url).await?;
     let other_url = server.create_cluster("member2").await?;
     create_cluster(&hub, "nosecret", ClusterSyncMode::Push, &other_url).await?;
@@ -276,7 +250,7 @@ async fn cluster_status_controller_end_to_end() -> Result<()> {
         "{}",
         condition.message
     );
-    create_secret(&hub, "nosecret", &server).await?;
+    create_secret(&hub, "nosecret", server).await?;
     wait_ready(&clusters, "nosecret", reasons::CLUSTER_READY).await?;
 
     // Nodes and Pods on the member show up in the summaries.

@@ -156,7 +156,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await
                 .context("connecting to the hub")?;
             if install_crds {
-                crate::fleet::install_crds(&client).await?;
+                flotilla_controllers::fleet::install_crds(&client).await?;
             }
             tokio::select! {
                 result = crate::controllers::run(client, &controllers) => result?,

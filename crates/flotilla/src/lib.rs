@@ -4,6 +4,5 @@
 pub mod cli;
 pub mod controllers;
 pub mod crds;
-pub mod fleet;
 pub mod manifests;
 pub mod up;

@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, net::IpAddr, path::PathBuf};
 
 use anyhow::Context;
 
-use crate::fleet::{self, Member};
+use flotilla_controllers::fleet::{self, Member};
 
 /// Options of `flotilla up`.
 #[derive(Clone, Debug)]

@@ -8,13 +8,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use flotilla_api::{Cluster, ResourceBinding, conditions};
-use flotilla_apiserver::{Config, Server};
 use flotilla_scheduler::{
     controller::{Options, run},
     testing::{BindingBuilder, ClusterBuilder},
 };
+use flotilla_testing::TestHub;
 use futures::{StreamExt, stream};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
     Api, ResourceExt,
     api::{ListParams, Patch, PatchParams, PostParams},
@@ -27,22 +26,8 @@ async fn main() -> Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5_000);
-    let dir = tempfile::tempdir()?;
-    let mut config = Config::new(dir.path());
-    config.in_memory = true;
-    let server = Server::start(config).await?;
-    let client = server.client(None).await?;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in flotilla_api::crds::all() {
-        let name = crd.name_any();
-        crds.create(&PostParams::default(), &crd).await?;
-        let established = kube::runtime::wait::await_condition(
-            crds.clone(),
-            &name,
-            kube::runtime::conditions::is_crd_established(),
-        );
-        tokio::time::timeout(Duration::from_secs(10), established).await??;
-    }
+    let hub = TestHub::start().await?;
+    let client = hub.client.clone();
     let clusters: Api<Cluster> = Api::all(client.clone());
     for i in 0..20 {
         let cluster = ClusterBuilder::new(&format!("member-{i:02}"))
@@ -130,6 +115,6 @@ async fn main() -> Result<()> {
         n as f64 / elapsed.as_secs_f64()
     );
     scheduler.abort();
-    server.shutdown().await;
+    hub.server.shutdown().await;
     Ok(())
 }

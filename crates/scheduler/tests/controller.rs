@@ -4,45 +4,28 @@
 
 use std::{future::Future, time::Duration};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use flotilla_api::{
     Cluster, ClusterResourceBinding, ResourceBinding,
     conditions::{self, SCHEDULED, reasons},
     keys::annotations::APPLIED_PLACEMENT,
     policy::ClusterAffinity,
 };
-use flotilla_apiserver::{Config, Server};
 use flotilla_scheduler::{
     controller::{Options, run},
     testing::{BindingBuilder, ClusterBuilder},
 };
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use flotilla_testing::TestHub;
 use kube::{
     Api, Client, ResourceExt,
     api::{ListParams, Patch, PatchParams, PostParams},
 };
 use serde_json::json;
 
-async fn start() -> Result<(Server, tempfile::TempDir, Client)> {
-    let dir = tempfile::tempdir()?;
-    let mut config = Config::new(dir.path());
-    config.in_memory = true;
-    let server = Server::start(config).await?;
-    let client = server.client(None).await?;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in flotilla_api::crds::all() {
-        let name = crd.name_any();
-        crds.create(&PostParams::default(), &crd)
-            .await
-            .with_context(|| format!("create CRD {name}"))?;
-        let established = kube::runtime::wait::await_condition(
-            crds.clone(),
-            &name,
-            kube::runtime::conditions::is_crd_established(),
-        );
-        tokio::time::timeout(Duration::from_secs(10), established).await??;
-    }
-    Ok((server, dir, client))
+async fn start() -> Result<(TestHub, Client)> {
+    let hub = TestHub::start().await?;
+    let client = hub.client.clone();
+    Ok((hub, client))
 }
 
 /// Creates a Cluster and then its status (the status subresource ignores status on create).
@@ -58,21 +41,12 @@ async fn add_cluster(client: &Client, cluster: Cluster) -> Result<()> {
     Ok(())
 }
 
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> Result<T>
+async fn eventually<T, F, Fut>(what: &str, probe: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Option<T>>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(value) = probe().await? {
-            return Ok(value);
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    flotilla_testing::eventually(Duration::from_secs(15), what, probe).await
 }
 
 fn clusters_of(rb: &ResourceBinding) -> Vec<(String, i32)> {
@@ -115,7 +89,7 @@ async fn scheduler_controller_end_to_end() -> Result<()> {
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .with_test_writer()
         .try_init();
-    let (_server, _dir, client) = start().await?;
+    let (_hub, client) = start().await?;
     add_cluster(&client, ClusterBuilder::new("m1").pods(50).build()).await?;
     add_cluster(&client, ClusterBuilder::new("m2").pods(50).build()).await?;
     let scheduler = tokio::spawn(run(

@@ -1,10 +1,9 @@
 //! Setting up a hub: installing the Flotilla CRDs and registering member clusters (a
 //! credentials Secret plus a Push Cluster object). Speaks only `kube::Client`, so it works
-//! against any hub API server.
+//! against any hub API server; used by `flotilla up`, and later by `flotilla join`.
 
 use std::{collections::BTreeMap, time::Duration};
 
-use anyhow::Context;
 use flotilla_api::{
     Cluster,
     cluster::{ClusterSpec, ClusterSyncMode, LocalSecretReference},
@@ -23,6 +22,8 @@ use kube::{
 
 /// The field manager `flotilla up` writes with.
 pub const FIELD_MANAGER: &str = "flotilla-up";
+
+use crate::error::{Error, Result};
 
 /// Writes `object` with server-side apply; when the server does not implement apply patches
 /// (415), creates it or replaces it at its current resourceVersion instead.
@@ -55,23 +56,29 @@ where
 /// # Errors
 ///
 /// When the API server rejects a CRD or does not establish it within 30 seconds.
-pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
+pub async fn install_crds(client: &Client) -> Result<()> {
+    const WAIT: Duration = Duration::from_secs(30);
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in flotilla_api::crds::all() {
         let name = crd.name_any();
-        apply(&api, &crd)
-            .await
-            .with_context(|| format!("installing CRD {name}"))?;
+        apply(&api, &crd).await.map_err(|source| Error::Kube {
+            action: format!("install CRD {name}"),
+            source,
+        })?;
     }
     for crd in flotilla_api::crds::all() {
         let name = crd.name_any();
-        tokio::time::timeout(
-            Duration::from_secs(30),
-            await_condition(api.clone(), &name, conditions::is_crd_established()),
-        )
-        .await
-        .with_context(|| format!("CRD {name} was not Established within 30s"))?
-        .with_context(|| format!("waiting for CRD {name}"))?;
+        let established = await_condition(api.clone(), &name, conditions::is_crd_established());
+        match tokio::time::timeout(WAIT, established).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(source)) => return Err(Error::WaitCrd { name, source }),
+            Err(_) => {
+                return Err(Error::CrdNotEstablished {
+                    name,
+                    seconds: WAIT.as_secs(),
+                });
+            }
+        }
     }
     Ok(())
 }
@@ -99,7 +106,7 @@ pub struct Member {
 /// # Errors
 ///
 /// When the hub rejects a write.
-pub async fn register_member(client: &Client, member: &Member) -> anyhow::Result<()> {
+pub async fn register_member(client: &Client, member: &Member) -> Result<()> {
     let namespace = keys::namespaces::CLUSTER;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns = Namespace {
@@ -111,7 +118,10 @@ pub async fn register_member(client: &Client, member: &Member) -> anyhow::Result
     };
     apply(&namespaces, &ns)
         .await
-        .with_context(|| format!("creating namespace {namespace}"))?;
+        .map_err(|source| Error::Kube {
+            action: format!("create namespace {namespace}"),
+            source,
+        })?;
 
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let secret = Secret {
@@ -135,7 +145,10 @@ pub async fn register_member(client: &Client, member: &Member) -> anyhow::Result
     };
     apply(&secrets, &secret)
         .await
-        .with_context(|| format!("writing the credentials Secret of {}", member.name))?;
+        .map_err(|source| Error::Kube {
+            action: format!("write the credentials Secret of {}", member.name),
+            source,
+        })?;
 
     let clusters: Api<Cluster> = Api::all(client.clone());
     let mut cluster = Cluster::new(
@@ -155,6 +168,9 @@ pub async fn register_member(client: &Client, member: &Member) -> anyhow::Result
     cluster.metadata.labels = Some(member.labels.clone());
     apply(&clusters, &cluster)
         .await
-        .with_context(|| format!("registering Cluster {}", member.name))?;
+        .map_err(|source| Error::Kube {
+            action: format!("register Cluster {}", member.name),
+            source,
+        })?;
     Ok(())
 }
