@@ -209,11 +209,6 @@ impl Error {
         }
     }
 
-    /// 503 ServiceUnavailable.
-    pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::api(503, "ServiceUnavailable", message)
-    }
-
     /// 500 InternalError.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::api(500, "InternalError", message)

@@ -9,7 +9,8 @@
 //! broadcast, under the cluster lock, in RV order); reads that return data or an RV
 //! (`read_committed`, `wait_committed`) wait until everything they saw is committed. So every
 //! RV a client ever receives is on disk, and the RV sequence after a restart continues above
-//! it. A failed commit marks the cluster failed: every later request gets 503 and open watches
+//! it. A failed commit marks the cluster failed: every later storage request of that
+//! cluster gets 500 "storage failed ... restart the server" and open watches
 //! end, because memory then holds changes the disk does not. This module knows nothing about
 //! HTTP or API semantics.
 
@@ -358,8 +359,10 @@ impl Inner {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// 500, not 503: the condition lasts until a restart, and kube-rs (like client-go with
+    /// Retry-After) retries 503 for minutes instead of surfacing it.
     fn failed_error(&self) -> Error {
-        Error::unavailable(format!(
+        Error::internal(format!(
             "storage failed for logical cluster {:?}: a write could not be committed, so \
              memory no longer matches disk; restart the server",
             self.name
@@ -556,7 +559,7 @@ impl ClusterStore {
 
     /// Run a read-only closure over the state and return its result once everything the
     /// closure could have seen is committed (at once when nothing is in flight), so no
-    /// uncommitted object or RV reaches a client. 503 if the cluster's storage failed.
+    /// uncommitted object or RV reaches a client. 500 if the cluster's storage failed.
     pub async fn read_committed<R>(&self, f: impl FnOnce(&ClusterState) -> R) -> Result<R> {
         self.inner.check()?;
         let (r, need) = {
@@ -570,7 +573,7 @@ impl ClusterStore {
         Ok(r)
     }
 
-    /// Resolves once every change up to `rv` is committed and published (503 if the
+    /// Resolves once every change up to `rv` is committed and published (500 if the
     /// cluster's storage failed meanwhile).
     pub async fn wait_committed(&self, rv: u64) -> Result<()> {
         let mut rx = self.inner.commits.subscribe();
