@@ -29,6 +29,28 @@ impl TestFleet {
         Ok(TestFleet { fleet, dir })
     }
 
+    /// Waits until every member reports Ready, as a user would before placing workloads on a
+    /// new fleet (a Divided binding scheduled earlier would only see the members that were
+    /// ready then, and is not re-placed when more become ready, as in Karmada).
+    pub async fn wait_ready(&self) -> anyhow::Result<()> {
+        let clusters: kube::Api<flotilla_api::Cluster> = kube::Api::all(self.fleet.hub.clone());
+        for name in &self.fleet.members {
+            eventually(
+                std::time::Duration::from_secs(30),
+                &format!("{name} Ready"),
+                || async {
+                    let cluster = clusters.get(name).await?;
+                    let ready = cluster
+                        .ready_condition()
+                        .is_some_and(|c| c.status == "True");
+                    Ok(ready.then_some(()))
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     /// The kubeconfig a user would export.
     pub fn kubeconfig(&self) -> PathBuf {
         self.fleet.server.kubeconfig_path().to_owned()

@@ -192,6 +192,7 @@ async fn scheduled(api: &Api<ResourceBinding>, name: &str) -> anyhow::Result<Vec
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scheduler_places_bindings_on_the_fleet() -> anyhow::Result<()> {
     let test = TestFleet::start(2).await?;
+    test.wait_ready().await?;
     let api: Api<ResourceBinding> = Api::namespaced(test.fleet.hub.clone(), "default");
 
     // The README's walkthrough: examples/what-if/nginx-binding.yaml, 3 replicas divided 2:1
