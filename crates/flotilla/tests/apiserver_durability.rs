@@ -1,6 +1,6 @@
-//! Durable storage: a write acknowledged before `kill -9` is there after restart, watchers
-//! resume from a resourceVersion taken before the crash, the CA is reused, and logical
-//! clusters survive a restart.
+//! `flotilla apiserver` durable storage, through the product binary: a write acknowledged before
+//! `kill -9` is there after restart, watchers resume from a resourceVersion taken before the
+//! crash, the CA is reused, and logical clusters survive a restart.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -16,8 +16,14 @@ use tokio::io::AsyncBufReadExt as _;
 use tokio::process::{Child, Command};
 
 async fn spawn(dir: &std::path::Path) -> Result<(Child, Client)> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flotilla-apiserver-testbin"))
-        .args(["--data-dir", &dir.display().to_string(), "--port", "0"])
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flotilla"))
+        .args([
+            "apiserver",
+            "--data-dir",
+            &dir.display().to_string(),
+            "--port",
+            "0",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
