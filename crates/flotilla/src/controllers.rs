@@ -27,6 +27,17 @@ pub const ALL: &[Controller] = &[
         },
     },
     Controller {
+        name: "cluster",
+        run: |client| {
+            async move {
+                flotilla_controllers::cluster::run(client, Default::default())
+                    .await
+                    .context("cluster")
+            }
+            .boxed()
+        },
+    },
+    Controller {
         name: "scheduler",
         run: |client| {
             async move {
@@ -103,11 +114,13 @@ mod tests {
 
     #[test]
     fn controller_lists() {
-        assert_eq!(names("*"), ["cluster-status", "scheduler"]);
-        assert_eq!(names("*,-scheduler"), ["cluster-status"]);
+        assert_eq!(names("*"), ["cluster-status", "cluster", "scheduler"]);
+        assert_eq!(names("*,-scheduler"), ["cluster-status", "cluster"]);
+        // Names match whole: removing `cluster` keeps `cluster-status`.
+        assert_eq!(names("*,-cluster"), ["cluster-status", "scheduler"]);
         assert_eq!(
-            names("scheduler,cluster-status"),
-            ["cluster-status", "scheduler"]
+            names("scheduler,cluster,cluster-status"),
+            ["cluster-status", "cluster", "scheduler"]
         );
         assert_eq!(names("scheduler"), ["scheduler"]);
         assert_eq!(names(""), Vec::<&str>::new());
