@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use flotilla_api::{Cluster, ResourceBinding, conditions};
-use flotilla_scheduler::{
-    controller::{Options, run},
-    testing::{BindingBuilder, ClusterBuilder},
+use flotilla_scheduler::controller::{Options, run};
+use flotilla_testing::{
+    TestHub,
+    fixtures::{BindingBuilder, ClusterBuilder},
 };
-use flotilla_testing::TestHub;
 use futures::{StreamExt, stream};
 use kube::{
     Api, ResourceExt,

@@ -8,10 +8,8 @@ use std::{
 };
 
 use flotilla_api::{Cluster, policy::SpreadByField, work::ResourceBinding};
-use flotilla_scheduler::{
-    ScheduleInput, Snapshot, schedule,
-    testing::{BindingBuilder, ClusterBuilder},
-};
+use flotilla_scheduler::{ScheduleInput, Snapshot, schedule};
+use flotilla_testing::fixtures::{BindingBuilder, ClusterBuilder};
 
 fn fleet(n: usize) -> Snapshot {
     let clusters: Vec<Cluster> = (0..n)

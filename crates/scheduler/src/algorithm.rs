@@ -4,6 +4,7 @@
 
 use flotilla_api::{
     ClusterResourceBinding, ResourceBinding,
+    conditions::{self, SCHEDULED},
     policy::{ClusterAffinity, Placement, ReplicaDivisionPreference, ReplicaSchedulingType},
     work::{ResourceBindingSpec, ResourceBindingStatus, TargetCluster},
 };
@@ -11,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::{
     division::{self, Division, Selected, Strategy, TieBreak},
-    error::{Diagnosis, Error, Result},
+    error::{Diagnosis, Error, Result, Room},
     estimator::{Requests, max_available_replicas},
     framework::{Context, Registry, ScoreInput},
     snapshot::Snapshot,
@@ -23,6 +24,9 @@ use crate::{
 pub struct ScheduleInput<'a> {
     /// `metadata.uid` (the tie-break parity); empty when unknown.
     pub uid: &'a str,
+    /// `metadata.generation`, when known: a reschedule trigger is honoured once per generation
+    /// (see [`Self::is_fresh`]).
+    pub generation: Option<i64>,
     /// The binding spec: replicas, requirements, placement, previous clusters, eviction tasks,
     /// rescheduleTriggeredAt.
     pub spec: &'a ResourceBindingSpec,
@@ -35,6 +39,7 @@ impl<'a> ScheduleInput<'a> {
     pub fn from_resource_binding(binding: &'a ResourceBinding) -> Self {
         Self {
             uid: binding.metadata.uid.as_deref().unwrap_or_default(),
+            generation: binding.metadata.generation,
             spec: &binding.spec,
             status: binding.status.as_ref(),
         }
@@ -44,6 +49,7 @@ impl<'a> ScheduleInput<'a> {
     pub fn from_cluster_resource_binding(binding: &'a ClusterResourceBinding) -> Self {
         Self {
             uid: binding.metadata.uid.as_deref().unwrap_or_default(),
+            generation: binding.metadata.generation,
             spec: &binding.spec.spec,
             status: binding.status.as_ref(),
         }
@@ -54,12 +60,31 @@ impl<'a> ScheduleInput<'a> {
         self.spec.replicas > 0 || self.spec.replica_requirements.is_some()
     }
 
-    /// Fresh mode: `rescheduleTriggeredAt` is later than `lastScheduledTime`.
+    /// Fresh mode: `rescheduleTriggeredAt` is later than `lastScheduledTime` (Karmada's rule),
+    /// and the binding has not been scheduled successfully at its current generation since.
+    ///
+    /// The second half only matters when `lastScheduledTime` cannot catch up with the trigger:
+    /// the scheduler never writes a `lastScheduledTime` later than its clock, so a trigger in
+    /// the future (clock skew, or a typo) stays later than it. Such a trigger means "reschedule
+    /// now", once: setting it changes the spec, so the generation moves; after a successful
+    /// Fresh pass at that generation (`Scheduled=True` observing it) the trigger is spent, and
+    /// the next trigger (a new spec generation) is honoured again, whatever its time.
     pub fn is_fresh(&self) -> bool {
         reschedule_requested(
             self.spec.reschedule_triggered_at.as_ref(),
             self.status.and_then(|s| s.last_scheduled_time.as_ref()),
-        )
+        ) && !self.scheduled_at_current_generation()
+    }
+
+    /// Whether `Scheduled=True` was written for the binding's current generation.
+    fn scheduled_at_current_generation(&self) -> bool {
+        self.generation.is_some()
+            && self
+                .status
+                .and_then(|s| conditions::find(&s.conditions, SCHEDULED))
+                .is_some_and(|c| {
+                    c.status == conditions::TRUE && c.observed_generation == self.generation
+                })
     }
 }
 
@@ -239,6 +264,22 @@ fn schedule_term(
         candidate.score = total;
     }
     spread::sort(&mut candidates);
+    // What each candidate can hold, for the message of a capacity failure.
+    let rooms = || -> Vec<Room> {
+        if !workload {
+            return Vec::new();
+        }
+        let mut rooms: Vec<Room> = candidates
+            .iter()
+            .map(|c| Room {
+                cluster: c.info.name.clone(),
+                available: c.available,
+                placed: ctx.previous_replicas(&c.info.name),
+            })
+            .collect();
+        rooms.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+        rooms
+    };
 
     // Select.
     let strategy = if workload {
@@ -262,6 +303,7 @@ fn schedule_term(
     .map_err(|e| match e {
         SelectError::Unschedulable(reason) => Error::Unschedulable {
             reason,
+            rooms: rooms(),
             diagnosis: diagnosis.clone(),
         },
         SelectError::Unsupported(reason) => Error::UnsupportedPlacement(reason),
@@ -298,8 +340,11 @@ fn schedule_term(
             .as_ref()
             .and_then(|s| s.weight_preference.as_ref()),
     };
-    let assigned = division::assign(&division, &chosen)
-        .map_err(|reason| Error::Unschedulable { reason, diagnosis })?;
+    let assigned = division::assign(&division, &chosen).map_err(|reason| Error::Unschedulable {
+        reason,
+        rooms: rooms(),
+        diagnosis,
+    })?;
     Ok(assigned
         .into_iter()
         .map(|(name, replicas)| TargetCluster {

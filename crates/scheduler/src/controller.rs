@@ -126,6 +126,7 @@ impl Binding for ClusterResourceBinding {
 fn input_of<K: Binding>(binding: &K) -> ScheduleInput<'_> {
     ScheduleInput {
         uid: binding.meta().uid.as_deref().unwrap_or_default(),
+        generation: binding.meta().generation,
         spec: binding.binding_spec(),
         status: binding.binding_status(),
     }
@@ -149,7 +150,9 @@ pub fn placement_annotation(spec: &ResourceBindingSpec) -> String {
 /// `applied-placement` annotation); replicas changed; a manual reschedule; Duplicated and
 /// non-workload bindings (always re-evaluated, so new, recovered and changed clusters are picked
 /// up); and — beyond Karmada — a target cluster that is gone, being deleted or no longer passes
-/// the filters (for example a new NoExecute taint).
+/// the filters (for example it no longer matches the affinity, or an eviction from it began).
+/// Taints never reject a target cluster (see the TaintToleration plugin), so a new NoExecute
+/// taint moves nothing here; eviction is the taint manager's job.
 pub fn schedule_reason(
     input: &ScheduleInput<'_>,
     annotations: &BTreeMap<String, String>,
@@ -326,7 +329,7 @@ async fn reconcile_inner<K: Binding>(binding: &K, ctx: &Context) -> Result<Actio
             .and_then(|s| s.scheduler_observed_generation);
         if generation.is_some() && observed != generation {
             let patch = json!({"status": {"schedulerObservedGeneration": generation}});
-            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            api.patch_status(&name, &merge_params(), &Patch::Merge(&patch))
                 .await
                 .map_err(|source| Error::Kube {
                     action: format!("patch status of {name}"),
@@ -368,13 +371,10 @@ async fn reconcile_inner<K: Binding>(binding: &K, ctx: &Context) -> Result<Actio
             next.scheduler_observed_generation = generation;
             next.scheduler_observing_affinity_name = decision.affinity_name.clone();
             if decision.clusters != spec.clusters || fresh || status.last_scheduled_time.is_none() {
-                let mut at = now();
-                if let Some(triggered) = &spec.reschedule_triggered_at
-                    && triggered.0 >= at.0
-                {
-                    at = Time(triggered.0 + k8s_openapi::jiff::SignedDuration::from_secs(1));
-                }
-                next.last_scheduled_time = Some(at);
+                // Never later than now, even for a trigger in the future: the Scheduled
+                // condition observing this generation is what spends that trigger
+                // (`ScheduleInput::is_fresh`), so later triggers still count.
+                next.last_scheduled_time = Some(now());
             }
             conditions::set_condition(
                 &mut next.conditions,
@@ -508,11 +508,7 @@ async fn apply_spec<K: Binding>(
         object.remove("kind");
     }
     merge["metadata"]["resourceVersion"] = json!(resource_version);
-    let params = PatchParams {
-        field_manager: Some(SCHEDULER.to_owned()),
-        ..Default::default()
-    };
-    api.patch(name, &params, &Patch::Merge(&merge))
+    api.patch(name, &merge_params(), &Patch::Merge(&merge))
         .await
         .map_err(failed)
 }
@@ -526,6 +522,16 @@ fn truncate(text: &str, max: usize) -> String {
         cut -= 1;
     }
     format!("{}…", &text[..cut])
+}
+
+/// Parameters of every merge patch the scheduler sends (status writes, and the spec fallback
+/// when apply patches are not supported): the scheduler's field manager, so its writes are
+/// attributed to it like its apply patches.
+fn merge_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(SCHEDULER.to_owned()),
+        ..Default::default()
+    }
 }
 
 /// Writes the scheduler's status fields when they differ, guarded by `resourceVersion` so a
@@ -549,7 +555,7 @@ async fn write_status<K: Binding>(
             "conditions": after.conditions,
         },
     });
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+    api.patch_status(name, &merge_params(), &Patch::Merge(&patch))
         .await
         .map_err(|source| Error::Kube {
             action: format!("patch status of {name}"),
@@ -671,9 +677,14 @@ async fn run_kind<K: Binding>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{BindingBuilder, ClusterBuilder};
+    use flotilla_testing::fixtures::{BindingBuilder, ClusterBuilder};
 
+    /// 2100-01-01T00:00:00Z, in seconds.
+    const FAR_FUTURE: i64 = 4_102_444_800;
+
+    /// Marks the binding scheduled successfully at its current generation.
     fn scheduled(mut b: ResourceBinding) -> ResourceBinding {
+        let generation = b.metadata.generation;
         let status = b.status.get_or_insert_with(Default::default);
         conditions::set_condition(
             &mut status.conditions,
@@ -682,12 +693,18 @@ mod tests {
                 true,
                 reasons::SUCCESS,
                 SCHEDULED_MESSAGE,
-                Some(1),
+                generation,
             ),
             Time(Default::default()),
         );
         let placement = placement_annotation(&b.spec);
         b.metadata.annotations = Some([(APPLIED_PLACEMENT.to_owned(), placement)].into());
+        b
+    }
+
+    /// The binding after a spec change the scheduler has not seen yet.
+    fn generation(mut b: ResourceBinding, generation: i64) -> ResourceBinding {
+        b.metadata.generation = Some(generation);
         b
     }
 
@@ -799,13 +816,51 @@ mod tests {
                 Some("a target cluster is gone, being deleted or no longer fits"),
             ),
             (
-                "NoExecute taint on a target",
+                "NoExecute taint on a target is left to the taint manager",
                 scheduled(divided().build()),
                 vec![
                     ClusterBuilder::new("a").pods(10).build(),
                     ClusterBuilder::new("b").taint("bad", "NoExecute").build(),
                 ],
+                None,
+            ),
+            (
+                "target no longer matching the affinity",
+                scheduled(
+                    divided()
+                        .affinity(flotilla_api::policy::ClusterAffinity {
+                            cluster_names: vec!["a".into()],
+                            ..Default::default()
+                        })
+                        .build(),
+                ),
+                fleet(),
                 Some("a target cluster is gone, being deleted or no longer fits"),
+            ),
+            (
+                "future trigger already honoured at this generation",
+                scheduled(
+                    divided()
+                        .times(Some(FAR_FUTURE), Some(10))
+                        .generation(3)
+                        .build(),
+                ),
+                fleet(),
+                None,
+            ),
+            (
+                "trigger set since the last successful schedule",
+                generation(
+                    scheduled(
+                        divided()
+                            .times(Some(FAR_FUTURE), Some(10))
+                            .generation(3)
+                            .build(),
+                    ),
+                    4,
+                ),
+                fleet(),
+                Some("reschedule requested"),
             ),
             (
                 "NoSchedule taint on a target keeps it",
@@ -830,6 +885,11 @@ mod tests {
         for (name, binding, clusters, want) in table {
             assert_eq!(reason(&binding, clusters), want, "{name}");
         }
+    }
+
+    #[test]
+    fn merge_patches_use_the_schedulers_field_manager() {
+        assert_eq!(merge_params().field_manager.as_deref(), Some(SCHEDULER));
     }
 
     #[test]

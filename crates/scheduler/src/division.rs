@@ -531,7 +531,7 @@ mod tests {
 
     #[test]
     fn uid_parity_flips_the_name_tie_break() {
-        use crate::testing::{EVEN_UID, ODD_UID};
+        use flotilla_testing::fixtures::{EVEN_UID, ODD_UID};
         assert_eq!(TieBreak::for_uid(EVEN_UID), TieBreak::NameAscending);
         assert_eq!(TieBreak::for_uid(ODD_UID), TieBreak::NameDescending);
         assert_eq!(TieBreak::for_uid(""), TieBreak::NameAscending);

@@ -37,6 +37,12 @@ impl Diagnosis {
 
 impl fmt::Display for Diagnosis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.total == 0 {
+            return f.write_str(
+                "there are no Clusters to schedule onto: register a member cluster (a Cluster \
+                 object) first",
+            );
+        }
         let available = self.total.saturating_sub(self.rejected.len());
         write!(f, "{available}/{} clusters are available", self.total)?;
         if !self.rejected.is_empty() {
@@ -56,6 +62,50 @@ impl fmt::Display for Diagnosis {
     }
 }
 
+/// How many replicas one candidate cluster (a cluster that passed every filter) can hold, for
+/// the message of a capacity failure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Room {
+    /// The cluster name.
+    pub cluster: String,
+    /// Karmada's AvailableReplicas: what the estimator says still fits, plus `placed`.
+    pub available: i64,
+    /// The replicas the previous result already gave this cluster.
+    pub placed: i64,
+}
+
+/// Renders rooms as `m1 2, m2 5 including 1 already placed`, naming at most [`MAX_LISTED`].
+struct Rooms<'a>(&'a [Room]);
+
+impl fmt::Display for Rooms<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, room) in self.0.iter().take(MAX_LISTED).enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{} {}", room.cluster, room.available)?;
+            if room.placed > 0 {
+                write!(f, " including {} already placed", room.placed)?;
+            }
+        }
+        if self.0.len() > MAX_LISTED {
+            write!(f, ", and {} more", self.0.len() - MAX_LISTED)?;
+        }
+        Ok(())
+    }
+}
+
+fn unschedulable_message(reason: &str, rooms: &[Room], diagnosis: &Diagnosis) -> String {
+    if rooms.is_empty() {
+        format!("{reason} ({diagnosis})")
+    } else {
+        format!(
+            "{reason} (available replicas per cluster: {}; {diagnosis})",
+            Rooms(rooms)
+        )
+    }
+}
+
 /// Everything that can go wrong in the scheduler.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -67,11 +117,14 @@ pub enum Error {
     },
 
     /// Clusters passed the filters, but they cannot hold the replicas or satisfy the spread
-    /// constraints.
-    #[error("{reason} ({diagnosis})")]
+    /// constraints. The message lists what every candidate cluster can hold.
+    #[error("{}", unschedulable_message(reason, rooms, diagnosis))]
     Unschedulable {
         /// What could not be satisfied.
         reason: String,
+        /// What each candidate cluster can hold, sorted by name (empty for non-workloads,
+        /// whose replicas are not counted).
+        rooms: Vec<Room>,
         /// Which clusters were rejected by the filters, for context.
         diagnosis: Diagnosis,
     },
@@ -150,6 +203,19 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_fleet_says_clusters_must_be_registered() {
+        let text = Error::NoClusterFit {
+            diagnosis: Diagnosis::default(),
+        }
+        .to_string();
+        assert_eq!(
+            text,
+            "no cluster fits: there are no Clusters to schedule onto: register a member cluster \
+             (a Cluster object) first."
+        );
+    }
 
     #[test]
     fn diagnosis_names_at_most_fifty_clusters_but_counts_all() {

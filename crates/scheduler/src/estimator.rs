@@ -190,7 +190,7 @@ pub fn max_available_replicas(capacity: Option<&Capacity>, requests: &Requests) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{BindingBuilder, ClusterBuilder};
+    use flotilla_testing::fixtures::{BindingBuilder, ClusterBuilder};
 
     /// name, cluster, per-replica request, expected replicas.
     type EstimateCase = (

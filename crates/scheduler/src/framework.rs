@@ -11,7 +11,7 @@ use flotilla_api::{
 
 use crate::{
     plugins::{
-        api_enablement::ApiEnablement, capacity::Capacity, cluster_affinity::ClusterAffinityPlugin,
+        api_enablement::ApiEnablement, cluster_affinity::ClusterAffinityPlugin,
         cluster_eviction::ClusterEviction, locality::ClusterLocality,
         spread_constraint::SpreadConstraintFilter, taint_toleration::TaintToleration,
     },
@@ -86,7 +86,9 @@ pub trait ScorePlugin: Send + Sync {
     }
 }
 
-/// Every plugin, with the weight of each score plugin.
+/// Every plugin, with the weight of each score plugin. The weighted sum of the score plugins is
+/// a candidate's score ([`crate::spread::Candidate::score`]), Karmada's `ClusterScore`; with the
+/// default registry it equals Karmada's exactly.
 pub struct Registry {
     /// Filters, run in order; the first rejection is the cluster's diagnosis.
     pub filters: Vec<Box<dyn FilterPlugin>>,
@@ -114,10 +116,12 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Default for Registry {
-    /// Every plugin. Locality weighs 2 and capacity 1, so a cluster already running the
-    /// workload always outranks one that is not (as in Karmada, where locality is the only
-    /// non-zero score), and capacity orders clusters of equal locality exactly as Karmada's
-    /// "available replicas descending" tie-break does.
+    /// Every plugin, with Karmada's score plugins only (ClusterLocality 0/100, ClusterAffinity
+    /// 0), each weighing 1: Karmada sums its plugins' scores unweighted, and that sum is the
+    /// cluster score its candidate order, group scores and group ranking read. Any other score
+    /// plugin or weight would change Karmada-defined placements, so there is deliberately no
+    /// capacity score: capacity orders candidates only through `available`, the second key of
+    /// the candidate order (score desc, available desc, name asc), exactly as in Karmada.
     fn default() -> Self {
         Self {
             filters: vec![
@@ -128,9 +132,8 @@ impl Default for Registry {
                 Box::new(ClusterEviction),
             ],
             scores: vec![
-                (Box::new(ClusterLocality), 2),
+                (Box::new(ClusterLocality), 1),
                 (Box::new(ClusterAffinityPlugin), 1),
-                (Box::new(Capacity), 1),
             ],
         }
     }

@@ -16,7 +16,6 @@ pub mod plugins;
 pub mod selector;
 pub mod snapshot;
 pub mod spread;
-pub mod testing;
 pub mod what_if;
 
 pub use algorithm::{Decision, ScheduleInput, schedule};

@@ -2,7 +2,6 @@
 //! and one cluster; they never mutate the snapshot and never divide replicas.
 
 pub mod api_enablement;
-pub mod capacity;
 pub mod cluster_affinity;
 pub mod cluster_eviction;
 pub mod locality;

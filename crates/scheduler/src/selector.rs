@@ -126,7 +126,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     use super::*;
-    use crate::testing::{ClusterBuilder, taint, toleration};
+    use flotilla_testing::fixtures::{ClusterBuilder, taint, toleration};
 
     fn req(key: &str, op: &str, values: &[&str]) -> LabelSelectorRequirement {
         LabelSelectorRequirement {

@@ -53,7 +53,10 @@ pub const EXHAUSTIVE_LIMIT: u64 = 20_000;
 pub struct Candidate<'a> {
     /// The cluster.
     pub info: &'a ClusterInfo,
-    /// The weighted score.
+    /// The cluster's score: the weighted sum of the registry's score plugins, by default
+    /// Karmada's `ClusterScore` (ClusterLocality 0/100 + ClusterAffinity 0). It is the first
+    /// key of the candidate order and the only score group scores and group ranking read;
+    /// capacity enters through `available`, never through the score.
     pub score: i64,
     /// What the cluster can still take (estimate only).
     pub allocatable: i64,
@@ -605,8 +608,10 @@ fn select_by_group<'a>(
 mod tests {
     use std::sync::Arc;
 
+    use flotilla_testing::fixtures::ClusterBuilder;
+
     use super::*;
-    use crate::{snapshot::Snapshot, testing::ClusterBuilder};
+    use crate::snapshot::Snapshot;
 
     /// (name, region/zone/provider/label value, score, available)
     type Row<'r> = (&'r str, &'r str, i64, i64);

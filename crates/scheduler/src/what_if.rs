@@ -114,6 +114,14 @@ pub fn what_if(yaml_stream: &str) -> Result<Outcome> {
             )));
         }
     };
+    if clusters.is_empty() {
+        return Err(Error::WhatIfInput(
+            "the input has no Cluster documents, so there is nothing to schedule onto: add one \
+             Cluster document (with its status) per member cluster to the stream, separated by \
+             `---`"
+                .into(),
+        ));
+    }
     let snapshot = Snapshot::new(clusters);
     let (label, decision) = match &binding {
         Binding::Namespaced(b) => (
@@ -221,6 +229,40 @@ mod tests {
             "0/3 clusters are available",
             "member1: cluster(s) did not match",
             "member3: cluster(s) did not have the API resource",
+        ] {
+            assert!(message.contains(needle), "{needle:?} not in {message}");
+        }
+    }
+
+    #[test]
+    fn a_stream_without_clusters_asks_for_them() {
+        let binding_only = EXAMPLE.split("---").last().unwrap_or_default().to_owned();
+        let err = what_if(&binding_only).expect_err("no clusters");
+        assert!(matches!(err, Error::WhatIfInput(_)), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains("no Cluster documents")
+                && message.contains("add one Cluster document"),
+            "{message}"
+        );
+        assert!(!message.contains("0/0"), "{message}");
+    }
+
+    #[test]
+    fn capacity_failures_list_each_clusters_available_replicas() {
+        // member1 fits 60 replicas of 100m CPU (6 free CPUs), member2 40 (4 CPUs).
+        let (head, _) = EXAMPLE
+            .split_once("        staticWeightList:")
+            .expect("the example has static weights");
+        let dynamic = format!("{head}        dynamicWeight: AvailableReplicas\n")
+            .replace("  replicas: 3\n", "  replicas: 500\n");
+        let err = what_if(&dynamic).expect_err("100 fit, 500 asked");
+        assert!(matches!(err, Error::Unschedulable { .. }), "{err}");
+        let message = err.to_string();
+        for needle in [
+            "Clusters available replicas 100 are not enough to schedule.",
+            "available replicas per cluster: member1 60, member2 40;",
+            "2/3 clusters are available",
         ] {
             assert!(message.contains(needle), "{needle:?} not in {message}");
         }

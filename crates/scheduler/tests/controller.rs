@@ -1,6 +1,8 @@
 //! The scheduler controller against the embedded API server, through kube-rs over real HTTPS:
-//! first schedule, no-op passes write nothing, Duplicated follows new clusters, failures set the
-//! condition and an Event, manual reschedules, ClusterResourceBindings, other schedulers.
+//! first schedule, no-op passes write nothing (static, Duplicated and non-workload bindings),
+//! Duplicated follows new clusters and stays on tainted ones, failures set the condition and an
+//! Event, manual reschedules (including a trigger in the future), ClusterResourceBindings,
+//! other schedulers.
 
 use std::{future::Future, time::Duration};
 
@@ -11,11 +13,15 @@ use flotilla_api::{
     keys::annotations::APPLIED_PLACEMENT,
     policy::ClusterAffinity,
 };
-use flotilla_scheduler::{
-    controller::{Options, run},
-    testing::{BindingBuilder, ClusterBuilder},
+use flotilla_scheduler::controller::{Options, run};
+use flotilla_testing::{
+    TestHub,
+    fixtures::{BindingBuilder, ClusterBuilder},
 };
-use flotilla_testing::TestHub;
+use k8s_openapi::{
+    apimachinery::pkg::apis::meta::v1::Time,
+    jiff::{SignedDuration, Timestamp},
+};
 use kube::{
     Api, Client, ResourceExt,
     api::{ListParams, Patch, PatchParams, PostParams},
@@ -83,6 +89,67 @@ async fn wait_scheduled(
     .await
 }
 
+/// Now, to the second (as the API serialises times).
+fn now_seconds() -> Timestamp {
+    let now = Timestamp::now();
+    Timestamp::from_second(now.as_second()).unwrap_or(now)
+}
+
+fn last_scheduled(rb: &ResourceBinding) -> Option<Timestamp> {
+    rb.status
+        .as_ref()?
+        .last_scheduled_time
+        .as_ref()
+        .map(|t| t.0)
+}
+
+/// Sets `rescheduleTriggeredAt` to now + `offset` and waits for the Fresh pass: the new
+/// generation scheduled and `lastScheduledTime` moved on. Checks that it is not later than the
+/// clock and, for a trigger in the past, not earlier than the trigger. Returns the new
+/// `lastScheduledTime`.
+async fn reschedule(
+    rbs: &Api<ResourceBinding>,
+    name: &str,
+    offset: SignedDuration,
+) -> Result<Timestamp> {
+    // Times have whole seconds: start a new second, so the trigger is later than the last
+    // schedule and a new lastScheduledTime differs from the old one.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let triggered = now_seconds() + offset;
+    let before = rbs.get(name).await?;
+    let last_before = last_scheduled(&before);
+    let patched = rbs
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"rescheduleTriggeredAt": Time(triggered)}})),
+        )
+        .await?;
+    let generation = patched.metadata.generation;
+    let rb = eventually(&format!("{name} rescheduled for {triggered}"), || async {
+        let rb = rbs.get(name).await?;
+        let done = rb.metadata.generation >= generation
+            && scheduled_condition(&rb).is_some_and(|c| {
+                c.status == "True" && c.observed_generation == rb.metadata.generation
+            })
+            && last_scheduled(&rb) != last_before;
+        Ok(done.then_some(rb))
+    })
+    .await?;
+    let last = last_scheduled(&rb).context("lastScheduledTime")?;
+    assert!(
+        last <= Timestamp::now(),
+        "lastScheduledTime {last} is in the future"
+    );
+    if triggered <= Timestamp::now() {
+        assert!(
+            last >= triggered,
+            "lastScheduledTime {last} before the trigger {triggered}"
+        );
+    }
+    Ok(last)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn scheduler_controller_end_to_end() -> Result<()> {
     let _ = tracing_subscriber::fmt()
@@ -140,8 +207,42 @@ async fn scheduler_controller_end_to_end() -> Result<()> {
         );
     }
 
-    // Unchanged binding: resyncs and a relevant cluster change write nothing.
-    let rv = rb.resource_version();
+    // A Duplicated binding and a non-workload (replicas 0): both are re-evaluated on every pass.
+    let mut dup = BindingBuilder::new().duplicated().replicas(2).build();
+    dup.metadata.name = Some("dup".into());
+    dup.metadata.uid = None;
+    rbs.create(&PostParams::default(), &dup).await?;
+    wait_scheduled(&rbs, "dup", &[("m1", 2), ("m2", 2)]).await?;
+    let mut config = BindingBuilder::new().resource("v1", "ConfigMap").build();
+    config.metadata.name = Some("config".into());
+    config.metadata.uid = None;
+    rbs.create(&PostParams::default(), &config).await?;
+    wait_scheduled(&rbs, "config", &[("m1", 0), ("m2", 0)]).await?;
+
+    // Unchanged bindings: resyncs and an unrelated cluster label change write nothing, whether
+    // the algorithm reruns (Duplicated, non-workload) or not (static weights).
+    let settled = ["weighted", "dup", "config"];
+    let mut versions = Vec::new();
+    for name in settled {
+        versions.push(rbs.get(name).await?.resource_version());
+    }
+    let unchanged = |when: &'static str| {
+        let rbs = rbs.clone();
+        let versions = versions.clone();
+        async move {
+            for (name, rv) in settled.iter().zip(&versions) {
+                assert_eq!(
+                    &rbs.get(name).await?.resource_version(),
+                    rv,
+                    "{name}: a no-op pass must not write ({when})"
+                );
+            }
+            anyhow::Ok(())
+        }
+    };
+    // The resync period is 300 ms: several passes.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    unchanged("after resyncs").await?;
     let clusters: Api<Cluster> = Api::all(client.clone());
     clusters
         .patch(
@@ -151,11 +252,7 @@ async fn scheduler_controller_end_to_end() -> Result<()> {
         )
         .await?;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(
-        rbs.get("weighted").await?.resource_version(),
-        rv,
-        "a no-op pass must not write"
-    );
+    unchanged("after a cluster label change").await?;
 
     // Scale: replicas change re-divides.
     rbs.patch(
@@ -167,14 +264,12 @@ async fn scheduler_controller_end_to_end() -> Result<()> {
     wait_scheduled(&rbs, "weighted", &[("m1", 4), ("m2", 2)]).await?;
 
     // Duplicated follows a new cluster.
-    let mut dup = BindingBuilder::new().duplicated().replicas(2).build();
-    dup.metadata.name = Some("dup".into());
-    dup.metadata.uid = None;
-    rbs.create(&PostParams::default(), &dup).await?;
-    wait_scheduled(&rbs, "dup", &[("m1", 2), ("m2", 2)]).await?;
     add_cluster(&client, ClusterBuilder::new("m3").pods(50).build()).await?;
     wait_scheduled(&rbs, "dup", &[("m1", 2), ("m2", 2), ("m3", 2)]).await?;
-    // … and leaves a cluster that gets an untolerated NoExecute taint.
+    // An untolerated NoExecute taint keeps new workloads off m3, but, as in Karmada, the
+    // scheduler does not move the workload already there: evicting it is the taint manager's
+    // job.
+    let dup_rv = rbs.get("dup").await?.resource_version();
     clusters
         .patch(
             "m3",
@@ -182,7 +277,24 @@ async fn scheduler_controller_end_to_end() -> Result<()> {
             &Patch::Merge(&json!({"spec": {"taints": [{"key": "broken", "effect": "NoExecute"}]}})),
         )
         .await?;
-    wait_scheduled(&rbs, "dup", &[("m1", 2), ("m2", 2)]).await?;
+    let mut late = BindingBuilder::new().duplicated().replicas(1).build();
+    late.metadata.name = Some("late".into());
+    late.metadata.uid = None;
+    rbs.create(&PostParams::default(), &late).await?;
+    wait_scheduled(&rbs, "late", &[("m1", 1), ("m2", 1)]).await?;
+    // The taint reached the scheduler; give the re-evaluation it triggered (and resyncs) time.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let dup_after = rbs.get("dup").await?;
+    assert_eq!(
+        clusters_of(&dup_after),
+        vec![
+            ("m1".to_string(), 2),
+            ("m2".to_string(), 2),
+            ("m3".to_string(), 2)
+        ],
+        "a targeted cluster is not left because of a taint"
+    );
+    assert_eq!(dup_after.resource_version(), dup_rv, "nothing rewritten");
 
     // Nothing fits: condition False with per-cluster reasons, and a Warning event.
     let mut nowhere = BindingBuilder::new()
@@ -262,29 +374,23 @@ async fn scheduler_controller_end_to_end() -> Result<()> {
         condition.message
     );
 
-    // Manual reschedule bumps lastScheduledTime past the trigger.
-    let before = rbs.get("weighted").await?;
-    let triggered = k8s_openapi::jiff::Timestamp::now();
-    rbs.patch(
-        "weighted",
-        &PatchParams::default(),
-        &Patch::Merge(&json!({"spec": {"rescheduleTriggeredAt": triggered.to_string()}})),
-    )
-    .await?;
-    eventually("lastScheduledTime after the trigger", || async {
-        let rb = rbs.get("weighted").await?;
-        let last = rb
-            .status
-            .as_ref()
-            .and_then(|s| s.last_scheduled_time.as_ref())
-            .map(|t| t.0);
-        Ok(last.filter(|l| *l > triggered).map(|_| ()))
-    })
-    .await?;
-    assert_ne!(
+    // Manual reschedule: lastScheduledTime catches up with the trigger, never passing now.
+    let first = reschedule(&rbs, "weighted", SignedDuration::ZERO).await?;
+
+    // A trigger in the future reschedules once, now: lastScheduledTime stays at or before the
+    // clock, and later passes do not reschedule again …
+    let second = reschedule(&rbs, "weighted", SignedDuration::from_hours(1)).await?;
+    assert!(second > first, "rescheduled: {second} after {first}");
+    let rv = rbs.get("weighted").await?.resource_version();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
         rbs.get("weighted").await?.resource_version(),
-        before.resource_version()
+        rv,
+        "a future trigger is honoured once, not on every pass"
     );
+    // … and a real trigger after it, though earlier than the future one, still counts.
+    let third = reschedule(&rbs, "weighted", SignedDuration::ZERO).await?;
+    assert!(third > second, "rescheduled again: {third} after {second}");
 
     // A ClusterResourceBinding for a non-workload goes to every cluster with 0 replicas.
     let crbs: Api<ClusterResourceBinding> = Api::all(client.clone());

@@ -1,7 +1,8 @@
 //! Test support shared by the crates' tests and benchmarks and by `tests/e2e`: an in-memory hub
 //! API server with the Flotilla CRDs installed, member clusters registered on it, a polling
-//! helper and a finder for a real kubectl. Only ever a dev-dependency: production code must not
-//! link it (it links the embedded API server).
+//! helper, a finder for a real kubectl, and [`fixtures`] (builders for Clusters and
+//! ResourceBindings). Only ever a dev-dependency: production code must not link it (it links
+//! the embedded API server).
 
 use std::{
     collections::BTreeMap,
@@ -13,6 +14,8 @@ use std::{
 use flotilla_apiserver::{Config, Server};
 use flotilla_controllers::fleet::{self, Member};
 use kube::Client;
+
+pub mod fixtures;
 
 /// An in-memory hub API server in a temporary directory, with every Flotilla CRD Established.
 pub struct TestHub {

@@ -8,7 +8,7 @@ use flotilla_api::{
 };
 
 use super::*;
-use crate::testing::{BindingBuilder, ClusterBuilder, EVEN_UID, ODD_UID, toleration};
+use flotilla_testing::fixtures::{BindingBuilder, ClusterBuilder, EVEN_UID, ODD_UID, toleration};
 
 /// One table row: name, fleet, binding, expected result.
 type Case = (
@@ -304,6 +304,70 @@ fn steady_keeps_history_and_fresh_discards_it() {
     );
 }
 
+/// Regression: a `rescheduleTriggeredAt` in the future means "reschedule now", once. The
+/// scheduler never writes a `lastScheduledTime` later than now, so the trigger stays later than
+/// it; a successful schedule at the generation carrying the trigger spends it, and a later
+/// trigger (a new generation) counts again.
+#[test]
+fn a_future_reschedule_trigger_counts_once_per_generation() {
+    const FUTURE: i64 = 4_102_444_800; // 2100-01-01
+    let b = BindingBuilder::new;
+    let table: Vec<(&str, BindingBuilder, bool)> = vec![
+        ("no trigger", b().generation(2).scheduled(), false),
+        (
+            "trigger before the last schedule",
+            b().times(Some(10), Some(20)).generation(2).scheduled(),
+            false,
+        ),
+        (
+            "trigger after the last schedule, at a new generation",
+            b().times(Some(20), Some(10))
+                .generation(1)
+                .scheduled()
+                .generation(2),
+            true,
+        ),
+        (
+            "never scheduled",
+            b().times(Some(20), None).generation(1),
+            true,
+        ),
+        (
+            "future trigger not yet scheduled at its generation",
+            b().times(Some(FUTURE), Some(10))
+                .generation(1)
+                .scheduled()
+                .generation(2),
+            true,
+        ),
+        (
+            "future trigger spent by a successful schedule at its generation",
+            b().times(Some(FUTURE), Some(10)).generation(2).scheduled(),
+            false,
+        ),
+        (
+            "future trigger after a failed attempt",
+            b().times(Some(FUTURE), Some(10))
+                .generation(2)
+                .schedule_failed(),
+            true,
+        ),
+        (
+            "no generation known: Karmada's rule alone",
+            b().times(Some(FUTURE), Some(10)).scheduled(),
+            true,
+        ),
+    ];
+    for (name, binding, want) in table {
+        let binding = binding.build();
+        assert_eq!(
+            ScheduleInput::from_resource_binding(&binding).is_fresh(),
+            want,
+            "{name}"
+        );
+    }
+}
+
 #[test]
 fn not_enough_capacity_is_unschedulable() {
     let err = run(
@@ -318,6 +382,25 @@ fn not_enough_capacity_is_unschedulable() {
     assert!(
         err.to_string()
             .contains("Clusters available replicas 5 are not enough to schedule."),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("(available replicas per cluster: m1 2, m2 3; 2/2 clusters are available)"),
+        "{err}"
+    );
+    let err = run(
+        pods(&[("m1", 2), ("m2", 3)]),
+        &BindingBuilder::new()
+            .dynamic()
+            .replicas(10)
+            .previous(&[("m1", 1)])
+            .build(),
+    )
+    .expect_err("scaling up by 9 with room for 5");
+    assert!(
+        err.to_string()
+            .contains("available replicas per cluster: m1 3 including 1 already placed, m2 3;"),
         "{err}"
     );
     let err = run(
@@ -463,6 +546,49 @@ fn cluster_affinities_fall_back_in_order() {
     assert!(matches!(err, Error::NoClusterFit { .. }), "{err}");
 }
 
+/// Regression: region spreading ranks regions by Karmada's cluster score (ClusterLocality +
+/// ClusterAffinity) alone, never by capacity. Two one-cluster regions that can both hold the
+/// replicas tie, and the tie goes to the first region by name (r1, so cluster a), as in
+/// Karmada, not to the roomier cluster b. Locality still decides when it differs.
+#[test]
+fn region_spread_ranks_regions_by_karmadas_score_not_capacity() {
+    let clusters = || {
+        vec![
+            ClusterBuilder::new("a").region("r1").pods(5).build(),
+            ClusterBuilder::new("b").region("r2").pods(10).build(),
+        ]
+    };
+    let by_region = |b: BindingBuilder| {
+        b.replicas(2)
+            .spread(SpreadByField::Region, 1, 1)
+            .spread(SpreadByField::Cluster, 1, 1)
+    };
+    check(
+        "dynamic weight: tied regions go to r1",
+        clusters(),
+        by_region(BindingBuilder::new().dynamic()),
+        &[("a", 2)],
+    );
+    check(
+        "aggregated: tied regions go to r1",
+        clusters(),
+        by_region(BindingBuilder::new().aggregated()),
+        &[("a", 2)],
+    );
+    check(
+        "duplicated: tied regions go to r1",
+        clusters(),
+        by_region(BindingBuilder::new().duplicated()),
+        &[("a", 2)],
+    );
+    check(
+        "locality outranks the region name",
+        clusters(),
+        by_region(BindingBuilder::new().dynamic()).previous(&[("b", 2)]),
+        &[("b", 2)],
+    );
+}
+
 #[test]
 fn locality_keeps_a_workload_where_it_runs() {
     let clusters = || pods(&[("big", 100), ("small", 10)]);
@@ -473,7 +599,7 @@ fn locality_keeps_a_workload_where_it_runs() {
             .spread(SpreadByField::Cluster, 1, 1)
     };
     check(
-        "capacity decides for a new workload",
+        "available replicas decide for a new workload",
         clusters(),
         one(),
         &[("big", 1)],

@@ -38,10 +38,9 @@ impl FilterPlugin for ApiEnablement {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        plugins::test_support::run_filter,
-        testing::{BindingBuilder, ClusterBuilder},
-    };
+    use flotilla_testing::fixtures::{BindingBuilder, ClusterBuilder};
+
+    use crate::plugins::test_support::run_filter;
 
     #[test]
     fn api_enablement_filter_table() {

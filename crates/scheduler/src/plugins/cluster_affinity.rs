@@ -1,6 +1,13 @@
 //! ClusterAffinity: filter clusters that do not match the affinity in force (`clusterAffinity`
-//! or the current `clusterAffinities` term). Its score is always 0, as in Karmada, so placements
-//! match Karmada's; it stays registered as a weighted extension point.
+//! or the current `clusterAffinities` term), and score every candidate 0.
+//!
+//! The score is 0 on purpose, not a stub. Karmada's ClusterAffinity score plugin returns 0 for
+//! every cluster, and a candidate's score (the sum of the score plugins) orders candidates,
+//! scores spread groups and ranks group combinations; any non-zero value here would place
+//! workloads differently from Karmada for the same inputs. The affinity is a hard filter, so
+//! every candidate matches it equally and there is nothing to prefer among them. The plugin is
+//! registered as a score plugin anyway so the score sum has exactly Karmada's terms, and so a
+//! preference-style affinity (Karmada has none yet) has a place to go without new wiring.
 
 use crate::{
     framework::{Context, FilterPlugin, ScoreInput, ScorePlugin},
@@ -35,6 +42,8 @@ impl ScorePlugin for ClusterAffinityPlugin {
         "ClusterAffinity"
     }
 
+    /// Always 0, as Karmada's: every candidate already matches the affinity (see the module
+    /// docs for why a non-zero score would break parity with Karmada).
     fn score(&self, _ctx: &Context<'_>, _candidate: ScoreInput<'_>) -> i64 {
         0
     }
@@ -48,10 +57,9 @@ mod tests {
     };
 
     use super::*;
-    use crate::{
-        plugins::test_support::run_filter,
-        testing::{BindingBuilder, ClusterBuilder},
-    };
+    use flotilla_testing::fixtures::{BindingBuilder, ClusterBuilder};
+
+    use crate::plugins::test_support::run_filter;
 
     fn field(key: &str, op: &str, values: &[&str]) -> FieldSelector {
         FieldSelector {

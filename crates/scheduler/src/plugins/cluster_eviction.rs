@@ -35,10 +35,9 @@ impl FilterPlugin for ClusterEviction {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        plugins::test_support::run_filter,
-        testing::{BindingBuilder, ClusterBuilder},
-    };
+    use flotilla_testing::fixtures::{BindingBuilder, ClusterBuilder};
+
+    use crate::plugins::test_support::run_filter;
 
     #[test]
     fn cluster_eviction_filter_table() {

@@ -57,10 +57,9 @@ impl FilterPlugin for SpreadConstraintFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        plugins::test_support::run_filter,
-        testing::{BindingBuilder, ClusterBuilder},
-    };
+    use flotilla_testing::fixtures::{BindingBuilder, ClusterBuilder};
+
+    use crate::plugins::test_support::run_filter;
 
     #[test]
     fn spread_constraint_filter_table() {

@@ -1,6 +1,9 @@
 //! TaintToleration: filter clusters with a NoSchedule or NoExecute taint the placement does not
-//! tolerate. Clusters already in the result are only checked for NoExecute taints, so a new
-//! NoSchedule taint keeps existing workloads where they are (Karmada's rule).
+//! tolerate. Clusters already in the result (`spec.clusters`) are not checked at all, as in
+//! Karmada: the scheduler never moves a workload off a cluster because of a taint. Evicting
+//! from a cluster with an untolerated NoExecute taint is the taint manager's job (graceful
+//! eviction through `gracefulEvictionTasks`, which the ClusterEviction filter then honours),
+//! not the scheduler's.
 
 use crate::{
     framework::{Context, FilterPlugin},
@@ -19,16 +22,11 @@ impl FilterPlugin for TaintToleration {
 
     fn filter(&self, ctx: &Context<'_>, cluster: &ClusterInfo) -> Result<(), String> {
         let taints = &cluster.cluster.spec.taints;
-        if taints.is_empty() {
+        if taints.is_empty() || ctx.targets(&cluster.name) {
             return Ok(());
         }
-        let targeted = ctx.targets(&cluster.name);
         for taint in taints {
-            let relevant = match taint.effect.as_str() {
-                "NoExecute" => true,
-                "NoSchedule" => !targeted,
-                _ => false,
-            };
+            let relevant = matches!(taint.effect.as_str(), "NoSchedule" | "NoExecute");
             if relevant
                 && !ctx
                     .placement
@@ -54,10 +52,9 @@ impl FilterPlugin for TaintToleration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        plugins::test_support::run_filter,
-        testing::{BindingBuilder, ClusterBuilder, toleration},
-    };
+    use flotilla_testing::fixtures::{BindingBuilder, ClusterBuilder, toleration};
+
+    use crate::plugins::test_support::run_filter;
 
     #[test]
     fn taint_toleration_filter_table() {
@@ -110,9 +107,15 @@ mod tests {
                 true,
             ),
             (
-                "already targeted still honours NoExecute",
+                "already targeted ignores NoExecute (the taint manager evicts)",
                 ClusterBuilder::new("m1").taint("k", "NoExecute"),
                 BindingBuilder::new().previous(&[("m1", 1)]),
+                true,
+            ),
+            (
+                "targeting another cluster does not exempt this one",
+                ClusterBuilder::new("m1").taint("k", "NoExecute"),
+                BindingBuilder::new().previous(&[("m2", 1)]),
                 false,
             ),
         ];

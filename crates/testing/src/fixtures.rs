@@ -1,6 +1,7 @@
-//! Fixture builders for tests, benchmarks and examples: `ClusterBuilder::new("m1")
-//! .region("r1").allocatable(&[("cpu", "8")]).build()` and `BindingBuilder`. Test support only;
-//! the scheduler itself never calls into this module.
+//! Fixture builders for Clusters and ResourceBindings, shared by the scheduler's unit tests,
+//! integration tests and benchmarks: `ClusterBuilder::new("m1").region("r1")
+//! .allocatable(&[("cpu", "8")]).build()` and `BindingBuilder::new().dynamic().replicas(3)`.
+//! Plain data only: builds `flotilla_api` objects, never talks to a server or schedules.
 
 use std::collections::BTreeMap;
 
@@ -233,6 +234,55 @@ impl BindingBuilder {
     /// Sets `metadata.uid`.
     pub fn uid(mut self, uid: &str) -> Self {
         self.binding.metadata.uid = Some(uid.into());
+        self
+    }
+
+    /// Sets `metadata.generation`.
+    pub fn generation(mut self, generation: i64) -> Self {
+        self.binding.metadata.generation = Some(generation);
+        self
+    }
+
+    /// Marks the binding `Scheduled=True` at its current generation, as the scheduler does
+    /// after a successful pass.
+    pub fn scheduled(mut self) -> Self {
+        let generation = self.binding.metadata.generation;
+        let status = self
+            .binding
+            .status
+            .get_or_insert_with(ResourceBindingStatus::default);
+        flotilla_api::conditions::set_condition(
+            &mut status.conditions,
+            flotilla_api::conditions::new(
+                flotilla_api::conditions::SCHEDULED,
+                true,
+                flotilla_api::conditions::reasons::SUCCESS,
+                "Binding has been scheduled successfully.",
+                generation,
+            ),
+            time(0),
+        );
+        self
+    }
+
+    /// Marks the binding `Scheduled=False` (the last attempt failed) at its current generation.
+    pub fn schedule_failed(mut self) -> Self {
+        let generation = self.binding.metadata.generation;
+        let status = self
+            .binding
+            .status
+            .get_or_insert_with(ResourceBindingStatus::default);
+        flotilla_api::conditions::set_condition(
+            &mut status.conditions,
+            flotilla_api::conditions::new(
+                flotilla_api::conditions::SCHEDULED,
+                false,
+                flotilla_api::conditions::reasons::NO_CLUSTER_FIT,
+                "no cluster fits",
+                generation,
+            ),
+            time(0),
+        );
         self
     }
 
