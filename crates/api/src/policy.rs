@@ -85,6 +85,22 @@ pub struct ClusterAffinityTerm {
     /// The affinity of this term.
     #[serde(flatten)]
     pub affinity: ClusterAffinity,
+    /// Lower-priority tiers that replicas overflow into when this term's clusters are full.
+    /// Accepted for compatibility with Karmada manifests; not supported yet, so `validate()`
+    /// rejects a non-empty list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overflow_affinities: Vec<OverflowAffinityTerm>,
+}
+
+/// One overflow tier of a cluster affinity term.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OverflowAffinityTerm {
+    /// The name of the tier, 1 to 32 characters.
+    pub affinity_name: String,
+    /// The clusters of the tier.
+    #[serde(flatten)]
+    pub affinity: ClusterAffinity,
 }
 
 /// Where a template's copies go and how many replicas each gets.
@@ -108,6 +124,30 @@ pub struct Placement {
     /// (Duplicated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica_scheduling: Option<ReplicaSchedulingStrategy>,
+    /// Co-locate with, or keep apart from, other workloads of the same group. Accepted for
+    /// compatibility with Karmada manifests; not supported yet, so `validate()` rejects it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_affinity: Option<WorkloadAffinity>,
+}
+
+/// Inter-workload affinity and anti-affinity.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadAffinity {
+    /// Place the workload with the others of its group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<WorkloadAffinityTerm>,
+    /// Keep the workload away from the others of its group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anti_affinity: Option<WorkloadAffinityTerm>,
+}
+
+/// How workloads are grouped for workload affinity.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadAffinityTerm {
+    /// The label whose value names the group.
+    pub group_by_label_key: String,
 }
 
 /// A spread constraint: the selected clusters must fall into between `minGroups` and
@@ -293,6 +333,24 @@ pub struct PropagationSpec {
     /// Keep member objects when the template is deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preserve_resources_on_deletion: Option<bool>,
+    /// The scheduling-queue priority of the bindings. Accepted and carried to bindings; the
+    /// scheduler does not order its queue by it yet (placements do not depend on it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_priority: Option<SchedulePriority>,
+    /// Deprecated alias of `propagateDeps`, kept so Karmada manifests convert unchanged;
+    /// dependencies are propagated when either is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub association: Option<bool>,
+}
+
+/// Where a binding's scheduling priority comes from.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SchedulePriority {
+    /// `KubePriorityClass`: a PriorityClass of the hub.
+    pub priority_class_source: String,
+    /// The PriorityClass name.
+    pub priority_class_name: String,
 }
 
 /// Propagates the resource templates it selects in any namespace, and cluster-scoped ones.
@@ -482,6 +540,13 @@ pub struct OverrideSpec {
     /// The changes, each for some clusters, applied in order.
     #[serde(default)]
     pub override_rules: Vec<RuleWithCluster>,
+    /// Deprecated (use `overrideRules`): the clusters `overriders` applies to. Together they
+    /// act as one more rule after `overrideRules`, as in Karmada.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_cluster: Option<ClusterAffinity>,
+    /// Deprecated (use `overrideRules`): changes for the clusters in `targetCluster`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overriders: Option<Overriders>,
 }
 
 /// Changes the templates it selects in any namespace, per cluster. Its spec is exactly an

@@ -16,7 +16,8 @@ use crate::{
     policy::{
         ClusterAffinity, ClusterOverridePolicy, ClusterPropagationPolicy, FIELD_SELECTOR_KEYS,
         OverridePolicy, OverrideSpec, OverriderOperator, Placement, PropagationPolicy,
-        PropagationSpec, PurgeMode, ReplicaSchedulingType, ResourceSelector, Suspension,
+        PropagationSpec, PurgeMode, ReplicaSchedulingType, ResourceSelector, RuleWithCluster,
+        Suspension,
     },
     provisioning::{
         Machine, MachineHealthCheck, MachineRolloutStrategyType, MachineSet, MachineSpec,
@@ -433,6 +434,18 @@ fn validate_placement(placement: &Placement, path: &str, errors: &mut Errors) {
             );
         }
         validate_cluster_affinity(&term.affinity, &term_path, errors);
+        if !term.overflow_affinities.is_empty() {
+            errors.add(
+                format!("{term_path}.overflowAffinities"),
+                "overflow affinities are not supported yet; list the tiers as further clusterAffinities terms instead",
+            );
+        }
+    }
+    if placement.workload_affinity.is_some() {
+        errors.add(
+            format!("{path}.workloadAffinity"),
+            "workload affinity is not supported yet; remove it (Flotilla would otherwise ignore it)",
+        );
     }
     validate_tolerations(
         &placement.cluster_tolerations,
@@ -615,107 +628,123 @@ fn validate_override(spec: &OverrideSpec, path: &str, errors: &mut Errors) {
         false,
         errors,
     );
-    if spec.override_rules.is_empty() {
+    if spec.override_rules.is_empty() && spec.overriders.is_none() {
         errors.add(
             format!("{path}.overrideRules"),
             "must contain at least one rule",
         );
     }
+    if spec.target_cluster.is_some() && spec.overriders.is_none() {
+        errors.add(
+            format!("{path}.overriders"),
+            "is required with the deprecated targetCluster; better, move both into overrideRules",
+        );
+    }
     for (i, rule) in spec.override_rules.iter().enumerate() {
-        let r_path = format!("{path}.overrideRules[{i}]");
-        if let Some(target) = &rule.target_cluster {
-            validate_cluster_affinity(target, &format!("{r_path}.targetCluster"), errors);
-        }
-        let o = &rule.overriders;
-        let o_path = format!("{r_path}.overriders");
-        for (j, plaintext) in o.plaintext.iter().enumerate() {
-            let p = format!("{o_path}.plaintext[{j}]");
-            if !is_json_pointer(&plaintext.path) {
-                errors.add(
-                    format!("{p}.path"),
-                    format!(
-                        "must be a JSON pointer starting with /, got {:?}",
-                        plaintext.path
-                    ),
-                );
-            }
-            validate_value_for(plaintext.operator, plaintext.value.is_some(), &p, errors);
-        }
-        for (j, image) in o.image_overrider.iter().enumerate() {
-            let p = format!("{o_path}.imageOverrider[{j}]");
-            if let Some(predicate) = &image.predicate
-                && !is_json_pointer(&predicate.path)
-            {
-                errors.add(
-                    format!("{p}.predicate.path"),
-                    format!(
-                        "must be a JSON pointer starting with /, got {:?}",
-                        predicate.path
-                    ),
-                );
-            }
-            validate_value_for(
-                image.operator,
-                image.value.as_deref().is_some_and(|v| !v.is_empty()),
-                &p,
-                errors,
+        validate_rule(rule, &format!("{path}.overrideRules[{i}]"), errors);
+    }
+    if let Some(overriders) = &spec.overriders {
+        let rule = RuleWithCluster {
+            target_cluster: spec.target_cluster.clone(),
+            overriders: overriders.clone(),
+        };
+        validate_rule(&rule, path, errors);
+    }
+}
+
+fn validate_rule(rule: &RuleWithCluster, r_path: &str, errors: &mut Errors) {
+    if let Some(target) = &rule.target_cluster {
+        validate_cluster_affinity(target, &format!("{r_path}.targetCluster"), errors);
+    }
+    let o = &rule.overriders;
+    let o_path = format!("{r_path}.overriders");
+    for (j, plaintext) in o.plaintext.iter().enumerate() {
+        let p = format!("{o_path}.plaintext[{j}]");
+        if !is_json_pointer(&plaintext.path) {
+            errors.add(
+                format!("{p}.path"),
+                format!(
+                    "must be a JSON pointer starting with /, got {:?}",
+                    plaintext.path
+                ),
             );
         }
-        for (field, list) in [
-            ("commandOverrider", &o.command_overrider),
-            ("argsOverrider", &o.args_overrider),
-        ] {
-            for (j, overrider) in list.iter().enumerate() {
-                let p = format!("{o_path}.{field}[{j}]");
-                if overrider.container_name.is_empty() {
-                    errors.add(format!("{p}.containerName"), "must not be empty");
-                }
-                if overrider.operator == OverriderOperator::Replace {
-                    errors.add(format!("{p}.operator"), "must be add or remove");
-                }
-                if overrider.value.is_empty() {
-                    errors.add(format!("{p}.value"), "must not be empty");
-                }
+        validate_value_for(plaintext.operator, plaintext.value.is_some(), &p, errors);
+    }
+    for (j, image) in o.image_overrider.iter().enumerate() {
+        let p = format!("{o_path}.imageOverrider[{j}]");
+        if let Some(predicate) = &image.predicate
+            && !is_json_pointer(&predicate.path)
+        {
+            errors.add(
+                format!("{p}.predicate.path"),
+                format!(
+                    "must be a JSON pointer starting with /, got {:?}",
+                    predicate.path
+                ),
+            );
+        }
+        validate_value_for(
+            image.operator,
+            image.value.as_deref().is_some_and(|v| !v.is_empty()),
+            &p,
+            errors,
+        );
+    }
+    for (field, list) in [
+        ("commandOverrider", &o.command_overrider),
+        ("argsOverrider", &o.args_overrider),
+    ] {
+        for (j, overrider) in list.iter().enumerate() {
+            let p = format!("{o_path}.{field}[{j}]");
+            if overrider.container_name.is_empty() {
+                errors.add(format!("{p}.containerName"), "must not be empty");
+            }
+            if overrider.operator == OverriderOperator::Replace {
+                errors.add(format!("{p}.operator"), "must be add or remove");
+            }
+            if overrider.value.is_empty() {
+                errors.add(format!("{p}.value"), "must not be empty");
             }
         }
-        for (field, list) in [
-            ("labelsOverrider", &o.labels_overrider),
-            ("annotationsOverrider", &o.annotations_overrider),
-        ] {
-            for (j, overrider) in list.iter().enumerate() {
-                if overrider.value.is_empty() {
-                    errors.add(format!("{o_path}.{field}[{j}].value"), "must not be empty");
-                }
+    }
+    for (field, list) in [
+        ("labelsOverrider", &o.labels_overrider),
+        ("annotationsOverrider", &o.annotations_overrider),
+    ] {
+        for (j, overrider) in list.iter().enumerate() {
+            if overrider.value.is_empty() {
+                errors.add(format!("{o_path}.{field}[{j}].value"), "must not be empty");
             }
         }
-        for (j, field) in o.field_overrider.iter().enumerate() {
-            let p = format!("{o_path}.fieldOverrider[{j}]");
-            if !is_json_pointer(&field.field_path) {
-                errors.add(
-                    format!("{p}.fieldPath"),
-                    format!(
-                        "must be a JSON pointer starting with /, got {:?}",
-                        field.field_path
-                    ),
-                );
-            }
-            if field.json.is_empty() == field.yaml.is_empty() {
-                errors.add(p.clone(), "exactly one of json and yaml must be set");
-            }
-            for (kind, ops) in [("json", &field.json), ("yaml", &field.yaml)] {
-                for (k, op) in ops.iter().enumerate() {
-                    let q = format!("{p}.{kind}[{k}]");
-                    if !is_json_pointer(&op.sub_path) {
-                        errors.add(
-                            format!("{q}.subPath"),
-                            format!(
-                                "must be a JSON pointer starting with /, got {:?}",
-                                op.sub_path
-                            ),
-                        );
-                    }
-                    validate_value_for(op.operator, op.value.is_some(), &q, errors);
+    }
+    for (j, field) in o.field_overrider.iter().enumerate() {
+        let p = format!("{o_path}.fieldOverrider[{j}]");
+        if !is_json_pointer(&field.field_path) {
+            errors.add(
+                format!("{p}.fieldPath"),
+                format!(
+                    "must be a JSON pointer starting with /, got {:?}",
+                    field.field_path
+                ),
+            );
+        }
+        if field.json.is_empty() == field.yaml.is_empty() {
+            errors.add(p.clone(), "exactly one of json and yaml must be set");
+        }
+        for (kind, ops) in [("json", &field.json), ("yaml", &field.yaml)] {
+            for (k, op) in ops.iter().enumerate() {
+                let q = format!("{p}.{kind}[{k}]");
+                if !is_json_pointer(&op.sub_path) {
+                    errors.add(
+                        format!("{q}.subPath"),
+                        format!(
+                            "must be a JSON pointer starting with /, got {:?}",
+                            op.sub_path
+                        ),
+                    );
                 }
+                validate_value_for(op.operator, op.value.is_some(), &q, errors);
             }
         }
     }
@@ -734,6 +763,12 @@ fn validate_binding(spec: &ResourceBindingSpec, path: &str, errors: &mut Errors)
         if value.is_empty() {
             errors.add(format!("{path}.resource.{field}"), "must not be empty");
         }
+    }
+    if !spec.components.is_empty() {
+        errors.add(
+            format!("{path}.components"),
+            "multi-template workloads are not supported yet",
+        );
     }
     if spec.replicas < 0 {
         errors.add(

@@ -56,6 +56,11 @@ pub struct ResourceBindingSpec {
     /// The template's replica count; 0 for objects without replicas.
     #[serde(default)]
     pub replicas: i32,
+    /// The pod templates of a multi-template workload (Flink, PyTorch …), each with its own
+    /// replicas and requirements. Accepted for compatibility with Karmada; not supported yet,
+    /// so `validate()` rejects a non-empty list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<Component>,
     /// The scheduling result: each target cluster and its replicas.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clusters: Vec<TargetCluster>,
@@ -87,6 +92,31 @@ pub struct ResourceBindingSpec {
     /// Keep member objects when the template is deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preserve_resources_on_deletion: Option<bool>,
+    /// The binding's scheduling-queue priority, resolved from the policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_priority: Option<BindingSchedulePriority>,
+}
+
+/// One pod template of a multi-template workload.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Component {
+    /// The component name, at most 32 characters.
+    pub name: String,
+    /// The component's replicas.
+    #[serde(default)]
+    pub replicas: i32,
+    /// What one replica of the component needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_requirements: Option<ReplicaRequirements>,
+}
+
+/// A binding's resolved scheduling priority.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct BindingSchedulePriority {
+    /// Higher is scheduled first.
+    #[serde(default)]
+    pub priority: i32,
 }
 
 /// Binds one cluster-scoped resource template (or a namespaced one selected by a

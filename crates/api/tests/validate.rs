@@ -424,3 +424,61 @@ fn messages_name_the_field_and_the_fix() {
     assert!(message.contains("spec.resourceSelectors"), "{message}");
     assert!(message.contains("PropagationPolicy \"p\""), "{message}");
 }
+
+#[test]
+fn karmada_fields_flotilla_does_not_support_yet_are_rejected_by_name() {
+    let table: &[(&str, String, &[&str])] = &[
+        (
+            "workload affinity",
+            format!(
+                "{SELECTORS}  placement:\n    workloadAffinity: {{affinity: {{groupByLabelKey: app}}}}\n"
+            ),
+            &["spec.placement.workloadAffinity"],
+        ),
+        (
+            "overflow affinities",
+            format!(
+                "{SELECTORS}  placement:\n    clusterAffinities:\n      - affinityName: primary\n        overflowAffinities: [{{affinityName: spill, clusterNames: [m9]}}]\n"
+            ),
+            &["spec.placement.clusterAffinities[0].overflowAffinities"],
+        ),
+        (
+            "schedule priority and association are accepted",
+            format!(
+                "{SELECTORS}  association: true\n  schedulePriority: {{priorityClassSource: KubePriorityClass, priorityClassName: high}}\n"
+            ),
+            &[],
+        ),
+    ];
+    for (name, spec, expect) in table {
+        check(name, PP, spec, expect);
+    }
+    check(
+        "components",
+        RB,
+        "  resource: {apiVersion: apps/v1, kind: Deployment, name: web}\n  components: [{name: jobmanager, replicas: 1}]\n",
+        &["spec.components"],
+    );
+}
+
+#[test]
+fn deprecated_override_fields_still_work() {
+    check(
+        "spec-level overriders are one more rule",
+        OP,
+        "  targetCluster: {clusterNames: [m1]}\n  overriders:\n    plaintext: [{path: /spec/replicas, operator: replace, value: 1}]\n",
+        &[],
+    );
+    check(
+        "spec-level overriders are validated",
+        OP,
+        "  overriders:\n    plaintext: [{path: spec.replicas, operator: remove}]\n",
+        &["spec.overriders.plaintext[0].path"],
+    );
+    check(
+        "targetCluster alone is incomplete",
+        OP,
+        "  targetCluster: {clusterNames: [m1]}\n  overrideRules: [{overriders: {labelsOverrider: [{operator: add, value: {a: b}}]}}]\n",
+        &["spec.overriders"],
+    );
+}

@@ -111,6 +111,28 @@ pub fn schedule(snapshot: &Snapshot, input: &ScheduleInput<'_>) -> Result<Decisi
     schedule_with(Registry::shared(), snapshot, input)
 }
 
+/// Refuses Karmada features the API accepts but this scheduler does not implement, so they are
+/// reported on the binding instead of being silently ignored.
+fn reject_unsupported(spec: &ResourceBindingSpec, placement: &Placement) -> Result<()> {
+    let unsupported = if placement.workload_affinity.is_some() {
+        Some("placement.workloadAffinity is not supported yet")
+    } else if placement
+        .cluster_affinities
+        .iter()
+        .any(|t| !t.overflow_affinities.is_empty())
+    {
+        Some("placement.clusterAffinities[].overflowAffinities is not supported yet")
+    } else if !spec.components.is_empty() {
+        Some("multi-template workloads (spec.components) are not supported yet")
+    } else {
+        None
+    };
+    match unsupported {
+        Some(reason) => Err(Error::UnsupportedPlacement(reason.to_owned())),
+        None => Ok(()),
+    }
+}
+
 /// Schedules one binding with the given plugins. With ordered `clusterAffinities`, the terms
 /// are tried from the observed term on (from the first on a Fresh reschedule); the first that
 /// schedules wins, and when none does the first term's error is returned.
@@ -121,6 +143,7 @@ pub fn schedule_with(
 ) -> Result<Decision> {
     let default_placement = Placement::default();
     let placement = input.spec.placement.as_ref().unwrap_or(&default_placement);
+    reject_unsupported(input.spec, placement)?;
     let requests = Requests::parse(input.spec.replica_requirements.as_ref())?;
     if placement.cluster_affinities.is_empty() {
         let clusters = schedule_term(

@@ -333,6 +333,7 @@ impl BindingBuilder {
             .push(ClusterAffinityTerm {
                 affinity_name: name.into(),
                 affinity,
+                ..Default::default()
             });
         self
     }

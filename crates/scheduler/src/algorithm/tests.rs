@@ -860,3 +860,55 @@ fn plugins_can_be_switched_off_by_name() {
     let decision = schedule_with(&registry, &snapshot, &input).expect("taints ignored");
     assert_eq!(pairs(&decision), vec![("a", 1)]);
 }
+
+#[test]
+fn unsupported_karmada_features_are_reported_not_ignored() {
+    use flotilla_api::{
+        policy::{OverflowAffinityTerm, WorkloadAffinity, WorkloadAffinityTerm},
+        work::Component,
+    };
+    let clusters = || pods(&[("m1", 10), ("m2", 10)]);
+    let base = || BindingBuilder::new().replicas(2).build();
+
+    let mut workload_affinity = base();
+    if let Some(placement) = workload_affinity.spec.placement.as_mut() {
+        placement.workload_affinity = Some(WorkloadAffinity {
+            affinity: Some(WorkloadAffinityTerm {
+                group_by_label_key: "app".into(),
+            }),
+            anti_affinity: None,
+        });
+    }
+    let mut overflow = BindingBuilder::new()
+        .replicas(2)
+        .affinity_term("primary", Default::default())
+        .build();
+    if let Some(placement) = overflow.spec.placement.as_mut() {
+        placement.cluster_affinities[0]
+            .overflow_affinities
+            .push(OverflowAffinityTerm {
+                affinity_name: "spill".into(),
+                affinity: Default::default(),
+            });
+    }
+    let mut components = base();
+    components.spec.components.push(Component {
+        name: "jobmanager".into(),
+        ..Default::default()
+    });
+
+    for (name, binding, field) in [
+        ("workload affinity", workload_affinity, "workloadAffinity"),
+        ("overflow affinities", overflow, "overflowAffinities"),
+        ("components", components, "spec.components"),
+    ] {
+        let error = run(clusters(), &binding).expect_err(name);
+        assert!(
+            matches!(error, Error::UnsupportedPlacement(_)),
+            "{name}: {error}"
+        );
+        assert!(error.to_string().contains(field), "{name}: {error}");
+    }
+    // The same bindings without those fields schedule.
+    assert!(run(clusters(), &base()).is_ok());
+}
