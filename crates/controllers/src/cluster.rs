@@ -8,13 +8,10 @@
 
 pub mod taints;
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use flotilla_api::{Cluster, keys::field_managers::CLUSTER};
+use flotilla_runtime::Backoff;
 use futures::StreamExt;
 use k8s_openapi::{api::core::v1::Taint, apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::{
@@ -57,16 +54,13 @@ struct Context {
     hub: Client,
     options: Options,
     /// Per cluster: consecutive failed passes, for backoff.
-    failures: Mutex<HashMap<String, u32>>,
+    backoff: Backoff,
 }
 
 async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action> {
     let name = cluster.name_any();
     if cluster.meta().deletion_timestamp.is_some() {
-        ctx.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&name);
+        ctx.backoff.reset(&name);
         return Ok(Action::await_change());
     }
     let ready = cluster.ready_condition();
@@ -83,10 +77,7 @@ async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action> {
             "updated the cluster's health taints"
         );
     }
-    ctx.failures
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&name);
+    ctx.backoff.reset(&name);
     Ok(Action::requeue(ctx.options.resync))
 }
 
@@ -122,11 +113,7 @@ async fn write_taints(hub: &Client, cluster: &Cluster, taints: &[Taint]) -> Resu
 }
 
 fn error_policy(cluster: Arc<Cluster>, error: &Error, ctx: Arc<Context>) -> Action {
-    let mut failures = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
-    let n = failures.entry(cluster.name_any()).or_default();
-    *n = n.saturating_add(1);
-    let delay = Duration::from_millis(100u64.saturating_mul(1u64 << (*n).min(20)))
-        .min(ctx.options.max_backoff);
+    let delay = ctx.backoff.failed(&cluster.name_any());
     let conflict = matches!(
         error,
         Error::Kube { source: kube::Error::Api(status), .. } if status.code == 409
@@ -151,8 +138,8 @@ pub async fn run(client: Client, options: Options) -> Result<()> {
         .with_config(controller::Config::default().concurrency(options.concurrency));
     let ctx = Arc::new(Context {
         hub: client,
+        backoff: Backoff::new(Duration::from_millis(200), options.max_backoff),
         options,
-        failures: Mutex::default(),
     });
     info!("starting the cluster controller");
     controller

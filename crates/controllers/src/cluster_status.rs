@@ -25,6 +25,7 @@ use flotilla_api::{
     conditions::{self, COMPLETE_API_ENABLEMENTS, READY, reasons},
     keys::field_managers::CLUSTER_STATUS,
 };
+use flotilla_runtime::Backoff;
 use futures::StreamExt;
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::{
@@ -227,7 +228,7 @@ struct Context {
     /// Per cluster: since when probes have failed.
     trackers: Mutex<HashMap<String, FailureTracker>>,
     /// Per cluster: consecutive failed passes, for backoff.
-    failures: Mutex<HashMap<String, u32>>,
+    backoff: Backoff,
 }
 
 impl Context {
@@ -240,7 +241,7 @@ impl Context {
         }
         retain(&self.clients, &keep);
         retain(&self.trackers, &keep);
-        retain(&self.failures, &keep);
+        self.backoff.retain(&keep);
     }
 
     async fn member_client(&self, cluster: &Cluster) -> Result<Client> {
@@ -366,10 +367,7 @@ async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action> {
             info!(status = %ready.status, reason = %ready.reason, message = %ready.message, "Ready changed");
         }
     }
-    ctx.failures
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&name);
+    ctx.backoff.reset(&name);
     Ok(Action::requeue(ctx.options.period))
 }
 
@@ -428,11 +426,9 @@ async fn write_status(
 }
 
 fn error_policy(cluster: Arc<Cluster>, error: &Error, ctx: Arc<Context>) -> Action {
-    let mut failures = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
-    let n = failures.entry(cluster.name_any()).or_default();
-    *n = n.saturating_add(1);
-    let delay = Duration::from_millis(500u64.saturating_mul(1u64 << (*n).min(20)))
-        .min(ctx.options.max_backoff)
+    let delay = ctx
+        .backoff
+        .failed(&cluster.name_any())
         .min(ctx.options.period.max(Duration::from_millis(500)));
     warn!(%error, cluster = %cluster.name_any(), retry_in = ?delay, "cluster status pass failed");
     Action::requeue(delay)
@@ -451,11 +447,11 @@ pub async fn run(client: Client, options: Options) -> Result<()> {
     let ctx = Arc::new(Context {
         hub: client,
         store: controller.store(),
+        backoff: Backoff::new(Duration::from_secs(1), options.max_backoff),
         options,
         apply_supported: AtomicBool::new(true),
         clients: Mutex::default(),
         trackers: Mutex::default(),
-        failures: Mutex::default(),
     });
     info!(period = ?ctx.options.period, "starting the cluster-status controller");
     controller

@@ -180,6 +180,18 @@ async fn a_dead_member_is_tainted_not_ready_and_untainted_when_it_returns() -> R
     assert!(added.is_some(), "timeAdded is set when the taint is added");
     assert_eq!(tainted.spec.taints[1].value, None);
 
+    // The taint write bumps the generation, so the status controller records it once more
+    // (status.observedGeneration); wait for that single follow-up write before the baseline.
+    let tainted = flotilla_testing::eventually(
+        Duration::from_secs(10),
+        "status to observe the taint write",
+        || async {
+            let cluster = clusters.get("member1").await?;
+            let observed = cluster.status.as_ref().and_then(|s| s.observed_generation);
+            Ok((observed.is_some() && observed == cluster.metadata.generation).then_some(cluster))
+        },
+    )
+    .await?;
     // The taint stays as it is while the member stays down: the Cluster is not rewritten.
     tokio::time::sleep(PERIOD * 6).await;
     let later = clusters.get("member1").await?;

@@ -22,6 +22,7 @@ use flotilla_api::{
     policy::ReplicaSchedulingType,
     work::{ResourceBindingSpec, ResourceBindingStatus},
 };
+use flotilla_runtime::Backoff;
 use futures::{StreamExt, future};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
@@ -273,7 +274,7 @@ struct Context {
     client: Client,
     fleet: Arc<Fleet>,
     recorder: Recorder,
-    failures: Mutex<HashMap<String, u32>>,
+    backoff: Backoff,
     options: Options,
     apply_supported: std::sync::atomic::AtomicBool,
 }
@@ -295,10 +296,7 @@ async fn reconcile<K: Binding>(binding: Arc<K>, ctx: Arc<Context>) -> Result<Act
     let span = info_span!("schedule", kind = %K::kind(&()), name = %binding.name_any(), namespace = binding.namespace().unwrap_or_default());
     async move {
         let action = reconcile_inner(binding.as_ref(), &ctx).await?;
-        ctx.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&key_of(binding.as_ref()));
+        ctx.backoff.reset(&key_of(binding.as_ref()));
         Ok(action)
     }
     .instrument(span)
@@ -565,11 +563,7 @@ async fn write_status<K: Binding>(
 }
 
 fn error_policy<K: Binding>(binding: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
-    let mut failures = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
-    let n = failures.entry(key_of(binding.as_ref())).or_default();
-    *n = n.saturating_add(1);
-    let delay = Duration::from_millis(500u64.saturating_mul(1u64 << (*n).min(20)))
-        .min(ctx.options.max_backoff);
+    let delay = ctx.backoff.failed(&key_of(binding.as_ref()));
     warn!(%error, name = %binding.name_any(), retry_in = ?delay, "scheduling pass failed");
     Action::requeue(delay)
 }
@@ -637,7 +631,7 @@ pub async fn run(client: Client, options: Options) -> Result<()> {
         client: client.clone(),
         fleet,
         recorder,
-        failures: Mutex::new(HashMap::new()),
+        backoff: Backoff::new(Duration::from_secs(1), options.max_backoff),
         options,
         apply_supported: true.into(),
     });
