@@ -12,10 +12,7 @@ pub mod summary;
 
 use std::{
     collections::HashMap,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -25,7 +22,7 @@ use flotilla_api::{
     conditions::{self, COMPLETE_API_ENABLEMENTS, READY, reasons},
     keys::field_managers::CLUSTER_STATUS,
 };
-use flotilla_runtime::Backoff;
+use flotilla_runtime::{Backoff, ServerSideApply};
 use futures::StreamExt;
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::{
@@ -222,7 +219,7 @@ struct Context {
     hub: Client,
     options: Options,
     store: Store<Cluster>,
-    apply_supported: AtomicBool,
+    apply: ServerSideApply,
     /// Per cluster: the fingerprint a client was built for, and the client.
     clients: Mutex<HashMap<String, (String, Client)>>,
     /// Per cluster: since when probes have failed.
@@ -389,27 +386,18 @@ async fn write_status(
         serde_json::to_value(status).map_err(|e| failed(kube::Error::SerdeError(e)))
     };
     let next_json = to_json(next)?;
-    if ctx.apply_supported.load(Ordering::Relaxed) {
-        let patch = json!({
-            "apiVersion": Cluster::api_version(&()),
-            "kind": Cluster::kind(&()),
-            "status": next_json,
-        });
-        match api
-            .patch_status(
-                &name,
-                &PatchParams::apply(CLUSTER_STATUS).force(),
-                &Patch::Apply(&patch),
-            )
-            .await
-        {
-            Ok(_) => return Ok(()),
-            Err(kube::Error::Api(status)) if status.code == 415 => {
-                warn!("the API server does not support server-side apply; using merge patches");
-                ctx.apply_supported.store(false, Ordering::Relaxed);
-            }
-            Err(e) => return Err(failed(e)),
-        }
+    let patch = json!({
+        "apiVersion": Cluster::api_version(&()),
+        "kind": Cluster::kind(&()),
+        "status": next_json,
+    });
+    let params = PatchParams::apply(CLUSTER_STATUS).force();
+    let apply = Patch::Apply(&patch);
+    let applied = ctx
+        .apply
+        .try_apply(api.patch_status(&name, &params, &apply));
+    if applied.await.map_err(failed)?.is_some() {
+        return Ok(());
     }
     let patch = json!({
         "metadata": {"resourceVersion": cluster.resource_version()},
@@ -449,7 +437,7 @@ pub async fn run(client: Client, options: Options) -> Result<()> {
         store: controller.store(),
         backoff: Backoff::new(Duration::from_secs(1), options.max_backoff),
         options,
-        apply_supported: AtomicBool::new(true),
+        apply: ServerSideApply::default(),
         clients: Mutex::default(),
         trackers: Mutex::default(),
     });

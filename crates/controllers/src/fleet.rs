@@ -24,6 +24,8 @@ use serde_json::Value;
 /// The field manager `flotilla up` writes with.
 pub const FIELD_MANAGER: &str = "flotilla-up";
 
+use flotilla_runtime::ServerSideApply;
+
 use crate::error::{Error, Result};
 
 /// How [`apply`] writes an object that already exists when the server does not implement
@@ -47,9 +49,12 @@ where
 {
     let name = object.meta().name.clone().unwrap_or_default();
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    match api.patch(&name, &params, &Patch::Apply(object)).await {
-        Err(kube::Error::Api(status)) if status.code == 415 => {}
-        other => return other,
+    let ssa = ServerSideApply::default();
+    if let Some(applied) = ssa
+        .try_apply(api.patch(&name, &params, &Patch::Apply(object)))
+        .await?
+    {
+        return Ok(applied);
     }
     let post = PostParams {
         field_manager: Some(FIELD_MANAGER.to_owned()),

@@ -150,31 +150,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Hub {
             controllers,
             install_crds,
-        } => {
-            let controllers = crate::controllers::select(&controllers)?;
-            let client = kube::Client::try_default()
-                .await
-                .context("connecting to the hub")?;
-            if install_crds {
-                flotilla_controllers::fleet::install_crds(&client).await?;
-            }
-            tokio::select! {
-                result = crate::controllers::run(client, &controllers) => result?,
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Scheduler => {
-            let controllers = crate::controllers::select("scheduler")?;
-            let client = kube::Client::try_default()
-                .await
-                .context("connecting to the hub")?;
-            tokio::select! {
-                result = crate::controllers::run(client, &controllers) => result?,
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => hub(&controllers, install_crds).await,
+        Command::Scheduler => hub("scheduler", false).await,
         Command::Schedule { file, output } => schedule(&file, &output),
         Command::Apiserver {
             data_dir,
@@ -192,6 +169,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Runs the named controllers against the hub in KUBECONFIG (or in-cluster) until ctrl-c.
+async fn hub(controllers: &str, install_crds: bool) -> anyhow::Result<ExitCode> {
+    let controllers = crate::controllers::select(controllers)?;
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the hub")?;
+    if install_crds {
+        flotilla_controllers::fleet::install_crds(&client).await?;
+    }
+    tokio::select! {
+        result = crate::controllers::run(client, &controllers) => result?,
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn crds(output_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {

@@ -22,7 +22,7 @@ use flotilla_api::{
     policy::ReplicaSchedulingType,
     work::{ResourceBindingSpec, ResourceBindingStatus},
 };
-use flotilla_runtime::Backoff;
+use flotilla_runtime::{Backoff, ServerSideApply};
 use futures::{StreamExt, future};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
@@ -276,7 +276,7 @@ struct Context {
     recorder: Recorder,
     backoff: Backoff,
     options: Options,
-    apply_supported: std::sync::atomic::AtomicBool,
+    apply: ServerSideApply,
 }
 
 fn key_of<K: Binding>(binding: &K) -> String {
@@ -483,22 +483,17 @@ async fn apply_spec<K: Binding>(
         action: format!("write spec.clusters of {name}"),
         source,
     };
-    if ctx.apply_supported.load(Ordering::Relaxed) {
-        match api
-            .patch(
-                name,
-                &PatchParams::apply(SCHEDULER).force(),
-                &Patch::Apply(patch),
-            )
-            .await
-        {
-            Ok(updated) => return Ok(updated),
-            Err(kube::Error::Api(status)) if status.code == 415 => {
-                warn!("the API server does not support server-side apply; using merge patches");
-                ctx.apply_supported.store(false, Ordering::Relaxed);
-            }
-            Err(e) => return Err(failed(e)),
-        }
+    let applied = ctx
+        .apply
+        .try_apply(api.patch(
+            name,
+            &PatchParams::apply(SCHEDULER).force(),
+            &Patch::Apply(patch),
+        ))
+        .await
+        .map_err(failed)?;
+    if let Some(updated) = applied {
+        return Ok(updated);
     }
     let mut merge = patch.clone();
     if let Some(object) = merge.as_object_mut() {
@@ -633,7 +628,7 @@ pub async fn run(client: Client, options: Options) -> Result<()> {
         recorder,
         backoff: Backoff::new(Duration::from_secs(1), options.max_backoff),
         options,
-        apply_supported: true.into(),
+        apply: ServerSideApply::default(),
     });
     let rb = run_kind::<ResourceBinding>(client.clone(), ctx.clone(), trigger.subscribe());
     let crb = run_kind::<ClusterResourceBinding>(client, ctx, trigger.subscribe());

@@ -245,44 +245,32 @@ impl BindingBuilder {
 
     /// Marks the binding `Scheduled=True` at its current generation, as the scheduler does
     /// after a successful pass.
-    pub fn scheduled(mut self) -> Self {
-        let generation = self.binding.metadata.generation;
-        let status = self
-            .binding
-            .status
-            .get_or_insert_with(ResourceBindingStatus::default);
-        flotilla_api::conditions::set_condition(
-            &mut status.conditions,
-            flotilla_api::conditions::new(
-                flotilla_api::conditions::SCHEDULED,
-                true,
-                flotilla_api::conditions::reasons::SUCCESS,
-                "Binding has been scheduled successfully.",
-                generation,
-            ),
-            time(0),
-        );
-        self
+    pub fn scheduled(self) -> Self {
+        let success = flotilla_api::conditions::reasons::SUCCESS;
+        self.scheduled_condition(true, success, "Binding has been scheduled successfully.")
     }
 
     /// Marks the binding `Scheduled=False` (the last attempt failed) at its current generation.
-    pub fn schedule_failed(mut self) -> Self {
+    pub fn schedule_failed(self) -> Self {
+        let reason = flotilla_api::conditions::reasons::NO_CLUSTER_FIT;
+        self.scheduled_condition(false, reason, "no cluster fits")
+    }
+
+    fn scheduled_condition(mut self, status: bool, reason: &str, message: &str) -> Self {
         let generation = self.binding.metadata.generation;
-        let status = self
+        let conditions = &mut self
             .binding
             .status
-            .get_or_insert_with(ResourceBindingStatus::default);
-        flotilla_api::conditions::set_condition(
-            &mut status.conditions,
-            flotilla_api::conditions::new(
-                flotilla_api::conditions::SCHEDULED,
-                false,
-                flotilla_api::conditions::reasons::NO_CLUSTER_FIT,
-                "no cluster fits",
-                generation,
-            ),
-            time(0),
+            .get_or_insert_with(ResourceBindingStatus::default)
+            .conditions;
+        let condition = flotilla_api::conditions::new(
+            flotilla_api::conditions::SCHEDULED,
+            status,
+            reason,
+            message,
+            generation,
         );
+        flotilla_api::conditions::set_condition(conditions, condition, time(0));
         self
     }
 
