@@ -88,10 +88,14 @@ pub struct ClusterSpec {
 
     /// The zones the member spans, used for placement and spreading.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub zones: Vec<String>,
 
-    /// Taints repel workloads whose placement does not tolerate them.
+    /// Taints repel workloads whose placement does not tolerate them. One per key and effect;
+    /// a list-map, so the cluster controller's taints and users' taints are owned separately
+    /// under server-side apply.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["key", "effect"]))]
     pub taints: Vec<Taint>,
 
     /// Resource models grade the member's nodes for capacity estimation.
@@ -188,12 +192,14 @@ pub struct ClusterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes_version: Option<String>,
 
-    /// The group-versions and resources the member serves.
+    /// The group-versions and resources the member serves, one entry per group-version.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["groupVersion"]))]
     pub api_enablements: Vec<ApiEnablement>,
 
     /// `Ready`, `CompleteAPIEnablements` and friends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 
     /// How many nodes the member has, and how many are ready.

@@ -1,5 +1,6 @@
-//! The condition vocabulary: condition types and reasons as constants, and the one function
-//! that sets a condition the Kubernetes way.
+//! The condition vocabulary: condition types and reasons as constants, [`set_condition`], which
+//! sets a condition the Kubernetes way, and [`merge_owned`], which merges the conditions one
+//! controller owns into a status that several controllers share.
 //!
 //! Reasons are PascalCase. `lastTransitionTime` moves only when a condition's status changes,
 //! so a controller that writes the same condition twice writes identical objects.
@@ -140,6 +141,21 @@ pub fn set_condition(conditions: &mut Vec<Condition>, mut condition: Condition, 
     }
 }
 
+/// Merges the conditions one controller owns into a status that several controllers share.
+///
+/// Returns `existing` with each condition of `owned` set as [`set_condition`] sets it
+/// (`lastTransitionTime` kept when the status did not change, `now` otherwise), and every
+/// other condition kept untouched and in place. Owned conditions not yet present are appended
+/// in the order given; an owned condition absent from `owned` is left as it is, never removed.
+/// Compare the result with `existing` to skip a no-op write.
+pub fn merge_owned(existing: &[Condition], owned: &[Condition], now: Time) -> Vec<Condition> {
+    let mut merged = existing.to_vec();
+    for condition in owned {
+        set_condition(&mut merged, condition.clone(), now.clone());
+    }
+    merged
+}
+
 /// Finds a condition by type.
 pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)
@@ -211,5 +227,96 @@ mod tests {
         assert_eq!(conditions[0].last_transition_time, at(40));
         assert!(!is_true(&conditions, SCHEDULED));
         assert_eq!(conditions.len(), 1);
+    }
+
+    /// A condition with an explicit `lastTransitionTime`, as it would be stored.
+    fn stored(type_: &str, status: bool, reason: &str, since: i64) -> Condition {
+        Condition {
+            last_transition_time: at(since),
+            ..new(type_, status, reason, "", Some(1))
+        }
+    }
+
+    #[test]
+    fn merge_owned_sets_only_owned_conditions_and_keeps_the_rest_in_place() {
+        let now = 100;
+        type Case = (&'static str, Vec<Condition>, Vec<Condition>, Vec<Condition>);
+        // (case, existing, owned, expected)
+        let table: Vec<Case> = vec![
+            ("nothing owned, nothing there", vec![], vec![], vec![]),
+            (
+                "new owned condition is appended at now",
+                vec![stored(READY, true, "ClusterReady", 5)],
+                vec![new(SCHEDULED, true, "Success", "", Some(1))],
+                vec![
+                    stored(READY, true, "ClusterReady", 5),
+                    stored(SCHEDULED, true, "Success", now),
+                ],
+            ),
+            (
+                "same status keeps lastTransitionTime, new reason is taken",
+                vec![stored(SCHEDULED, false, "NoClusterFit", 7)],
+                vec![new(SCHEDULED, false, "Unschedulable", "", Some(1))],
+                vec![stored(SCHEDULED, false, "Unschedulable", 7)],
+            ),
+            (
+                "status flip moves lastTransitionTime, others untouched and in place",
+                vec![
+                    stored(READY, true, "A", 1),
+                    stored(SCHEDULED, false, "NoClusterFit", 2),
+                    stored(FULLY_APPLIED, true, "FullyAppliedSuccess", 3),
+                ],
+                vec![new(SCHEDULED, true, "Success", "", Some(1))],
+                vec![
+                    stored(READY, true, "A", 1),
+                    stored(SCHEDULED, true, "Success", now),
+                    stored(FULLY_APPLIED, true, "FullyAppliedSuccess", 3),
+                ],
+            ),
+            (
+                "owned conditions missing from owned are not removed",
+                vec![
+                    stored(SCHEDULED, true, "Success", 2),
+                    stored(READY, true, "A", 1),
+                ],
+                vec![],
+                vec![
+                    stored(SCHEDULED, true, "Success", 2),
+                    stored(READY, true, "A", 1),
+                ],
+            ),
+            (
+                "several owned: one updated in place, one appended",
+                vec![
+                    stored(APPLIED, false, "AppliedFailed", 4),
+                    stored(READY, true, "A", 1),
+                ],
+                vec![
+                    new(DISPATCHING, true, "Dispatching", "", Some(1)),
+                    new(APPLIED, true, "AppliedSuccessful", "", Some(1)),
+                ],
+                vec![
+                    stored(APPLIED, true, "AppliedSuccessful", now),
+                    stored(READY, true, "A", 1),
+                    stored(DISPATCHING, true, "Dispatching", now),
+                ],
+            ),
+            (
+                "an identical owned condition changes nothing",
+                vec![
+                    stored(READY, true, "A", 1),
+                    stored(SCHEDULED, true, "Success", 2),
+                ],
+                vec![new(SCHEDULED, true, "Success", "", Some(1))],
+                vec![
+                    stored(READY, true, "A", 1),
+                    stored(SCHEDULED, true, "Success", 2),
+                ],
+            ),
+        ];
+        for (case, existing, owned, expected) in table {
+            let merged = merge_owned(&existing, &owned, at(now));
+            assert_eq!(merged, expected, "{case}");
+        }
     }
 }

@@ -56,9 +56,11 @@ pub struct ClusterAffinity {
     pub field_selector: Option<FieldSelector>,
     /// Clusters selected by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub cluster_names: Vec<String>,
     /// Clusters never selected.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub exclude: Vec<String>,
 }
 
@@ -314,6 +316,7 @@ pub struct PropagationSpec {
     pub preemption: Option<PreemptionPolicy>,
     /// OverridePolicies that must exist before this policy takes effect.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub dependent_overrides: Vec<String>,
     /// The scheduler that handles the bindings; `default-scheduler` when empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -432,6 +435,7 @@ pub struct Suspension {
 pub struct SuspendClusters {
     /// The cluster names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub cluster_names: Vec<String>,
 }
 

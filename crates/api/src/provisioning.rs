@@ -142,6 +142,7 @@ pub struct MachineStatus {
     /// `Ready`, `InfrastructureReady`, `BootstrapConfigReady`, `NodeHealthy`,
     /// `HealthCheckSucceeded`, `OwnerRemediated`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// When the phase last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -324,6 +325,7 @@ pub struct MachineSetStatus {
     pub selector: Option<String>,
     /// `Available`, `Progressing`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// The generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -429,9 +431,11 @@ pub struct MachineHealthCheckStatus {
     pub remediations_allowed: i32,
     /// The names of the selected machines.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub targets: Vec<String>,
     /// `RemediationAllowed`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// The generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -8,7 +8,10 @@ use std::{collections::BTreeSet, fmt};
 
 use k8s_openapi::{
     api::core::v1::{NodeSelectorRequirement, Taint, Toleration},
-    apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
+    apimachinery::pkg::{
+        apis::meta::v1::{LabelSelector, ObjectMeta},
+        util::intstr::IntOrString,
+    },
 };
 
 use crate::{
@@ -135,6 +138,7 @@ impl_validate!(MachineHealthCheck, |check, errors| {
 // ---------------------------------------------------------------------------------------------
 
 fn validate_cluster(cluster: &Cluster, errors: &mut Errors) {
+    validate_cluster_name(&cluster.metadata, errors);
     let spec = &cluster.spec;
     match spec.api_endpoint.as_deref() {
         Some(endpoint)
@@ -208,6 +212,32 @@ fn validate_cluster(cluster: &Cluster, errors: &mut Errors) {
         if provisioning.workers.replicas < 0 {
             errors.add(format!("{path}.workers.replicas"), "must not be negative");
         }
+    }
+}
+
+/// A Cluster's name names its execution namespace `flotilla-es-<name>`, so it must be a DNS-1123
+/// label short enough for that namespace name to stay valid. For a nameless Cluster with
+/// `generateName`, the name the server will make (the prefix and five random lowercase
+/// letters or digits) is checked instead.
+fn validate_cluster_name(metadata: &ObjectMeta, errors: &mut Errors) {
+    /// Stands in for the five random characters kube-apiserver appends to `generateName`.
+    const GENERATED_SUFFIX: &str = "00000";
+    let name = metadata.name.as_deref().unwrap_or_default();
+    let prefix = metadata.generate_name.as_deref().unwrap_or_default();
+    if name.is_empty() && !prefix.is_empty() {
+        let generated = format!("{prefix}{GENERATED_SUFFIX}");
+        if let Err(error) = crate::names::check_cluster_name(&generated) {
+            errors.add(
+                "metadata.generateName",
+                format!(
+                    "with the {} random characters the server appends, the name {}",
+                    GENERATED_SUFFIX.len(),
+                    error.problem
+                ),
+            );
+        }
+    } else if let Err(error) = crate::names::check_cluster_name(name) {
+        errors.add("metadata.name", error.problem.to_string());
     }
 }
 

@@ -61,14 +61,16 @@ pub struct ResourceBindingSpec {
     /// so `validate()` rejects a non-empty list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub components: Vec<Component>,
-    /// The scheduling result: each target cluster and its replicas.
+    /// The scheduling result: each target cluster and its replicas, one entry per cluster.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub clusters: Vec<TargetCluster>,
     /// The placement rules, copied from the policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
-    /// Clusters the workload is leaving, kept until the move is done.
+    /// Clusters the workload is leaving, kept until the move is done; one task per cluster.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["fromCluster"]))]
     pub graceful_eviction_tasks: Vec<GracefulEvictionTask>,
     /// For dependency bindings: the bindings that need this object.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -252,6 +254,7 @@ pub struct GracefulEvictionTask {
     pub creation_timestamp: Option<Time>,
     /// The clusters the workload ran in before the failover.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub clusters_before_failover: Vec<String>,
 }
 
@@ -263,8 +266,9 @@ pub struct BindingSnapshot {
     pub namespace: Option<String>,
     /// The name of the dependent binding.
     pub name: String,
-    /// Where the dependent binding runs.
+    /// Where the dependent binding runs, one entry per cluster.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub clusters: Vec<TargetCluster>,
 }
 
@@ -298,9 +302,11 @@ pub struct ResourceBindingStatus {
     pub last_scheduled_time: Option<Time>,
     /// `Scheduled` and `FullyApplied`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
-    /// Per-cluster status of the template's copies.
+    /// Per-cluster status of the template's copies, one entry per cluster.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["clusterName"]))]
     pub aggregated_status: Vec<AggregatedStatusItem>,
 }
 
@@ -391,6 +397,7 @@ pub struct Manifest(#[schemars(schema_with = "crate::schema::raw_object")] pub s
 pub struct WorkStatus {
     /// `Applied` and `Dispatching`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// The status of each manifest in the member.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

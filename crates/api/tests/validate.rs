@@ -305,6 +305,60 @@ fn cluster_rules() {
 }
 
 #[test]
+fn cluster_names_make_valid_execution_namespaces() {
+    let longest = "a".repeat(flotilla_api::names::MAX_CLUSTER_NAME_LENGTH);
+    let too_long = format!("{longest}b");
+    let table: &[(&str, String, &[&str])] = &[
+        ("short name", "name: member1".into(), &[]),
+        ("48 characters", format!("name: {longest}"), &[]),
+        (
+            "49 characters",
+            format!("name: {too_long}"),
+            &["metadata.name"],
+        ),
+        ("upper case", "name: Member1".into(), &["metadata.name"]),
+        ("dots", "name: member.one".into(), &["metadata.name"]),
+        ("leading dash", "name: '-member'".into(), &["metadata.name"]),
+        ("no name", "labels: {a: b}".into(), &["metadata.name"]),
+        ("generateName", "generateName: member-".into(), &[]),
+        (
+            "generateName too long",
+            format!("generateName: {}", "a".repeat(44)),
+            &["metadata.generateName"],
+        ),
+        (
+            "generateName with dots",
+            "generateName: member.".into(),
+            &["metadata.generateName"],
+        ),
+    ];
+    for (name, metadata, expect) in table {
+        let header = format!(
+            "apiVersion: cluster.flotilla.io/v1alpha1\nkind: Cluster\nmetadata: {{{metadata}}}\n"
+        );
+        check(name, &header, "  syncMode: Pull\n", expect);
+    }
+}
+
+#[test]
+fn a_too_long_cluster_name_says_the_execution_namespace_must_stay_valid() {
+    let yaml = format!(
+        "apiVersion: cluster.flotilla.io/v1alpha1\nkind: Cluster\nmetadata: {{name: {}}}\nspec: {{syncMode: Pull}}\n",
+        "a".repeat(49)
+    );
+    let value: serde_json::Value = serde_saphyr::from_str(&yaml).expect("yaml");
+    let message = validate_manifest(&value).expect_err("too long").to_string();
+    for part in [
+        "metadata.name",
+        "more than 48",
+        "flotilla-es-<name>",
+        "valid namespace name",
+    ] {
+        assert!(message.contains(part), "{part:?} missing from {message}");
+    }
+}
+
+#[test]
 fn binding_and_work_rules() {
     check(
         "valid binding",

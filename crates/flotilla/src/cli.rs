@@ -188,15 +188,16 @@ async fn hub(controllers: &str, install_crds: bool) -> anyhow::Result<ExitCode> 
 }
 
 fn crds(output_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let mut out = crate::output::Output::stdout();
     match output_dir {
         Some(dir) => {
             for path in crate::crds::write(&dir)? {
-                println!("wrote {}", path.display());
+                out.println(format_args!("wrote {}", path.display()))?;
             }
         }
         None => {
             for (_, content) in crate::crds::rendered()? {
-                println!("---\n{content}");
+                out.println(format_args!("---\n{content}"))?;
             }
         }
     }
@@ -212,7 +213,8 @@ fn schedule(file: &std::path::Path, output: &str) -> anyhow::Result<ExitCode> {
     };
     match flotilla_scheduler::what_if(&input) {
         Ok(outcome) => {
-            print!("{}", flotilla_scheduler::format_outcome(&outcome, format)?);
+            crate::output::Output::stdout()
+                .print(flotilla_scheduler::format_outcome(&outcome, format)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Err(error) => {
@@ -223,6 +225,7 @@ fn schedule(file: &std::path::Path, output: &str) -> anyhow::Result<ExitCode> {
 }
 
 fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut out = crate::output::Output::stdout();
     let mut failed = 0;
     let mut checked = 0;
     for path in paths {
@@ -243,13 +246,13 @@ fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
                     .unwrap_or("<no name>"),
             );
             match flotilla_api::validate::validate_manifest(&document.object) {
-                Ok(()) => println!("{label}: valid"),
+                Ok(()) => out.println(format_args!("{label}: valid"))?,
                 Err(flotilla_api::validate::ManifestError::NotFlotilla { .. }) => {
-                    println!("{label}: not a Flotilla kind, skipped")
+                    out.println(format_args!("{label}: not a Flotilla kind, skipped"))?
                 }
                 Err(error) => {
                     failed += 1;
-                    println!("{label}: {error}");
+                    out.println(format_args!("{label}: {error}"))?;
                 }
             }
         }

@@ -5,4 +5,5 @@ pub mod cli;
 pub mod controllers;
 pub mod crds;
 pub mod manifests;
+pub mod output;
 pub mod up;
