@@ -14,30 +14,33 @@ use axum::response::{IntoResponse, Response};
 use crate::errors::{Error, Result};
 use crate::handlers::{crud, discovery, watch};
 use crate::registry::ResourceInfo;
+use crate::requests::{RequestLog, Verb};
 use crate::storage::ClusterStore;
 use crate::storage::sqlite::Writer;
 
 /// Name of the logical cluster served at the root.
-pub const DEFAULT_CLUSTER: &str = "default";
+pub(crate) const DEFAULT_CLUSTER: &str = "default";
 
 /// Largest accepted request body.
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
 /// State shared by every request.
-pub struct AppState {
+pub(crate) struct AppState {
     /// Logical clusters by name.
-    pub clusters: RwLock<HashMap<String, Arc<ClusterStore>>>,
+    pub(crate) clusters: RwLock<HashMap<String, Arc<ClusterStore>>>,
     /// The admin bearer token.
-    pub token: String,
+    pub(crate) token: String,
     /// Durable storage, when not in memory.
-    pub persist: Option<Writer>,
+    pub(crate) persist: Option<Writer>,
     /// How often watches that allow bookmarks get one.
-    pub bookmark_interval: std::time::Duration,
+    pub(crate) bookmark_interval: std::time::Duration,
+    /// Counts of the resource requests served, for `Server::request_counts`.
+    pub(crate) requests: RequestLog,
 }
 
 impl AppState {
     /// Look up a logical cluster.
-    pub fn cluster(&self, name: &str) -> Option<Arc<ClusterStore>> {
+    pub(crate) fn cluster(&self, name: &str) -> Option<Arc<ClusterStore>> {
         self.clusters
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -47,13 +50,13 @@ impl AppState {
 }
 
 /// The router for the whole server.
-pub fn app(state: Arc<AppState>) -> Router {
+pub(crate) fn app(state: Arc<AppState>) -> Router {
     Router::new().fallback(handle).with_state(state)
 }
 
 /// Parsed query string.
 #[derive(Debug, Default, Clone)]
-pub struct Query(pub Vec<(String, String)>);
+pub(crate) struct Query(pub Vec<(String, String)>);
 
 impl Query {
     fn parse(q: Option<&str>) -> Self {
@@ -70,7 +73,7 @@ impl Query {
     }
 
     /// First value of a parameter.
-    pub fn get(&self, key: &str) -> Option<&str> {
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == key)
@@ -78,7 +81,7 @@ impl Query {
     }
 
     /// Boolean parameter (`true`/`1`).
-    pub fn flag(&self, key: &str) -> bool {
+    pub(crate) fn flag(&self, key: &str) -> bool {
         matches!(self.get(key), Some("true" | "1"))
     }
 }
@@ -117,23 +120,21 @@ fn percent_decode(s: &str) -> String {
 
 /// A request for a resource path.
 #[derive(Debug, Clone)]
-pub struct ResourceRequest {
+pub(crate) struct ResourceRequest {
     /// The logical cluster.
-    pub cluster: Arc<ClusterStore>,
+    pub(crate) cluster: Arc<ClusterStore>,
     /// The resource.
-    pub info: Arc<ResourceInfo>,
+    pub(crate) info: Arc<ResourceInfo>,
     /// Namespace from the URL (namespaced resources only).
-    pub namespace: Option<String>,
-    /// Object name from the URL.
-    pub name: Option<String>,
+    pub(crate) namespace: Option<String>,
+    /// Object name from the URL (for a watch, only on a deprecated `/watch/` path).
+    pub(crate) name: Option<String>,
     /// Subresource (`status`, `scale`).
-    pub sub: Option<String>,
+    pub(crate) sub: Option<String>,
     /// Query parameters.
-    pub query: Query,
-    /// Request headers.
-    pub headers: HeaderMap,
+    pub(crate) query: Query,
     /// Bookmark period for watches.
-    pub bookmark_interval: std::time::Duration,
+    pub(crate) bookmark_interval: std::time::Duration,
 }
 
 fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
@@ -216,6 +217,11 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
         _ => return Err(Error::path_not_found()),
     };
+    // The deprecated `/watch/` form: `.../watch/[namespaces/<ns>/]<resource>[/<name>]`.
+    let (legacy_watch, rest) = match rest {
+        ["watch", rest @ ..] => (true, rest),
+        rest => (false, rest),
+    };
     let lookup = |plural: &str| cluster.read(|st| st.registry.get(group, version, plural));
     // Namespaced form: namespaces/<ns>/<resource>[/<name>[/<sub>]].
     let (info, namespace, tail) = match rest {
@@ -236,6 +242,35 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
         }
         _ => return Err(Error::path_not_found()),
     };
+    let verb = match (&method, name.is_some(), sub.is_some()) {
+        (_, _, true) if legacy_watch => return Err(Error::path_not_found()),
+        (&Method::GET, _, _) if legacy_watch => Verb::Watch,
+        (_, _, _) if legacy_watch => {
+            return Err(Error::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({method})"
+            )));
+        }
+        (&Method::GET, false, _) if query.flag("watch") => Verb::Watch,
+        (&Method::GET, false, _) => Verb::List,
+        (&Method::POST, false, _) => Verb::Create,
+        (&Method::DELETE, false, _) => Verb::DeleteCollection,
+        (&Method::GET, true, _) => Verb::Get,
+        (&Method::PUT, true, _) => Verb::Update,
+        (&Method::PATCH, true, _) => Verb::Patch,
+        (&Method::DELETE, true, false) => Verb::Delete,
+        (m, _, _) => {
+            return Err(Error::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({m})"
+            )));
+        }
+    };
+    state.requests.record(
+        &cluster_name,
+        verb,
+        &info.group,
+        &info.plural,
+        sub.as_deref(),
+    );
     let rr = ResourceRequest {
         cluster,
         info: info.clone(),
@@ -243,7 +278,6 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
         name,
         sub,
         query,
-        headers: parts.headers.clone(),
         bookmark_interval: state.bookmark_interval,
     };
     let read_body = || async {
@@ -257,28 +291,20 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
         .and_then(|v| v.to_str().ok())
         .map(String::from);
     let ct = content_type.as_deref();
-    match (&method, rr.name.is_some(), rr.sub.is_some()) {
-        (&Method::GET, false, _) => {
-            if rr.query.flag("watch") {
-                watch::watch(rr)
-            } else {
-                crud::list(&rr).await
-            }
-        }
-        (&Method::POST, false, _) => crud::create(&rr, ct, &read_body().await?).await,
-        (&Method::DELETE, false, _) => crud::delete_collection(&rr, ct, &read_body().await?).await,
-        (&Method::GET, true, _) => crud::get(&rr).await,
-        (&Method::PUT, true, _) => crud::update(&rr, ct, &read_body().await?).await,
-        (&Method::PATCH, true, _) => crud::patch(&rr, ct, &read_body().await?).await,
-        (&Method::DELETE, true, false) => crud::delete(&rr, ct, &read_body().await?).await,
-        (m, _, _) => Err(Error::method_not_allowed(format!(
-            "the server does not allow this method on the requested resource ({m})"
-        ))),
+    match verb {
+        Verb::Watch => watch::watch(rr),
+        Verb::List => crud::list(&rr).await,
+        Verb::Create => crud::create(&rr, ct, &read_body().await?).await,
+        Verb::DeleteCollection => crud::delete_collection(&rr, ct, &read_body().await?).await,
+        Verb::Get => crud::get(&rr).await,
+        Verb::Update => crud::update(&rr, ct, &read_body().await?).await,
+        Verb::Patch => crud::patch(&rr, ct, &read_body().await?).await,
+        Verb::Delete => crud::delete(&rr, ct, &read_body().await?).await,
     }
 }
 
 /// A JSON response with the given status code.
-pub fn json_response(code: u16, body: Vec<u8>) -> Response {
+pub(crate) fn json_response(code: u16, body: Vec<u8>) -> Response {
     let mut resp = Response::new(Body::from(Bytes::from(body)));
     *resp.status_mut() =
         axum::http::StatusCode::from_u16(code).unwrap_or(axum::http::StatusCode::OK);
@@ -288,3 +314,6 @@ pub fn json_response(code: u16, body: Vec<u8>) -> Response {
     );
     resp
 }
+
+#[cfg(test)]
+mod tests;

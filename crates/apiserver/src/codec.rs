@@ -16,7 +16,7 @@ use crate::errors::{Error, Result};
 const PROTOBUF_MAGIC: &[u8] = b"k8s\x00";
 
 /// The media type part of a Content-Type header, lowercased, without parameters.
-pub fn media_type(content_type: Option<&str>) -> String {
+pub(crate) fn media_type(content_type: Option<&str>) -> String {
     content_type
         .and_then(|c| c.split(';').next())
         .map(|c| c.trim().to_ascii_lowercase())
@@ -24,7 +24,7 @@ pub fn media_type(content_type: Option<&str>) -> String {
 }
 
 /// Decode an object body according to its Content-Type.
-pub fn decode_object(content_type: Option<&str>, body: &[u8]) -> Result<Value> {
+pub(crate) fn decode_object(content_type: Option<&str>, body: &[u8]) -> Result<Value> {
     let media = media_type(content_type);
     let value = match media.as_str() {
         "" | "application/json" | "*/*" => decode_json(body)?,
@@ -39,7 +39,7 @@ pub fn decode_object(content_type: Option<&str>, body: &[u8]) -> Result<Value> {
 }
 
 /// Decode a JSON body.
-pub fn decode_json(body: &[u8]) -> Result<Value> {
+pub(crate) fn decode_json(body: &[u8]) -> Result<Value> {
     serde_json::from_slice(body)
         .map_err(|e| Error::bad_request(format!("error decoding request body as JSON: {e}")))
 }
@@ -350,25 +350,25 @@ fn meta_to_json(m: pbmeta::ObjectMeta) -> Value {
     Value::Object(o)
 }
 
-/// Encode a built-in object as the protobuf envelope (used by tests to play client-go).
-pub fn encode_protobuf_envelope(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
-    let unknown = k8s_pb::apimachinery::pkg::runtime::Unknown {
-        type_meta: Some(k8s_pb::apimachinery::pkg::runtime::TypeMeta {
-            api_version: Some(api_version.into()),
-            kind: Some(kind.into()),
-        }),
-        raw: Some(raw),
-        content_encoding: Some(String::new()),
-        content_type: Some(String::new()),
-    };
-    let mut out = PROTOBUF_MAGIC.to_vec();
-    out.extend(unknown.encode_to_vec());
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Encode a built-in object as the protobuf envelope, as client-go does.
+    fn encode_protobuf_envelope(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
+        let unknown = k8s_pb::apimachinery::pkg::runtime::Unknown {
+            type_meta: Some(k8s_pb::apimachinery::pkg::runtime::TypeMeta {
+                api_version: Some(api_version.into()),
+                kind: Some(kind.into()),
+            }),
+            raw: Some(raw),
+            content_encoding: Some(String::new()),
+            content_type: Some(String::new()),
+        };
+        let mut out = PROTOBUF_MAGIC.to_vec();
+        out.extend(unknown.encode_to_vec());
+        out
+    }
 
     #[test]
     fn missing_content_type_means_json() {

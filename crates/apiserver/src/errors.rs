@@ -11,13 +11,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// One field-level problem reported in an Invalid (422) Status.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cause {
+pub(crate) struct Cause {
     /// Machine-readable reason, e.g. `FieldValueInvalid`, `FieldValueRequired`.
-    pub reason: String,
+    pub(crate) reason: String,
     /// Human-readable message.
-    pub message: String,
+    pub(crate) message: String,
     /// JSON path of the field, e.g. `metadata.name`.
-    pub field: String,
+    pub(crate) field: String,
 }
 
 /// Everything that can go wrong in the API server.
@@ -92,22 +92,22 @@ impl Error {
     }
 
     /// 400 BadRequest.
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::api(400, "BadRequest", message)
     }
 
     /// 401 Unauthorized.
-    pub fn unauthorized() -> Self {
+    pub(crate) fn unauthorized() -> Self {
         Self::api(401, "Unauthorized", "Unauthorized")
     }
 
     /// 403 Forbidden.
-    pub fn forbidden(message: impl Into<String>) -> Self {
+    pub(crate) fn forbidden(message: impl Into<String>) -> Self {
         Self::api(403, "Forbidden", message)
     }
 
     /// 404 NotFound for an object, with details like kube-apiserver.
-    pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
+    pub(crate) fn not_found(group: &str, resource: &str, name: &str) -> Self {
         let qualified = qualified(group, resource);
         Error::Api {
             code: 404,
@@ -120,7 +120,7 @@ impl Error {
     }
 
     /// 404 NotFound for a path that serves nothing.
-    pub fn path_not_found() -> Self {
+    pub(crate) fn path_not_found() -> Self {
         Self::api(
             404,
             "NotFound",
@@ -129,12 +129,12 @@ impl Error {
     }
 
     /// 405 MethodNotAllowed.
-    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+    pub(crate) fn method_not_allowed(message: impl Into<String>) -> Self {
         Self::api(405, "MethodNotAllowed", message)
     }
 
     /// 409 AlreadyExists.
-    pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {
+    pub(crate) fn already_exists(group: &str, resource: &str, name: &str) -> Self {
         Error::Api {
             code: 409,
             reason: "AlreadyExists",
@@ -146,7 +146,7 @@ impl Error {
     }
 
     /// 409 Conflict for a stale resourceVersion.
-    pub fn conflict(group: &str, resource: &str, name: &str, why: &str) -> Self {
+    pub(crate) fn conflict(group: &str, resource: &str, name: &str, why: &str) -> Self {
         Error::Api {
             code: 409,
             reason: "Conflict",
@@ -161,17 +161,17 @@ impl Error {
     }
 
     /// 410 Gone (Expired) for a resourceVersion older than the retained history.
-    pub fn gone(message: impl Into<String>) -> Self {
+    pub(crate) fn gone(message: impl Into<String>) -> Self {
         Self::api(410, "Expired", message)
     }
 
     /// 504 Timeout (a resourceVersion the server has not reached yet).
-    pub fn api_timeout(message: impl Into<String>) -> Self {
+    pub(crate) fn api_timeout(message: impl Into<String>) -> Self {
         Self::api(504, "Timeout", message)
     }
 
     /// 415 UnsupportedMediaType.
-    pub fn unsupported_media_type(content_type: &str) -> Self {
+    pub(crate) fn unsupported_media_type(content_type: &str) -> Self {
         Self::api(
             415,
             "UnsupportedMediaType",
@@ -182,7 +182,7 @@ impl Error {
     }
 
     /// 422 Invalid with field causes.
-    pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> Self {
+    pub(crate) fn invalid(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> Self {
         let summary: Vec<String> = causes
             .iter()
             .map(|c| format!("{}: {}", c.field, c.message))
@@ -210,12 +210,12 @@ impl Error {
     }
 
     /// 500 InternalError.
-    pub fn internal(message: impl Into<String>) -> Self {
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
         Self::api(500, "InternalError", message)
     }
 
     /// The HTTP status code this error maps to.
-    pub fn code(&self) -> u16 {
+    pub(crate) fn code(&self) -> u16 {
         match self {
             Error::Api { code, .. } => *code,
             Error::ClusterNotFound(_) => 404,
@@ -224,7 +224,7 @@ impl Error {
     }
 
     /// The `metav1.Status` document for this error.
-    pub fn to_status(&self) -> Value {
+    pub(crate) fn to_status(&self) -> Value {
         let (code, reason, message, details) = match self {
             Error::Api {
                 code,
@@ -252,7 +252,7 @@ impl Error {
 }
 
 /// `resource` or `resource.group`, as kube-apiserver prints a GroupResource.
-pub fn qualified(group: &str, resource: &str) -> String {
+pub(crate) fn qualified(group: &str, resource: &str) -> String {
     if group.is_empty() {
         resource.to_string()
     } else {

@@ -1,6 +1,6 @@
 //! Request handlers: discovery documents, CRUD verbs with kube-apiserver semantics, and watch
 //! streams. Routing and authentication live in `app.rs`; storage in `storage.rs`.
 
-pub mod crud;
-pub mod discovery;
-pub mod watch;
+pub(crate) mod crud;
+pub(crate) mod discovery;
+pub(crate) mod watch;

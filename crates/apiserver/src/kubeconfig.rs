@@ -4,7 +4,7 @@
 use base64::Engine as _;
 
 /// Render a kubeconfig. `clusters` is (context name, server URL), default first.
-pub fn render(ca_pem: &str, token: &str, clusters: &[(String, String)]) -> String {
+pub(crate) fn render(ca_pem: &str, token: &str, clusters: &[(String, String)]) -> String {
     let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     let mut out = String::from("apiVersion: v1\nkind: Config\npreferences: {}\nclusters:\n");
     for (name, url) in clusters {

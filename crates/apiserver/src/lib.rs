@@ -2,16 +2,25 @@
 //! clusters in one process (the default at `/`, others under `/clusters/<name>`), over HTTPS
 //! with a generated CA and an admin bearer token, with durable SQLite storage by default.
 //! Controllers must never link this crate: they talk to it through `kube::Client` only.
+//!
+//! The whole API is [`Config`], [`Server`] (start, URLs, credentials, logical clusters, a kube
+//! client, [`Server::request_counts`], shutdown), [`run`], [`Error`]/[`Result`], and the
+//! request-counter types [`RequestCounts`], [`RequestKey`] and [`Verb`]. Everything else is
+//! private; the server's behaviour is tested over HTTP. [`FaultInjection`] and
+//! `Server::storage_faults` are hidden hooks for this crate's own storage tests.
 
-pub mod app;
-pub mod codec;
-pub mod errors;
-pub mod handlers;
-pub mod kubeconfig;
-pub mod registry;
-pub mod selectors;
-pub mod storage;
-pub mod tls;
+#![warn(unreachable_pub)]
+
+mod app;
+mod codec;
+mod errors;
+mod handlers;
+mod kubeconfig;
+mod registry;
+mod requests;
+mod selectors;
+mod storage;
+mod tls;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -28,6 +37,9 @@ use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
 pub use crate::errors::{Error, Result};
+pub use crate::requests::{RequestCounts, RequestKey, Verb};
+#[doc(hidden)]
+pub use crate::storage::sqlite::FaultInjection;
 
 use crate::app::{AppState, DEFAULT_CLUSTER};
 use crate::storage::ClusterStore;
@@ -117,7 +129,7 @@ fn valid_cluster_name(name: &str) -> bool {
 }
 
 /// Create the namespaces every cluster starts with.
-pub async fn seed(store: &ClusterStore) -> Result<()> {
+async fn seed(store: &ClusterStore) -> Result<()> {
     let now = handlers::crud::now();
     store
         .write(|txn| {
@@ -203,6 +215,7 @@ impl Server {
             token,
             persist,
             bookmark_interval: handlers::watch::BOOKMARK_INTERVAL,
+            requests: requests::RequestLog::default(),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let span = tracing::info_span!("apiserver", url = %url);
@@ -288,6 +301,8 @@ impl Server {
             if map.contains_key(name) {
                 return Err(Error::ClusterExists(name.to_string()));
             }
+            // A new cluster starts from zero even if one of that name existed before.
+            self.state.requests.forget_cluster(name);
             map.insert(name.to_string(), store);
         }
         self.write_kubeconfig()?;
@@ -306,6 +321,7 @@ impl Server {
             .unwrap_or_else(|p| p.into_inner())
             .remove(name)
             .ok_or_else(|| Error::ClusterNotFound(name.to_string()))?;
+        self.state.requests.forget_cluster(name);
         self.write_kubeconfig()?;
         removed.destroy().await
     }
@@ -323,6 +339,14 @@ impl Server {
             .await
             .map_err(|e| Error::BuildClient(e.to_string()))?;
         kube::Client::try_from(config).map_err(|e| Error::BuildClient(e.to_string()))
+    }
+
+    /// How many requests each logical cluster has served since the server started, by verb
+    /// and resource: e.g. `request_counts().get("default", Verb::Watch, "", "configmaps")`.
+    /// A snapshot; see [`RequestCounts`] for what is counted. Counting is always on and
+    /// costs one short mutex lock per request.
+    pub fn request_counts(&self) -> RequestCounts {
+        self.state.requests.snapshot()
     }
 
     fn write_kubeconfig(&self) -> Result<()> {
@@ -345,7 +369,7 @@ impl Server {
     /// The durable writer's fault-injection point (pause commits, fail the next commits), for
     /// this crate's tests only; None in memory. Not part of the supported API.
     #[doc(hidden)]
-    pub fn storage_faults(&self) -> Option<storage::sqlite::FaultInjection> {
+    pub fn storage_faults(&self) -> Option<FaultInjection> {
         self.state.persist.as_ref().map(|w| w.faults().clone())
     }
 

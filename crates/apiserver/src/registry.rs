@@ -9,69 +9,64 @@ use serde_json::{Value, json};
 
 /// How the scale subresource maps onto an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScaleSpec {
+pub(crate) struct ScaleSpec {
     /// Dotted path of the desired replicas, e.g. `.spec.replicas`.
-    pub spec_replicas_path: String,
+    pub(crate) spec_replicas_path: String,
     /// Dotted path of the observed replicas, e.g. `.status.replicas`.
-    pub status_replicas_path: String,
+    pub(crate) status_replicas_path: String,
     /// Dotted path of the label selector string, if any.
-    pub label_selector_path: Option<String>,
+    pub(crate) label_selector_path: Option<String>,
 }
 
 /// One served resource in one group/version.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResourceInfo {
+pub(crate) struct ResourceInfo {
     /// API group, empty for core.
-    pub group: String,
+    pub(crate) group: String,
     /// Version served.
-    pub version: String,
+    pub(crate) version: String,
     /// Plural resource name (URL segment).
-    pub plural: String,
+    pub(crate) plural: String,
     /// Singular name.
-    pub singular: String,
+    pub(crate) singular: String,
     /// Kind.
-    pub kind: String,
+    pub(crate) kind: String,
     /// Kind of the list.
-    pub list_kind: String,
+    pub(crate) list_kind: String,
     /// Namespaced or cluster-scoped.
-    pub namespaced: bool,
+    pub(crate) namespaced: bool,
     /// Short names (`cm`, `deploy`).
-    pub short_names: Vec<String>,
+    pub(crate) short_names: Vec<String>,
     /// Categories (`all`).
-    pub categories: Vec<String>,
+    pub(crate) categories: Vec<String>,
     /// Has a `/status` subresource.
-    pub status: bool,
+    pub(crate) status: bool,
     /// Has a `/scale` subresource.
-    pub scale: Option<ScaleSpec>,
+    pub(crate) scale: Option<ScaleSpec>,
     /// Whether writes track `metadata.generation`.
-    pub generation: bool,
+    pub(crate) generation: bool,
     /// Served from a CRD (deletes return the object, not a Status).
-    pub custom: bool,
+    pub(crate) custom: bool,
 }
 
 impl ResourceInfo {
     /// The storage key shared by all versions: `<group>/<plural>`.
-    pub fn storage_key(&self) -> String {
+    pub(crate) fn storage_key(&self) -> String {
         format!("{}/{}", self.group, self.plural)
     }
 
     /// `apiVersion` for objects of this resource.
-    pub fn api_version(&self) -> String {
+    pub(crate) fn api_version(&self) -> String {
         if self.group.is_empty() {
             self.version.clone()
         } else {
             format!("{}/{}", self.group, self.version)
         }
     }
-
-    /// `group/version` or `version` for core.
-    pub fn group_version(&self) -> String {
-        self.api_version()
-    }
 }
 
 /// Verbs every resource supports.
-pub const VERBS: [&str; 8] = [
+pub(crate) const VERBS: [&str; 8] = [
     "create",
     "delete",
     "deletecollection",
@@ -285,13 +280,13 @@ fn builtin_info(b: &Builtin) -> ResourceInfo {
 }
 
 /// The storage key of CRDs.
-pub const CRD_KEY: &str = "apiextensions.k8s.io/customresourcedefinitions";
+pub(crate) const CRD_KEY: &str = "apiextensions.k8s.io/customresourcedefinitions";
 /// The storage key of namespaces.
-pub const NAMESPACE_KEY: &str = "/namespaces";
+pub(crate) const NAMESPACE_KEY: &str = "/namespaces";
 
 /// Served resources of one logical cluster, indexed by (group, version, plural).
 #[derive(Debug, Clone)]
-pub struct Registry {
+pub(crate) struct Registry {
     by_gvr: BTreeMap<(String, String, String), Arc<ResourceInfo>>,
     /// CRD name → resources it serves (one per served version).
     crds: BTreeMap<String, Vec<Arc<ResourceInfo>>>,
@@ -305,7 +300,7 @@ impl Default for Registry {
 
 impl Registry {
     /// A registry with the built-in resources only.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut by_gvr = BTreeMap::new();
         for builtin in BUILTINS {
             let info = Arc::new(builtin_info(builtin));
@@ -325,19 +320,24 @@ impl Registry {
     }
 
     /// Look up a served resource.
-    pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceInfo>> {
+    pub(crate) fn get(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+    ) -> Option<Arc<ResourceInfo>> {
         self.by_gvr
             .get(&(group.to_string(), version.to_string(), plural.to_string()))
             .cloned()
     }
 
     /// Every served resource, sorted by group, version, plural.
-    pub fn all(&self) -> impl Iterator<Item = &Arc<ResourceInfo>> {
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Arc<ResourceInfo>> {
         self.by_gvr.values()
     }
 
     /// Served versions of a group, preferred (first-served, highest priority) first.
-    pub fn group_versions(&self) -> BTreeMap<String, Vec<String>> {
+    pub(crate) fn group_versions(&self) -> BTreeMap<String, Vec<String>> {
         let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for info in self.by_gvr.values() {
             let versions = groups.entry(info.group.clone()).or_default();
@@ -352,7 +352,13 @@ impl Registry {
     }
 
     /// Whether some other CRD (not `crd_name`) serves `plural` or `kind` in `group`.
-    pub fn names_conflict(&self, crd_name: &str, group: &str, plural: &str, kind: &str) -> bool {
+    pub(crate) fn names_conflict(
+        &self,
+        crd_name: &str,
+        group: &str,
+        plural: &str,
+        kind: &str,
+    ) -> bool {
         self.by_gvr.values().any(|info| {
             info.group == group
                 && (info.plural == plural || info.kind == kind)
@@ -364,7 +370,7 @@ impl Registry {
     }
 
     /// Serve (or re-serve) the resources of a CRD object. Returns the storage key.
-    pub fn register_crd(&mut self, crd: &Value) -> Option<String> {
+    pub(crate) fn register_crd(&mut self, crd: &Value) -> Option<String> {
         let name = crd.pointer("/metadata/name")?.as_str()?.to_string();
         self.unregister_crd(&name);
         let infos = crd_infos(crd)?;
@@ -385,7 +391,7 @@ impl Registry {
     }
 
     /// Stop serving a CRD's resources. Returns the storage key it used.
-    pub fn unregister_crd(&mut self, name: &str) -> Option<String> {
+    pub(crate) fn unregister_crd(&mut self, name: &str) -> Option<String> {
         let infos = self.crds.remove(name)?;
         for info in &infos {
             self.by_gvr.remove(&(
@@ -399,7 +405,7 @@ impl Registry {
 }
 
 /// Kubernetes version priority: GA > beta > alpha, higher numbers first.
-pub fn version_priority(v: &str) -> (u8, u32, u32) {
+pub(crate) fn version_priority(v: &str) -> (u8, u32, u32) {
     let Some(rest) = v.strip_prefix('v') else {
         return (0, 0, 0);
     };
@@ -435,7 +441,7 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 }
 
 /// The resources a CRD serves, one per served version. None when the spec is unusable.
-pub fn crd_infos(crd: &Value) -> Option<Vec<ResourceInfo>> {
+pub(crate) fn crd_infos(crd: &Value) -> Option<Vec<ResourceInfo>> {
     let spec = crd.get("spec")?;
     let group = spec.get("group")?.as_str()?.to_string();
     let names = spec.get("names")?;
@@ -500,7 +506,7 @@ pub fn crd_infos(crd: &Value) -> Option<Vec<ResourceInfo>> {
 }
 
 /// The APIResourceList entries for one resource (main resource plus subresources).
-pub fn discovery_entries(info: &ResourceInfo) -> Vec<Value> {
+pub(crate) fn discovery_entries(info: &ResourceInfo) -> Vec<Value> {
     let mut main = json!({
         "name": info.plural,
         "singularName": info.singular,

@@ -19,7 +19,7 @@ enum Req {
 
 /// A parsed label selector; empty matches everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LabelSelector(Vec<Req>);
+pub(crate) struct LabelSelector(Vec<Req>);
 
 /// Split on commas that are not inside parentheses.
 fn split_top(s: &str) -> Vec<&str> {
@@ -56,7 +56,7 @@ fn valid_value(v: &str) -> bool {
 
 impl LabelSelector {
     /// Parse the `labelSelector` query syntax.
-    pub fn parse(s: &str) -> Result<Self> {
+    pub(crate) fn parse(s: &str) -> Result<Self> {
         let bad = |why: &str| Error::bad_request(format!("unable to parse requirement: {why}"));
         let mut reqs = Vec::new();
         for part in split_top(s) {
@@ -109,13 +109,8 @@ impl LabelSelector {
         Ok(LabelSelector(reqs))
     }
 
-    /// Whether the selector is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Match against an object's `metadata.labels`.
-    pub fn matches(&self, object: &Value) -> bool {
+    pub(crate) fn matches(&self, object: &Value) -> bool {
         if self.0.is_empty() {
             return true;
         }
@@ -158,11 +153,11 @@ enum FieldReq {
 
 /// A parsed field selector over `metadata.name` / `metadata.namespace`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FieldSelector(Vec<FieldReq>);
+pub(crate) struct FieldSelector(Vec<FieldReq>);
 
 impl FieldSelector {
     /// Parse the `fieldSelector` query syntax; unknown fields are a 400 like kube-apiserver.
-    pub fn parse(s: &str, kind: &str, api_version: &str) -> Result<Self> {
+    pub(crate) fn parse(s: &str, kind: &str, api_version: &str) -> Result<Self> {
         let mut reqs = Vec::new();
         for part in s.split(',') {
             let part = part.trim();
@@ -191,13 +186,8 @@ impl FieldSelector {
         Ok(FieldSelector(reqs))
     }
 
-    /// Whether the selector is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// The exact name asked for, if any (lets lists skip scanning).
-    pub fn exact_name(&self) -> Option<&str> {
+    pub(crate) fn exact_name(&self) -> Option<&str> {
         self.0.iter().find_map(|r| match r {
             FieldReq::Eq(k, v) if k == "metadata.name" => Some(v.as_str()),
             _ => None,
@@ -205,7 +195,7 @@ impl FieldSelector {
     }
 
     /// Match against an object.
-    pub fn matches(&self, object: &Value) -> bool {
+    pub(crate) fn matches(&self, object: &Value) -> bool {
         self.0.iter().all(|r| {
             let (k, v, eq) = match r {
                 FieldReq::Eq(k, v) => (k, v, true),

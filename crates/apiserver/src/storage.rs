@@ -14,7 +14,7 @@
 //! end, because memory then holds changes the disk does not. This module knows nothing about
 //! HTTP or API semantics.
 
-pub mod sqlite;
+pub(crate) mod sqlite;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +27,7 @@ use crate::errors::{Error, Result};
 use crate::registry::Registry;
 
 /// Most watch events each logical cluster keeps in memory for watch resumption.
-pub const HISTORY_LIMIT: usize = 20_000;
+pub(crate) const HISTORY_LIMIT: usize = 20_000;
 /// Events older than this are dropped (like kube-apiserver's 5-minute compaction) ...
 const HISTORY_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(300);
 /// ... except for the newest ones, so a quiet cluster can always resume recent watches.
@@ -37,7 +37,7 @@ const BROADCAST_CAPACITY: usize = 1024;
 
 /// Watch event type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventType {
+pub(crate) enum EventType {
     /// Object created.
     Added,
     /// Object changed.
@@ -47,15 +47,6 @@ pub enum EventType {
 }
 
 impl EventType {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::Added => "ADDED",
-            EventType::Modified => "MODIFIED",
-            EventType::Deleted => "DELETED",
-        }
-    }
-
     fn code(self) -> i64 {
         match self {
             EventType::Added => 0,
@@ -75,38 +66,38 @@ impl EventType {
 
 /// One change, in resourceVersion order.
 #[derive(Debug)]
-pub struct WatchEvent {
+pub(crate) struct WatchEvent {
     /// resourceVersion of this change.
-    pub rv: u64,
+    pub(crate) rv: u64,
     /// Type.
-    pub kind: EventType,
+    pub(crate) kind: EventType,
     /// Storage key `<group>/<plural>`.
-    pub key: Arc<str>,
+    pub(crate) key: Arc<str>,
     /// Namespace ("" for cluster-scoped).
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// Name.
-    pub name: String,
+    pub(crate) name: String,
     /// The object after the change (for DELETED: the last state, with the delete's RV).
-    pub object: Arc<Value>,
+    pub(crate) object: Arc<Value>,
     /// The object before the change, if any (used for selector transitions).
-    pub prev: Option<Arc<Value>>,
+    pub(crate) prev: Option<Arc<Value>>,
     /// When the change happened (for history eviction).
-    pub at: std::time::Instant,
+    pub(crate) at: std::time::Instant,
 }
 
 /// Receiver of a cluster's watch events.
-pub type EventReceiver = broadcast::Receiver<Arc<WatchEvent>>;
+pub(crate) type EventReceiver = broadcast::Receiver<Arc<WatchEvent>>;
 
 /// Objects of one resource, by (namespace, name).
-pub type Objects = BTreeMap<(String, String), Arc<Value>>;
+pub(crate) type Objects = BTreeMap<(String, String), Arc<Value>>;
 
 /// The mutable state of one logical cluster.
 #[derive(Debug)]
-pub struct ClusterState {
+pub(crate) struct ClusterState {
     /// Latest resourceVersion assigned.
-    pub rv: u64,
+    pub(crate) rv: u64,
     /// Live objects by storage key.
-    pub objects: HashMap<Arc<str>, Objects>,
+    pub(crate) objects: HashMap<Arc<str>, Objects>,
     /// Retained events, ascending RV, contiguous after `history_start`.
     history: VecDeque<Arc<WatchEvent>>,
     /// Every event with rv > history_start is in `history` or `pending`.
@@ -117,7 +108,7 @@ pub struct ClusterState {
     /// Newest RV whose transaction is committed and published.
     committed: u64,
     /// Served resources (built-ins and CRDs).
-    pub registry: Registry,
+    pub(crate) registry: Registry,
     last_prune: u64,
     history_limit: usize,
 }
@@ -138,12 +129,12 @@ impl ClusterState {
     }
 
     /// Objects of one resource.
-    pub fn objects(&self, key: &str) -> Option<&Objects> {
+    pub(crate) fn objects(&self, key: &str) -> Option<&Objects> {
         self.objects.get(key)
     }
 
     /// One object.
-    pub fn get(&self, key: &str, namespace: &str, name: &str) -> Option<Arc<Value>> {
+    pub(crate) fn get(&self, key: &str, namespace: &str, name: &str) -> Option<Arc<Value>> {
         self.objects
             .get(key)?
             .get(&(namespace.to_string(), name.to_string()))
@@ -151,7 +142,7 @@ impl ClusterState {
     }
 
     /// Number of objects in a namespace, over all namespaced resources.
-    pub fn count_in_namespace(&self, namespace: &str) -> usize {
+    pub(crate) fn count_in_namespace(&self, namespace: &str) -> usize {
         self.objects
             .values()
             .map(|objs| {
@@ -163,7 +154,7 @@ impl ClusterState {
     }
 
     /// Events after `rv`, or None when `rv` is older than the retained history.
-    pub fn events_since(&self, rv: u64) -> Option<Vec<Arc<WatchEvent>>> {
+    pub(crate) fn events_since(&self, rv: u64) -> Option<Vec<Arc<WatchEvent>>> {
         if rv < self.history_start {
             return None;
         }
@@ -173,7 +164,7 @@ impl ClusterState {
 
     /// Objects of one resource as they were at `rv`, rebuilt by undoing later events; None
     /// when the history no longer reaches back that far.
-    pub fn objects_at(&self, key: &str, rv: u64) -> Option<Objects> {
+    pub(crate) fn objects_at(&self, key: &str, rv: u64) -> Option<Objects> {
         let mut objs = self.objects.get(key).cloned().unwrap_or_default();
         if rv >= self.rv {
             return Some(objs);
@@ -200,41 +191,42 @@ impl ClusterState {
     }
 
     /// The oldest resourceVersion a watch can still start from.
-    pub fn history_start(&self) -> u64 {
+    pub(crate) fn history_start(&self) -> u64 {
         self.history_start
     }
 
     /// The newest committed (and published) resourceVersion; `rv` may be ahead of it for the
     /// few milliseconds a durable commit takes.
-    pub fn committed_rv(&self) -> u64 {
+    pub(crate) fn committed_rv(&self) -> u64 {
         self.committed
     }
 }
 
 /// A write transaction over one cluster's state. Every put/remove gets its own RV.
-pub struct Txn<'a> {
+pub(crate) struct Txn<'a> {
     state: &'a mut ClusterState,
     events: Vec<Arc<WatchEvent>>,
 }
 
 impl Txn<'_> {
     /// Read access to the state.
-    pub fn state(&self) -> &ClusterState {
+    pub(crate) fn state(&self) -> &ClusterState {
         self.state
     }
 
     /// Mutable access to the registry (CRD (un)registration happens inside the write).
-    pub fn registry_mut(&mut self) -> &mut Registry {
+    pub(crate) fn registry_mut(&mut self) -> &mut Registry {
         &mut self.state.registry
     }
 
-    /// The resourceVersion the next put/remove will get.
-    pub fn next_rv(&self) -> u64 {
-        self.state.rv + 1
-    }
-
     /// Store an object, assigning the next RV (written into metadata.resourceVersion).
-    pub fn put(&mut self, key: &str, namespace: &str, name: &str, mut object: Value) -> Arc<Value> {
+    pub(crate) fn put(
+        &mut self,
+        key: &str,
+        namespace: &str,
+        name: &str,
+        mut object: Value,
+    ) -> Arc<Value> {
         self.state.rv += 1;
         let rv = self.state.rv;
         set_resource_version(&mut object, rv);
@@ -268,7 +260,7 @@ impl Txn<'_> {
     }
 
     /// Remove an object, assigning the next RV. Returns its last state (with the delete RV).
-    pub fn remove(&mut self, key: &str, namespace: &str, name: &str) -> Option<Arc<Value>> {
+    pub(crate) fn remove(&mut self, key: &str, namespace: &str, name: &str) -> Option<Arc<Value>> {
         let (key, objs) = self.state.objects.get_key_value(key)?;
         let key = key.clone();
         if !objs.contains_key(&(namespace.to_string(), name.to_string())) {
@@ -298,7 +290,7 @@ impl Txn<'_> {
     }
 
     /// Remove every object of a resource (a CRD going away).
-    pub fn remove_all(&mut self, key: &str) -> usize {
+    pub(crate) fn remove_all(&mut self, key: &str) -> usize {
         let names: Vec<(String, String)> = self
             .state
             .objects
@@ -314,14 +306,14 @@ impl Txn<'_> {
 }
 
 /// Writes `metadata.resourceVersion`.
-pub fn set_resource_version(object: &mut Value, rv: u64) {
+pub(crate) fn set_resource_version(object: &mut Value, rv: u64) {
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
     }
 }
 
 /// Storage of one logical cluster.
-pub struct ClusterStore {
+pub(crate) struct ClusterStore {
     inner: Arc<Inner>,
 }
 
@@ -467,14 +459,15 @@ enum AfterWrite<R> {
 
 impl ClusterStore {
     /// A new, empty, in-memory cluster keeping only `limit` watch events (tests of 410).
-    pub fn with_history_limit(name: &str, limit: usize) -> Self {
+    #[cfg(test)]
+    pub(crate) fn with_history_limit(name: &str, limit: usize) -> Self {
         let mut state = ClusterState::new(Registry::new());
         state.history_limit = limit;
         Self::from_state(name, state, None)
     }
 
     /// A new, empty cluster.
-    pub fn new(name: &str, persist: Option<sqlite::Writer>) -> Self {
+    pub(crate) fn new(name: &str, persist: Option<sqlite::Writer>) -> Self {
         Self::from_state(name, ClusterState::new(Registry::new()), persist)
     }
 
@@ -498,7 +491,7 @@ impl ClusterStore {
     }
 
     /// Rebuild a cluster from loaded rows.
-    pub fn restore(
+    pub(crate) fn restore(
         name: &str,
         loaded: sqlite::LoadedCluster,
         persist: Option<sqlite::Writer>,
@@ -545,22 +538,17 @@ impl ClusterStore {
         Self::from_state(name, state, persist)
     }
 
-    /// The logical cluster name.
-    pub fn name(&self) -> &str {
-        &self.inner.name
-    }
-
     /// Run a read-only closure over the state, which may include changes whose commit is
     /// still in flight (used for the registry/discovery; use `read_committed` for anything
     /// that returns objects or resourceVersions to a client).
-    pub fn read<R>(&self, f: impl FnOnce(&ClusterState) -> R) -> R {
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&ClusterState) -> R) -> R {
         f(&self.inner.lock())
     }
 
     /// Run a read-only closure over the state and return its result once everything the
     /// closure could have seen is committed (at once when nothing is in flight), so no
     /// uncommitted object or RV reaches a client. 500 if the cluster's storage failed.
-    pub async fn read_committed<R>(&self, f: impl FnOnce(&ClusterState) -> R) -> Result<R> {
+    pub(crate) async fn read_committed<R>(&self, f: impl FnOnce(&ClusterState) -> R) -> Result<R> {
         self.inner.check()?;
         let (r, need) = {
             let guard = self.inner.lock();
@@ -575,7 +563,7 @@ impl ClusterStore {
 
     /// Resolves once every change up to `rv` is committed and published (500 if the
     /// cluster's storage failed meanwhile).
-    pub async fn wait_committed(&self, rv: u64) -> Result<()> {
+    pub(crate) async fn wait_committed(&self, rv: u64) -> Result<()> {
         let mut rx = self.inner.commits.subscribe();
         let state = *rx
             .wait_for(|c| c.failed || c.rv >= rv)
@@ -591,7 +579,7 @@ impl ClusterStore {
     /// clusters). Its changes are visible to other transactions at once, but its watch events
     /// are published only after the commit, and neither its result nor its error is returned
     /// before everything it could have observed is committed.
-    pub async fn write<R>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<R>) -> Result<R> {
+    pub(crate) async fn write<R>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<R>) -> Result<R> {
         self.inner.check()?;
         let after = {
             let inner = &self.inner;
@@ -647,7 +635,7 @@ impl ClusterStore {
     /// Subscribe to events after `rv`: returns the backlog from history and a receiver for
     /// later events (which may repeat backlog events; skip RVs already seen). Both come from
     /// committed events only, taken under the lock the publish step holds.
-    pub fn watch_from(&self, rv: u64) -> Result<(Vec<Arc<WatchEvent>>, EventReceiver)> {
+    pub(crate) fn watch_from(&self, rv: u64) -> Result<(Vec<Arc<WatchEvent>>, EventReceiver)> {
         self.inner.check()?;
         let guard = self.inner.lock();
         let backlog = guard.events_since(rv).ok_or_else(|| {
@@ -662,7 +650,7 @@ impl ClusterStore {
     /// Subscribe at the current state: returns a snapshot selected by `f`, the RV of the
     /// snapshot and a receiver for everything after it. The snapshot may include changes
     /// still being committed: call `wait_committed(rv)` before showing it to a client.
-    pub fn snapshot_and_watch<R>(
+    pub(crate) fn snapshot_and_watch<R>(
         &self,
         f: impl FnOnce(&ClusterState) -> R,
     ) -> (R, u64, broadcast::Receiver<Arc<WatchEvent>>) {
@@ -673,7 +661,7 @@ impl ClusterStore {
 
     /// Resolves when the cluster has been removed or its storage failed (open watches end
     /// then).
-    pub fn removed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+    pub(crate) fn removed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let mut rx = self.inner.removed.subscribe();
         async move {
             let _ = rx.wait_for(|removed| *removed).await;
@@ -681,7 +669,7 @@ impl ClusterStore {
     }
 
     /// End open watches and forget every row of this cluster in durable storage.
-    pub async fn destroy(&self) -> Result<()> {
+    pub(crate) async fn destroy(&self) -> Result<()> {
         self.inner.removed.send_replace(true);
         if let Some(p) = &self.inner.persist {
             p.drop_cluster(&self.inner.name)

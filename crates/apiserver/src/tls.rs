@@ -16,13 +16,13 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use crate::errors::{Error, Result};
 
 /// PEM material for the server.
-pub struct Certificates {
+pub(crate) struct Certificates {
     /// CA certificate (PEM), published in the kubeconfig.
-    pub ca_pem: String,
+    pub(crate) ca_pem: String,
     /// Serving certificate chain (PEM).
-    pub server_pem: String,
+    pub(crate) server_pem: String,
     /// Serving key (PEM).
-    pub server_key_pem: String,
+    pub(crate) server_key_pem: String,
 }
 
 fn read(path: &Path) -> Result<Option<String>> {
@@ -38,12 +38,12 @@ fn read(path: &Path) -> Result<Option<String>> {
 }
 
 /// Write a file readable only by the owner.
-pub fn write_private(path: &Path, contents: &str) -> Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &str) -> Result<()> {
     write_file(path, contents, true)
 }
 
 /// Write a file readable only by the owner, atomically (rename), optionally fsynced.
-pub fn write_file(path: &Path, contents: &str, sync: bool) -> Result<()> {
+pub(crate) fn write_file(path: &Path, contents: &str, sync: bool) -> Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let io = |source| Error::Io {
@@ -96,7 +96,7 @@ fn sans(bind: IpAddr) -> Vec<String> {
 }
 
 /// Load or create the certificates in `dir` for a server bound to `bind`.
-pub fn load_or_create(dir: &Path, bind: IpAddr) -> Result<Certificates> {
+pub(crate) fn load_or_create(dir: &Path, bind: IpAddr) -> Result<Certificates> {
     let ca_crt = dir.join("ca.crt");
     let ca_key = dir.join("ca.key");
     let srv_crt = dir.join("server.crt");
@@ -157,7 +157,7 @@ pub fn load_or_create(dir: &Path, bind: IpAddr) -> Result<Certificates> {
 }
 
 /// The rustls server configuration (HTTP/2 and HTTP/1.1 via ALPN).
-pub fn server_config(certs: &Certificates) -> Result<Arc<rustls::ServerConfig>> {
+pub(crate) fn server_config(certs: &Certificates) -> Result<Arc<rustls::ServerConfig>> {
     let bad = |e: rustls::pki_types::pem::Error| Error::internal(format!("parse PEM: {e}"));
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(certs.server_pem.as_bytes())

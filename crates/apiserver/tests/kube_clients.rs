@@ -639,8 +639,19 @@ async fn bodies_in_json_yaml_and_protobuf() -> Result<()> {
         data: [("k".to_string(), b"v".to_vec())].into(),
         ..Default::default()
     };
-    let body =
-        flotilla_apiserver::codec::encode_protobuf_envelope("v1", "Secret", secret.encode_to_vec());
+    // The envelope client-go sends: the magic "k8s\0", then a runtime.Unknown holding the
+    // TypeMeta and the encoded object.
+    let envelope = k8s_pb::apimachinery::pkg::runtime::Unknown {
+        type_meta: Some(k8s_pb::apimachinery::pkg::runtime::TypeMeta {
+            api_version: Some("v1".into()),
+            kind: Some("Secret".into()),
+        }),
+        raw: Some(secret.encode_to_vec()),
+        content_encoding: Some(String::new()),
+        content_type: Some(String::new()),
+    };
+    let mut body = b"k8s\x00".to_vec();
+    body.extend(envelope.encode_to_vec());
     let (code, obj) = raw(
         &client,
         "POST",

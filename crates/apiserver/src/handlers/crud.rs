@@ -17,14 +17,14 @@ use crate::selectors::{FieldSelector, LabelSelector};
 use crate::storage::Txn;
 
 /// Current time as a Kubernetes timestamp.
-pub fn now() -> String {
+pub(crate) fn now() -> String {
     jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
 }
 
 /// Render a stored object for the requested version.
-pub fn render(info: &ResourceInfo, obj: &Value) -> Vec<u8> {
+pub(crate) fn render(info: &ResourceInfo, obj: &Value) -> Vec<u8> {
     let api_version = info.api_version();
     if obj.get("apiVersion").and_then(Value::as_str) == Some(api_version.as_str()) {
         serde_json::to_vec(obj).unwrap_or_default()
@@ -557,7 +557,11 @@ fn maybe_finish_namespace(txn: &mut Txn<'_>, ns: &str) {
 }
 
 /// `POST` a collection.
-pub async fn create(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -> Result<Response> {
+pub(crate) async fn create(
+    rr: &ResourceRequest,
+    ct: Option<&str>,
+    body: &[u8],
+) -> Result<Response> {
     let info = rr.info.clone();
     let mut obj = codec::decode_object(ct, body)?;
     check_type(&info, &mut obj)?;
@@ -687,7 +691,7 @@ fn ns_of(rr: &ResourceRequest) -> String {
 }
 
 /// `GET` one object (or its status/scale).
-pub async fn get(rr: &ResourceRequest) -> Result<Response> {
+pub(crate) async fn get(rr: &ResourceRequest) -> Result<Response> {
     let info = &rr.info;
     let name = name_of(rr)?;
     if info.namespaced && rr.namespace.is_none() {
@@ -829,7 +833,7 @@ fn decode_continue(token: &str) -> Result<(u64, String, String)> {
 }
 
 /// `GET` a collection.
-pub async fn list(rr: &ResourceRequest) -> Result<Response> {
+pub(crate) async fn list(rr: &ResourceRequest) -> Result<Response> {
     let opts = list_options(rr)?;
     let limit: usize = match rr.query.get("limit") {
         Some(l) if !l.is_empty() => l
@@ -1082,7 +1086,11 @@ fn scale_apply(info: &ResourceInfo, old: &Value, scale: &Value) -> Result<Value>
 }
 
 /// `PUT` an object (or its status/scale).
-pub async fn update(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -> Result<Response> {
+pub(crate) async fn update(
+    rr: &ResourceRequest,
+    ct: Option<&str>,
+    body: &[u8],
+) -> Result<Response> {
     let new = codec::decode_object(ct, body)?;
     write_with(rr, move |_old| Ok(new)).await
 }
@@ -1133,7 +1141,7 @@ async fn write_with(
 }
 
 /// `PATCH` an object (JSON patch or JSON merge patch).
-pub async fn patch(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -> Result<Response> {
+pub(crate) async fn patch(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -> Result<Response> {
     let media = codec::media_type(ct);
     let name = name_of(rr)?.to_string();
     let info = rr.info.clone();
@@ -1318,7 +1326,11 @@ fn delete_in(
 }
 
 /// `DELETE` one object.
-pub async fn delete(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -> Result<Response> {
+pub(crate) async fn delete(
+    rr: &ResourceRequest,
+    ct: Option<&str>,
+    body: &[u8],
+) -> Result<Response> {
     let info = rr.info.clone();
     let name = name_of(rr)?.to_string();
     if info.namespaced && rr.namespace.is_none() {
@@ -1362,7 +1374,7 @@ pub async fn delete(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -> Resu
 }
 
 /// `DELETE` a collection: deletes every match and returns them as a list.
-pub async fn delete_collection(
+pub(crate) async fn delete_collection(
     rr: &ResourceRequest,
     ct: Option<&str>,
     body: &[u8],

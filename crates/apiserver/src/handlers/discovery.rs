@@ -12,16 +12,16 @@ use crate::registry::discovery_entries;
 use crate::storage::ClusterStore;
 
 /// The Kubernetes version this server reports (kubectl's dispatcher picks kubectl.1.33).
-pub const MAJOR: &str = "1";
+pub(crate) const MAJOR: &str = "1";
 /// Minor version.
-pub const MINOR: &str = "33";
+pub(crate) const MINOR: &str = "33";
 
 fn ok(v: &Value) -> Response {
     json_response(200, serde_json::to_vec(v).unwrap_or_default())
 }
 
 /// `GET /version`.
-pub fn version() -> Response {
+pub(crate) fn version() -> Response {
     ok(&json!({
         "major": MAJOR,
         "minor": MINOR,
@@ -36,7 +36,7 @@ pub fn version() -> Response {
 }
 
 /// `GET /api`.
-pub fn api_versions(headers: &HeaderMap) -> Response {
+pub(crate) fn api_versions(headers: &HeaderMap) -> Response {
     let host = headers
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -61,7 +61,7 @@ fn group_doc(name: &str, versions: &[String]) -> Value {
 }
 
 /// `GET /apis`.
-pub fn api_groups(cluster: &ClusterStore) -> Response {
+pub(crate) fn api_groups(cluster: &ClusterStore) -> Response {
     let groups = cluster.read(|s| s.registry.group_versions());
     let docs: Vec<Value> = groups
         .iter()
@@ -72,7 +72,7 @@ pub fn api_groups(cluster: &ClusterStore) -> Response {
 }
 
 /// `GET /apis/<group>`.
-pub fn api_group(cluster: &ClusterStore, group: &str) -> Result<Response> {
+pub(crate) fn api_group(cluster: &ClusterStore, group: &str) -> Result<Response> {
     let groups = cluster.read(|s| s.registry.group_versions());
     let versions = groups
         .get(group)
@@ -87,7 +87,11 @@ pub fn api_group(cluster: &ClusterStore, group: &str) -> Result<Response> {
 }
 
 /// `GET /api/v1` or `GET /apis/<group>/<version>`.
-pub fn resource_list(cluster: &ClusterStore, group: &str, version: &str) -> Result<Response> {
+pub(crate) fn resource_list(
+    cluster: &ClusterStore,
+    group: &str,
+    version: &str,
+) -> Result<Response> {
     let resources: Vec<Value> = cluster.read(|s| {
         s.registry
             .all()
@@ -171,7 +175,7 @@ fn hash_of(v: &Value) -> String {
 /// `GET /openapi/v3`: every served group-version with a hashed URL. The per-version documents
 /// carry operations (with `fieldValidation`) and GVKs but no schemas: enough for kubectl's
 /// default validation, which then leaves field validation to the server.
-pub fn openapi_root(cluster: &ClusterStore) -> Response {
+pub(crate) fn openapi_root(cluster: &ClusterStore) -> Response {
     let groups = cluster.read(|s| s.registry.group_versions());
     let mut paths = serde_json::Map::new();
     for (group, versions) in groups {
@@ -189,7 +193,7 @@ pub fn openapi_root(cluster: &ClusterStore) -> Response {
 }
 
 /// `GET /openapi/v3/api/v1` or `/openapi/v3/apis/<g>/<v>`.
-pub fn openapi_group_version(
+pub(crate) fn openapi_group_version(
     cluster: &ClusterStore,
     group: &str,
     version: &str,

@@ -23,18 +23,24 @@ use crate::storage::{EventType, WatchEvent};
 const TOO_LARGE_WAIT: Duration = Duration::from_secs(3);
 
 /// How often a watch that asked for bookmarks gets one (the server's default).
-pub const BOOKMARK_INTERVAL: Duration = Duration::from_secs(15);
+pub(crate) const BOOKMARK_INTERVAL: Duration = Duration::from_secs(15);
 
 struct Filter {
     key: String,
     namespace: Option<String>,
+    /// The one object watched on a deprecated `/watch/.../<name>` path.
+    name: Option<String>,
     labels: LabelSelector,
     fields: FieldSelector,
 }
 
 impl Filter {
     fn matches(&self, obj: &Value) -> bool {
-        self.labels.matches(obj) && self.fields.matches(obj)
+        self.name
+            .as_deref()
+            .is_none_or(|n| obj.pointer("/metadata/name").and_then(Value::as_str) == Some(n))
+            && self.labels.matches(obj)
+            && self.fields.matches(obj)
     }
 
     /// The event to send for a change, if any.
@@ -90,12 +96,16 @@ fn error_event(e: &Error) -> Bytes {
     )
 }
 
-/// `GET ...?watch=true`.
-pub fn watch(rr: ResourceRequest) -> Result<Response> {
+/// `GET ...?watch=true`, or `GET` of a deprecated `/watch/` path (which may name one object).
+pub(crate) fn watch(rr: ResourceRequest) -> Result<Response> {
     let info = rr.info.clone();
+    if info.namespaced && rr.name.is_some() && rr.namespace.is_none() {
+        return Err(Error::path_not_found());
+    }
     let filter = Filter {
         key: info.storage_key(),
         namespace: rr.namespace.clone().filter(|_| info.namespaced),
+        name: rr.name.clone(),
         labels: LabelSelector::parse(rr.query.get("labelSelector").unwrap_or(""))?,
         fields: FieldSelector::parse(
             rr.query.get("fieldSelector").unwrap_or(""),

@@ -26,7 +26,7 @@ const MAX_BATCH: usize = 4096;
 
 /// Runs on the writer thread once a transaction's fate is known: `true` after its commit,
 /// `false` if it will never be committed. Called in submission order, before the ack.
-pub type OnCommit = Box<dyn FnOnce(bool) + Send>;
+pub(crate) type OnCommit = Box<dyn FnOnce(bool) + Send>;
 
 enum Msg {
     Write {
@@ -55,7 +55,7 @@ enum Msg {
 
 /// Handle to the writer thread. Cheap to clone.
 #[derive(Clone)]
-pub struct Writer {
+pub(crate) struct Writer {
     tx: mpsc::Sender<Msg>,
     faults: FaultInjection,
 }
@@ -122,30 +122,30 @@ impl FaultInjection {
 
 /// A stored event row.
 #[derive(Debug)]
-pub struct LoadedEvent {
+pub(crate) struct LoadedEvent {
     /// RV.
-    pub rv: u64,
+    pub(crate) rv: u64,
     /// Event type code.
-    pub kind: i64,
+    pub(crate) kind: i64,
     /// Storage key.
-    pub key: String,
+    pub(crate) key: String,
     /// Namespace.
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// Name.
-    pub name: String,
+    pub(crate) name: String,
     /// Object.
-    pub value: Value,
+    pub(crate) value: Value,
 }
 
 /// Everything stored for one cluster.
 #[derive(Debug, Default)]
-pub struct LoadedCluster {
+pub(crate) struct LoadedCluster {
     /// Latest RV.
-    pub rv: u64,
+    pub(crate) rv: u64,
     /// (key, namespace, name, object).
-    pub objects: Vec<(String, String, String, Value)>,
+    pub(crate) objects: Vec<(String, String, String, Value)>,
     /// Retained events in RV order.
-    pub events: Vec<LoadedEvent>,
+    pub(crate) events: Vec<LoadedEvent>,
 }
 
 const SCHEMA: &str = "
@@ -169,7 +169,7 @@ fn to_i64(v: u64) -> i64 {
 }
 
 /// Open (or create) the database, load every cluster, and start the writer thread.
-pub fn open(path: &Path) -> Result<(Writer, Vec<(String, LoadedCluster)>)> {
+pub(crate) fn open(path: &Path) -> Result<(Writer, Vec<(String, LoadedCluster)>)> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -258,7 +258,7 @@ impl Writer {
     /// Queue one transaction's events. After the commit of its batch (or its failure) the
     /// writer thread runs `on_commit`, then the receiver resolves. If the writer is gone,
     /// `on_commit` is dropped unrun and the receiver fails.
-    pub fn submit(
+    pub(crate) fn submit(
         &self,
         cluster: &str,
         rv: u64,
@@ -278,12 +278,12 @@ impl Writer {
 
     /// The writer's fault-injection point (tests).
     #[doc(hidden)]
-    pub fn faults(&self) -> &FaultInjection {
+    pub(crate) fn faults(&self) -> &FaultInjection {
         &self.faults
     }
 
     /// Record a new (empty) cluster durably.
-    pub async fn create_cluster(&self, cluster: &str) -> Result<()> {
+    pub(crate) async fn create_cluster(&self, cluster: &str) -> Result<()> {
         let (ack, rx) = oneshot::channel();
         self.tx
             .send(Msg::CreateCluster {
@@ -295,7 +295,7 @@ impl Writer {
     }
 
     /// Drop events at or below `rv`.
-    pub fn prune(&self, cluster: &str, rv: u64) {
+    pub(crate) fn prune(&self, cluster: &str, rv: u64) {
         let _ = self.tx.send(Msg::Prune {
             cluster: cluster.to_string(),
             rv,
@@ -303,7 +303,7 @@ impl Writer {
     }
 
     /// Delete every row of a cluster; resolves once committed.
-    pub fn drop_cluster(&self, cluster: &str) -> oneshot::Receiver<Result<()>> {
+    pub(crate) fn drop_cluster(&self, cluster: &str) -> oneshot::Receiver<Result<()>> {
         let (ack, rx) = oneshot::channel();
         let _ = self.tx.send(Msg::DropCluster {
             cluster: cluster.to_string(),
@@ -313,7 +313,7 @@ impl Writer {
     }
 
     /// Resolves once everything queued before it is committed.
-    pub async fn flush(&self) -> Result<()> {
+    pub(crate) async fn flush(&self) -> Result<()> {
         let (ack, rx) = oneshot::channel();
         self.tx
             .send(Msg::Flush { ack })

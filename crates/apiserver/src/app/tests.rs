@@ -1,15 +1,16 @@
-//! API semantics checked through the router without TLS: discovery documents, error Status
-//! codes, watch edge cases (410, selector transitions), status subresource by PUT, CRD
-//! validation and name conflicts, deletecollection.
+//! API semantics checked through the router without TLS, with a short bookmark period and
+//! small watch histories no `Config` exposes: discovery documents, error Status codes, watch
+//! edge cases (410, selector transitions), status subresource by PUT, CRD validation and name
+//! conflicts, deletecollection.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use crate::app::{AppState, app};
+use crate::storage::ClusterStore;
 use anyhow::Result;
 use axum::Router;
 use axum::body::Body;
-use flotilla_apiserver::app::{AppState, app};
-use flotilla_apiserver::storage::ClusterStore;
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -18,7 +19,7 @@ const TOKEN: &str = "test-token";
 
 async fn router(history_limit: usize) -> Result<Router> {
     let store = Arc::new(ClusterStore::with_history_limit("default", history_limit));
-    flotilla_apiserver::seed(&store).await?;
+    crate::seed(&store).await?;
     let mut clusters = HashMap::new();
     clusters.insert("default".to_string(), store);
     Ok(app(Arc::new(AppState {
@@ -26,6 +27,7 @@ async fn router(history_limit: usize) -> Result<Router> {
         token: TOKEN.into(),
         persist: None,
         bookmark_interval: std::time::Duration::from_millis(200),
+        requests: Default::default(),
     })))
 }
 
