@@ -1,84 +1,180 @@
-//! The cluster controller (Karmada's `cluster` controller, its taint part): keeps the
-//! `cluster.flotilla.io/not-ready` and `cluster.flotilla.io/unreachable` `NoSchedule` taints in
-//! step with each Cluster's `Ready` condition, so the scheduler's taint filter keeps new
-//! placements off unhealthy members. It writes only `spec.taints` (field manager
-//! `flotilla-cluster`), only when [`taints::desired_taints`] asks for a change, and never adds,
-//! edits or removes a taint it does not own. It never writes status: health is the
-//! cluster-status controller's (Push) or the agent's (Pull) to report.
+//! The cluster controller (Karmada's `cluster` controller: health monitor and taints). Every
+//! monitor period it checks each Cluster's heartbeat Lease: when nothing has renewed it for
+//! the grace period — the reporter is gone (the cluster-status controller for Push, the agent
+//! for Pull) — it sets `Ready=Unknown` (`ClusterStatusUnknown`; `ClusterStatusNeverUpdated`
+//! when no status was ever posted), the only condition it writes (field manager
+//! `flotilla-cluster`). It keeps the `cluster.flotilla.io/not-ready` and
+//! `cluster.flotilla.io/unreachable` `NoSchedule` taints in step with `Ready`, so the
+//! scheduler keeps new placements off unhealthy members; it writes `spec.taints` only when
+//! [`taints::desired_taints`] asks for a change, and never adds, edits or removes a taint it
+//! does not own.
 
 pub mod taints;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
-use flotilla_api::{Cluster, keys::field_managers::CLUSTER};
-use flotilla_runtime::Backoff;
-use futures::StreamExt;
-use k8s_openapi::{api::core::v1::Taint, apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
+use flotilla_api::{
+    Cluster,
+    cluster::ClusterStatus,
+    conditions::{self, READY},
+    keys::field_managers::CLUSTER,
+};
+use flotilla_runtime::{
+    Context, Runner, ServerSideApply, Settings,
+    status::{self, StatusWrite},
+};
+use k8s_openapi::{
+    api::{coordination::v1::Lease, core::v1::Taint},
+    apimachinery::pkg::apis::meta::v1::Time,
+    jiff::Timestamp,
+};
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{Patch, PatchParams},
     runtime::{
-        Controller,
-        controller::{self, Action},
-        watcher,
+        controller::Action,
+        reflector::{ObjectRef, Store},
     },
 };
 use serde_json::{Value, json};
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{info, warn};
 
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    heartbeat::{self, Heartbeat},
+};
 
 /// Controller settings.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// How often each Cluster is looked at again when nothing changed (changes arrive by watch).
-    pub resync: Duration,
+    /// How often each Cluster's heartbeat is checked (Karmada's `--cluster-monitor-period`).
+    pub monitor_period: Duration,
+    /// How long a heartbeat may stay silent before Ready turns Unknown
+    /// (`--cluster-monitor-grace-period`).
+    pub grace_period: Duration,
+    /// The same, for a Cluster whose status was never posted (`--cluster-startup-grace-period`).
+    pub startup_grace_period: Duration,
     /// How many Clusters are reconciled at once.
     pub concurrency: u16,
-    /// Longest wait after repeated failures to write a Cluster.
-    pub max_backoff: Duration,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
-            resync: Duration::from_secs(300),
+            monitor_period: Duration::from_secs(5),
+            grace_period: Duration::from_secs(40),
+            startup_grace_period: Duration::from_secs(60),
             concurrency: 5,
-            max_backoff: Duration::from_secs(300),
         }
     }
 }
 
-/// Shared state of the controller.
-struct Context {
+/// The controller's own state beside the shared context.
+struct State {
     hub: Client,
     options: Options,
-    /// Per cluster: consecutive failed passes, for backoff.
-    backoff: Backoff,
+    leases: Store<Lease>,
+    apply: ServerSideApply,
+    /// Per cluster: its heartbeat as last seen.
+    heartbeats: Mutex<HashMap<String, Heartbeat>>,
 }
 
-async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action> {
+impl State {
+    /// How long `cluster`'s heartbeat has been silent, as seen by this process.
+    fn silence(&self, cluster: &str) -> Duration {
+        let renewed = self
+            .leases
+            .get(&heartbeat::lease_ref(cluster))
+            .and_then(|lease| lease.spec.as_ref()?.renew_time.clone());
+        let now = Instant::now();
+        let mut heartbeats = self.heartbeats.lock().unwrap_or_else(|p| p.into_inner());
+        heartbeats
+            .entry(cluster.to_owned())
+            .or_insert_with(|| Heartbeat::new(renewed.clone(), now))
+            .observe(renewed, now)
+    }
+
+    fn forget(&self, cluster: &str) {
+        self.heartbeats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(cluster);
+    }
+}
+
+async fn reconcile(cluster: Arc<Cluster>, state: Arc<State>) -> Result<Action> {
     let name = cluster.name_any();
     if cluster.meta().deletion_timestamp.is_some() {
-        ctx.backoff.reset(&name);
+        state.forget(&name);
         return Ok(Action::await_change());
     }
-    let ready = cluster.ready_condition();
-    if let Some(next) = taints::desired_taints(&cluster.spec.taints, ready, Time(Timestamp::now()))
+    let _ = state.leases.wait_until_ready().await;
+    let silent = state.silence(&name);
+    let current = cluster.status.clone().unwrap_or_default();
+    let mut ready = cluster.ready_condition().cloned();
+    if let Some(unknown) = heartbeat::stale_ready(
+        ready.as_ref(),
+        silent,
+        state.options.grace_period,
+        state.options.startup_grace_period,
+        Time(Timestamp::now()),
+    ) {
+        write_unknown(&state, &cluster, &current, unknown.clone()).await?;
+        warn!(silent_for = ?silent, reason = %unknown.reason, "nothing reports this cluster's status; Ready is Unknown");
+        ready = Some(unknown);
+    }
+    if let Some(next) =
+        taints::desired_taints(&cluster.spec.taints, ready.as_ref(), Time(Timestamp::now()))
     {
-        write_taints(&ctx.hub, &cluster, &next).await?;
+        write_taints(&state.hub, &cluster, &next).await?;
         let keys: Vec<String> = next
             .iter()
             .map(|t| format!("{}:{}", t.key, t.effect))
             .collect();
         info!(
-            ready = ready.map(|c| c.status.as_str()).unwrap_or_default(),
+            ready = ready.as_ref().map(|c| c.status.as_str()).unwrap_or_default(),
             taints = ?keys,
             "updated the cluster's health taints"
         );
     }
-    ctx.backoff.reset(&name);
-    Ok(Action::requeue(ctx.options.resync))
+    Ok(Action::requeue(state.options.monitor_period))
+}
+
+/// Writes `Ready=Unknown`, the one condition this controller owns.
+async fn write_unknown(
+    state: &State,
+    cluster: &Cluster,
+    current: &ClusterStatus,
+    unknown: k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition,
+) -> Result<()> {
+    let failed = |source| Error::WriteClusterStatus {
+        cluster: cluster.name_any(),
+        source,
+    };
+    let to_json = |value: &ClusterStatus| {
+        serde_json::to_value(value).map_err(|e| failed(kube::Error::SerdeError(e)))
+    };
+    let mut next = current.clone();
+    next.conditions = conditions::merge_owned(
+        &current.conditions,
+        std::slice::from_ref(&unknown),
+        unknown.last_transition_time.clone(),
+    );
+    let write = StatusWrite {
+        field_manager: CLUSTER,
+        owned: json!({"conditions": status::owned(&next.conditions, &[READY])}),
+        before: to_json(current)?,
+        after: to_json(&next)?,
+    };
+    let api: Api<Cluster> = Api::all(state.hub.clone());
+    status::write(&api, cluster, &state.apply, write)
+        .await
+        .map_err(failed)
 }
 
 /// Writes `spec.taints` with a JSON merge patch guarded by the resourceVersion the decision was
@@ -88,8 +184,8 @@ async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action> {
 /// overwrite) the users' taints too.
 async fn write_taints(hub: &Client, cluster: &Cluster, taints: &[Taint]) -> Result<()> {
     let name = cluster.name_any();
-    let failed = |source| Error::Kube {
-        action: format!("write the taints of Cluster {name}"),
+    let failed = |source| Error::WriteTaints {
+        cluster: name.clone(),
         source,
     };
     let value = if taints.is_empty() {
@@ -112,51 +208,35 @@ async fn write_taints(hub: &Client, cluster: &Cluster, taints: &[Taint]) -> Resu
     Ok(())
 }
 
-fn error_policy(cluster: Arc<Cluster>, error: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.backoff.failed(&cluster.name_any());
-    let conflict = matches!(
-        error,
-        Error::Kube { source: kube::Error::Api(status), .. } if status.code == 409
-    );
-    if conflict {
-        debug!(%error, cluster = %cluster.name_any(), retry_in = ?delay, "the cluster changed while its taints were decided");
-    } else {
-        warn!(%error, cluster = %cluster.name_any(), retry_in = ?delay, "cluster pass failed");
-    }
-    Action::requeue(delay)
-}
-
-/// Runs the controller until its watch ends (it retries forever, so in practice until the task
-/// is dropped).
+/// Builds the controller: one `cluster` runner over the shared Cluster cache, woken by every
+/// Cluster change, by heartbeat Leases, and on its monitor period.
 ///
 /// # Errors
 ///
-/// None today; the signature leaves room for start-up checks.
-pub async fn run(client: Client, options: Options) -> Result<()> {
-    let clusters: Api<Cluster> = Api::all(client.clone());
-    let controller = Controller::new(clusters, watcher::Config::default())
-        .with_config(controller::Config::default().concurrency(options.concurrency));
-    let ctx = Arc::new(Context {
-        hub: client,
-        backoff: Backoff::new(Duration::from_millis(200), options.max_backoff),
+/// When the shared caches already started.
+pub fn controller(
+    ctx: &Arc<Context>,
+    options: Options,
+) -> Result<impl Future<Output = ()> + Send + use<>> {
+    let leases = ctx.caches().get::<Lease>()?.store();
+    let runner = Runner::<Cluster>::new(
+        ctx,
+        "cluster",
+        Settings {
+            backoff_base: Duration::from_millis(200),
+            ..Settings::new(options.concurrency)
+        },
+    )?
+    .watches(|lease: Arc<Lease>| {
+        heartbeat::cluster_of_lease(&lease).map(|cluster| ObjectRef::<Cluster>::new(&cluster))
+    })?;
+    let state = Arc::new(State {
+        hub: ctx.client().clone(),
         options,
+        leases,
+        apply: ServerSideApply::default(),
+        heartbeats: Mutex::default(),
     });
-    info!("starting the cluster controller");
-    controller
-        .run(
-            |cluster, ctx| {
-                let span = info_span!("cluster", cluster = %cluster.name_any());
-                reconcile(cluster, ctx).instrument(span)
-            },
-            error_policy,
-            ctx,
-        )
-        .for_each(|result| {
-            if let Err(error) = result {
-                debug!(%error, "cluster reconcile ended with an error");
-            }
-            futures::future::ready(())
-        })
-        .await;
-    Ok(())
+    info!(grace_period = ?state.options.grace_period, "starting the cluster controller");
+    Ok(runner.run(reconcile, state))
 }

@@ -1,17 +1,20 @@
-//! The Push-mode cluster-status controller, like Karmada's: every period, for each Cluster with
-//! `spec.syncMode: Push`, it builds a client from the Cluster and its Secret, probes health,
-//! collects the version, API enablements, node and resource summaries, and writes
-//! `Cluster.status` (field manager `flotilla-cluster-status`) only when it changed. It never
-//! writes a heartbeat, never touches Pull clusters (their agent reports), and never writes to a
-//! member. The decisions are plain functions in [`ready`], [`summary`] and [`next_status`].
+//! The Push-mode cluster-status controller, like Karmada's: every period (and when a Cluster's
+//! connection settings or its Secret change — never because of a status or taint write), for
+//! each Cluster with `spec.syncMode: Push`, it takes the member's client from the shared member
+//! clients, probes health, collects the version, API enablements, node and resource summaries,
+//! writes `Cluster.status` (field manager `flotilla-cluster-status`, only the `Ready` and
+//! `CompleteAPIEnablements` conditions are its own) only when it changed, and renews the
+//! cluster's heartbeat Lease. It never touches Pull clusters (their agent reports) and never
+//! writes to a member. The decisions are plain functions in [`ready`], [`summary`] and
+//! [`next_status`].
 
 pub mod collect;
-pub mod member;
 pub mod ready;
 pub mod summary;
 
 use std::{
     collections::HashMap,
+    future::Future,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -22,28 +25,29 @@ use flotilla_api::{
     conditions::{self, COMPLETE_API_ENABLEMENTS, READY, reasons},
     keys::field_managers::CLUSTER_STATUS,
 };
-use flotilla_runtime::{Backoff, ServerSideApply};
-use futures::StreamExt;
-use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
+use flotilla_runtime::{
+    Context, Runner, ServerSideApply, Settings,
+    members::Members,
+    status::{self, StatusWrite},
+};
+use k8s_openapi::{
+    api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp,
+};
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{Patch, PatchParams},
-    runtime::{
-        Controller,
-        controller::{self, Action},
-        reflector::{ObjectRef, Store},
-        watcher,
-    },
+    runtime::{controller::Action, reflector::ObjectRef},
 };
-use serde_json::{Value, json};
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{debug, info, warn};
 
 use self::{
     collect::Failure,
     ready::{FailureTracker, Health, Verdict},
     summary::Completeness,
 };
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    heartbeat,
+};
 
 /// Controller settings.
 #[derive(Clone, Debug)]
@@ -57,8 +61,9 @@ pub struct Options {
     pub concurrency: u16,
     /// The longest any single request to a member may take.
     pub request_timeout: Duration,
-    /// Longest wait after repeated failures to write a status.
-    pub max_backoff: Duration,
+    /// The `leaseDurationSeconds` written into each cluster's heartbeat Lease (informational:
+    /// the cluster controller's grace period decides when a silent cluster turns Unknown).
+    pub heartbeat_duration: Duration,
 }
 
 impl Default for Options {
@@ -68,7 +73,7 @@ impl Default for Options {
             failure_threshold: Duration::from_secs(30),
             concurrency: 5,
             request_timeout: Duration::from_secs(5),
-            max_backoff: Duration::from_secs(300),
+            heartbeat_duration: Duration::from_secs(40),
         }
     }
 }
@@ -186,83 +191,20 @@ fn enablement_verdict(enablements: &[ApiEnablement], completeness: &Completeness
     }
 }
 
-/// An RFC 7386 JSON merge patch that turns `before` into `after`: changed values, and `null`
-/// for removed keys (so a resource that vanished from a summary is removed, not kept).
-pub fn merge_patch(before: &Value, after: &Value) -> Value {
-    match (before, after) {
-        (Value::Object(old), Value::Object(new)) => {
-            let mut patch = serde_json::Map::new();
-            for key in old.keys() {
-                if !new.contains_key(key) {
-                    patch.insert(key.clone(), Value::Null);
-                }
-            }
-            for (key, value) in new {
-                match old.get(key) {
-                    Some(previous) if previous == value => {}
-                    Some(previous) => {
-                        patch.insert(key.clone(), merge_patch(previous, value));
-                    }
-                    None => {
-                        patch.insert(key.clone(), value.clone());
-                    }
-                }
-            }
-            Value::Object(patch)
-        }
-        _ => after.clone(),
-    }
-}
+/// The conditions this controller owns in `Cluster.status`.
+pub const OWNED_CONDITIONS: [&str; 2] = [READY, COMPLETE_API_ENABLEMENTS];
 
-/// Shared state of the controller.
-struct Context {
+/// The controller's own state beside the shared context.
+struct State {
     hub: Client,
     options: Options,
-    store: Store<Cluster>,
+    members: Arc<Members>,
     apply: ServerSideApply,
-    /// Per cluster: the fingerprint a client was built for, and the client.
-    clients: Mutex<HashMap<String, (String, Client)>>,
     /// Per cluster: since when probes have failed.
     trackers: Mutex<HashMap<String, FailureTracker>>,
-    /// Per cluster: consecutive failed passes, for backoff.
-    backoff: Backoff,
 }
 
-impl Context {
-    /// Drops per-cluster state of clusters that are gone or no longer Push.
-    fn prune(&self, keep: impl Fn(&str) -> bool) {
-        fn retain<V>(map: &Mutex<HashMap<String, V>>, keep: &dyn Fn(&str) -> bool) {
-            map.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .retain(|name, _| keep(name));
-        }
-        retain(&self.clients, &keep);
-        retain(&self.trackers, &keep);
-        self.backoff.retain(&keep);
-    }
-
-    async fn member_client(&self, cluster: &Cluster) -> Result<Client> {
-        let name = cluster.name_any();
-        let secret = member::load_secret(&self.hub, cluster).await?;
-        let fingerprint = member::fingerprint(cluster, &secret);
-        if let Some((cached, client)) = self
-            .clients
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&name)
-            && *cached == fingerprint
-        {
-            return Ok(client.clone());
-        }
-        let config = member::config(cluster, &secret, self.options.request_timeout).await?;
-        let client = member::client(config, cluster)?;
-        self.clients
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name, (fingerprint, client.clone()));
-        Ok(client)
-    }
-
+impl State {
     fn observe_health(&self, name: &str, healthy: bool) -> Option<Duration> {
         self.trackers
             .lock()
@@ -271,17 +213,26 @@ impl Context {
             .or_default()
             .observe(healthy, Instant::now())
     }
+
+    fn forget(&self, name: &str) {
+        self.trackers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+    }
 }
 
 /// Probes one member and collects what it can. Only hub failures are errors; everything the
 /// member does is part of the observation.
-async fn observe(ctx: &Context, cluster: &Cluster) -> Result<Observation> {
-    let client = match ctx.member_client(cluster).await {
+async fn observe(state: &State, cluster: &Cluster) -> Result<Observation> {
+    let client = match state.members.client(cluster).await {
         Ok(client) => client,
-        Err(Error::MemberClient(message)) => return Ok(Observation::CollectionFailed(message)),
-        Err(other) => return Err(other),
+        Err(flotilla_runtime::Error::MemberClient(message)) => {
+            return Ok(Observation::CollectionFailed(message));
+        }
+        Err(other) => return Err(other.into()),
     };
-    let timeout = ctx.options.request_timeout;
+    let timeout = state.options.request_timeout;
     let health = collect::probe(&client, timeout).await;
     let mut collected = Collected::default();
     if health != Health::Healthy {
@@ -327,25 +278,24 @@ async fn observe(ctx: &Context, cluster: &Cluster) -> Result<Observation> {
     Ok(Observation::Probed { health, collected })
 }
 
-async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action> {
+async fn reconcile(cluster: Arc<Cluster>, state: Arc<State>) -> Result<Action> {
     let name = cluster.name_any();
-    ctx.prune(|n| {
-        ctx.store
-            .get(&ObjectRef::new(n))
-            .is_some_and(|c| c.spec.sync_mode == ClusterSyncMode::Push)
-    });
     if cluster.spec.sync_mode != ClusterSyncMode::Push {
         debug!("not a Push cluster; its agent reports its status");
+        state.forget(&name);
         return Ok(Action::await_change());
     }
     if cluster.meta().deletion_timestamp.is_some() {
+        state.forget(&name);
         return Ok(Action::await_change());
     }
 
-    let observation = observe(&ctx, &cluster).await?;
+    let observation = observe(&state, &cluster).await?;
     let failing_for = match &observation {
-        Observation::CollectionFailed(_) => ctx.observe_health(&name, true),
-        Observation::Probed { health, .. } => ctx.observe_health(&name, *health == Health::Healthy),
+        Observation::CollectionFailed(_) => state.observe_health(&name, true),
+        Observation::Probed { health, .. } => {
+            state.observe_health(&name, *health == Health::Healthy)
+        }
     };
     let current = cluster.status.clone().unwrap_or_default();
     let next = next_status(
@@ -353,112 +303,115 @@ async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action> {
         cluster.meta().generation,
         &observation,
         failing_for,
-        ctx.options.failure_threshold,
+        state.options.failure_threshold,
         Time(Timestamp::now()),
     );
     if next != current {
-        write_status(&ctx, &cluster, &current, &next).await?;
+        write_status(&state, &cluster, &current, &next).await?;
         if let Some(ready) = conditions::find(&next.conditions, READY)
             && conditions::find(&current.conditions, READY) != Some(ready)
         {
             info!(status = %ready.status, reason = %ready.reason, message = %ready.message, "Ready changed");
         }
     }
-    ctx.backoff.reset(&name);
-    Ok(Action::requeue(ctx.options.period))
+    heartbeat::renew(
+        &state.hub,
+        &cluster,
+        CLUSTER_STATUS,
+        state.options.heartbeat_duration,
+    )
+    .await
+    .map_err(|source| Error::RenewHeartbeat {
+        cluster: name,
+        source,
+    })?;
+    Ok(Action::requeue(state.options.period))
 }
 
-/// Writes the status with server-side apply; when the API server does not implement apply
-/// patches (415), with a JSON merge patch from `current` guarded by `resourceVersion`.
+/// Writes the status: server-side apply of every field it reports and only its own
+/// conditions, or a merge patch guarded by resourceVersion where apply is not supported.
 async fn write_status(
-    ctx: &Context,
+    state: &State,
     cluster: &Cluster,
     current: &ClusterStatus,
     next: &ClusterStatus,
 ) -> Result<()> {
     let name = cluster.name_any();
-    let api: Api<Cluster> = Api::all(ctx.hub.clone());
-    let failed = |source| Error::Kube {
-        action: format!("write the status of Cluster {name}"),
+    let failed = |source| Error::WriteClusterStatus {
+        cluster: name.clone(),
         source,
     };
     let to_json = |status: &ClusterStatus| {
         serde_json::to_value(status).map_err(|e| failed(kube::Error::SerdeError(e)))
     };
-    let next_json = to_json(next)?;
-    let patch = json!({
-        "apiVersion": Cluster::api_version(&()),
-        "kind": Cluster::kind(&()),
-        "status": next_json,
-    });
-    let params = PatchParams::apply(CLUSTER_STATUS).force();
-    let apply = Patch::Apply(&patch);
-    let applied = ctx
-        .apply
-        .try_apply(api.patch_status(&name, &params, &apply));
-    if applied.await.map_err(failed)?.is_some() {
-        return Ok(());
-    }
-    let patch = json!({
-        "metadata": {"resourceVersion": cluster.resource_version()},
-        "status": merge_patch(&to_json(current)?, &next_json),
-    });
-    let params = PatchParams {
-        field_manager: Some(CLUSTER_STATUS.to_owned()),
-        ..Default::default()
+    let mut owned = next.clone();
+    owned.conditions = status::owned(&next.conditions, &OWNED_CONDITIONS);
+    let write = StatusWrite {
+        field_manager: CLUSTER_STATUS,
+        owned: to_json(&owned)?,
+        before: to_json(current)?,
+        after: to_json(next)?,
     };
-    api.patch_status(&name, &params, &Patch::Merge(&patch))
+    let api: Api<Cluster> = Api::all(state.hub.clone());
+    status::write(&api, cluster, &state.apply, write)
         .await
-        .map_err(failed)?;
-    Ok(())
+        .map_err(failed)
 }
 
-fn error_policy(cluster: Arc<Cluster>, error: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx
-        .backoff
-        .failed(&cluster.name_any())
-        .min(ctx.options.period.max(Duration::from_millis(500)));
-    warn!(%error, cluster = %cluster.name_any(), retry_in = ?delay, "cluster status pass failed");
-    Action::requeue(delay)
-}
-
-/// Runs the controller until its watch ends (it retries forever, so in practice until the task
-/// is dropped).
+/// Builds the controller: one `cluster-status` runner over the shared Cluster cache, woken
+/// when a Cluster's connection settings or its Secret change, and on its period.
 ///
 /// # Errors
 ///
-/// None today; the signature leaves room for start-up checks.
-pub async fn run(client: Client, options: Options) -> Result<()> {
-    let clusters: Api<Cluster> = Api::all(client.clone());
-    let controller = Controller::new(clusters, watcher::Config::default())
-        .with_config(controller::Config::default().concurrency(options.concurrency));
-    let ctx = Arc::new(Context {
-        hub: client,
-        store: controller.store(),
-        backoff: Backoff::new(Duration::from_secs(1), options.max_backoff),
+/// When the shared caches already started.
+pub fn controller(
+    ctx: &Arc<Context>,
+    options: Options,
+) -> Result<impl Future<Output = ()> + Send + use<>> {
+    let members = ctx.members()?;
+    let settings = Settings {
+        backoff_max: options.period.max(Duration::from_millis(500)),
+        ..Settings::new(options.concurrency)
+    };
+    let runner = Runner::<Cluster>::new(ctx, "cluster-status", settings)?.trigger_when_changed(
+        |cluster: &Cluster| {
+            let spec = &cluster.spec;
+            (
+                format!("{:?}", spec.sync_mode),
+                spec.api_endpoint.clone(),
+                spec.secret_ref
+                    .as_ref()
+                    .map(|r| (r.namespace.clone(), r.name.clone())),
+                spec.insecure_skip_tls_verification,
+                spec.proxy_url.clone(),
+                cluster.meta().deletion_timestamp.is_some(),
+            )
+        },
+    );
+    let clusters = runner.store();
+    let runner = runner.watches(move |secret: Arc<Secret>| {
+        let (namespace, name) = (secret.namespace(), secret.name_any());
+        clusters
+            .state()
+            .iter()
+            .filter(|c| {
+                c.spec
+                    .secret_ref
+                    .as_ref()
+                    .is_some_and(|r| Some(&r.namespace) == namespace.as_ref() && r.name == name)
+            })
+            .map(|c| ObjectRef::from_obj(c.as_ref()))
+            .collect::<Vec<_>>()
+    })?;
+    let state = Arc::new(State {
+        hub: ctx.client().clone(),
         options,
+        members,
         apply: ServerSideApply::default(),
-        clients: Mutex::default(),
         trackers: Mutex::default(),
     });
-    info!(period = ?ctx.options.period, "starting the cluster-status controller");
-    controller
-        .run(
-            |cluster, ctx| {
-                let span = info_span!("cluster_status", cluster = %cluster.name_any());
-                reconcile(cluster, ctx).instrument(span)
-            },
-            error_policy,
-            ctx,
-        )
-        .for_each(|result| {
-            if let Err(error) = result {
-                debug!(%error, "cluster-status reconcile ended with an error");
-            }
-            futures::future::ready(())
-        })
-        .await;
-    Ok(())
+    info!(period = ?state.options.period, "starting the cluster-status controller");
+    Ok(runner.run(reconcile, state))
 }
 
 #[cfg(test)]
@@ -648,25 +601,6 @@ mod tests {
                 (v.ready, v.reason, v.message.as_str()),
                 (ready, reason, message)
             );
-        }
-    }
-
-    #[test]
-    fn merge_patches_null_removed_keys_and_keep_equal_ones() {
-        let table: Vec<(Value, Value, Value)> = vec![
-            (json!({"a": 1}), json!({"a": 1}), json!({})),
-            (json!({"a": 1}), json!({"a": 2}), json!({"a": 2})),
-            (
-                json!({"m": {"cpu": "1", "gpu": "2"}, "x": 1}),
-                json!({"m": {"cpu": "1"}, "x": 1}),
-                json!({"m": {"gpu": null}}),
-            ),
-            (json!({"l": [1, 2]}), json!({"l": [2]}), json!({"l": [2]})),
-            (json!({}), json!({"n": {"a": 1}}), json!({"n": {"a": 1}})),
-            (json!({"gone": true}), json!({}), json!({"gone": null})),
-        ];
-        for (before, after, want) in table {
-            assert_eq!(merge_patch(&before, &after), want, "{before} -> {after}");
         }
     }
 }

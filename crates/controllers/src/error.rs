@@ -4,14 +4,45 @@
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Everything that can go wrong in the hub controllers.
+/// Everything that can go wrong in the hub controllers, one variant per action that failed
+/// (the variant name is the `reason` label of the reconcile error metric).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A request to the hub API server failed.
-    #[error("failed to {action}: {source}")]
-    Kube {
-        /// What was being done, such as `read Secret flotilla-cluster/member1`.
-        action: String,
+    /// Writing a Cluster's status failed.
+    #[error("failed to write the status of Cluster {cluster}: {source}")]
+    WriteClusterStatus {
+        /// The Cluster.
+        cluster: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+
+    /// Renewing the heartbeat Lease of a Cluster failed.
+    #[error("failed to renew the heartbeat Lease of Cluster {cluster}: {source}")]
+    RenewHeartbeat {
+        /// The Cluster.
+        cluster: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+
+    /// Writing a Cluster's taints failed.
+    #[error("failed to write the taints of Cluster {cluster}: {source}")]
+    WriteTaints {
+        /// The Cluster.
+        cluster: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+
+    /// Installing or updating a CRD failed.
+    #[error("failed to install CRD {name}: {source}")]
+    InstallCrd {
+        /// The CRD name.
+        name: String,
         /// The client error.
         #[source]
         source: kube::Error,
@@ -38,71 +69,77 @@ pub enum Error {
         seconds: u64,
     },
 
-    /// A client for a member cluster could not be built from its Cluster and Secret. The
-    /// message says what is wrong and how to fix it; it becomes the `Ready` condition's message.
-    #[error("{0}")]
-    MemberClient(String),
-}
-
-/// An error and its sources as one line (`a: b: c`), skipping a source whose text the line
-/// already contains. For condition messages and logs.
-pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        let text = inner.to_string();
-        if !text.is_empty() && !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        source = inner.source();
-    }
-    line
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("{text}")]
-    struct Layer {
-        text: &'static str,
+    /// Creating a namespace failed.
+    #[error("failed to create namespace {namespace}: {source}")]
+    CreateNamespace {
+        /// The namespace.
+        namespace: String,
+        /// The client error.
         #[source]
-        source: Option<Box<Layer>>,
-    }
+        source: kube::Error,
+    },
 
-    fn layers(texts: &[&'static str]) -> Layer {
-        let mut error: Option<Box<Layer>> = None;
-        for text in texts.iter().rev() {
-            error = Some(Box::new(Layer {
-                text,
-                source: error,
-            }));
-        }
-        *error.unwrap_or_else(|| {
-            Box::new(Layer {
-                text: "",
-                source: None,
-            })
-        })
-    }
+    /// Writing a member's credentials Secret failed.
+    #[error("failed to write the credentials Secret of {member}: {source}")]
+    WriteMemberSecret {
+        /// The member.
+        member: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
 
-    #[test]
-    fn chains_join_sources_without_repeating_them() {
-        let table: &[(&[&'static str], &str)] = &[
-            (&["a"], "a"),
-            (
-                &["connect failed", "connection refused"],
-                "connect failed: connection refused",
-            ),
-            (
-                &["client error (Connect)", "Connect", "refused"],
-                "client error (Connect): refused",
-            ),
-        ];
-        for (texts, want) in table {
-            assert_eq!(chain(&layers(texts)), *want);
+    /// Registering a member's Cluster failed.
+    #[error("failed to register Cluster {member}: {source}")]
+    RegisterCluster {
+        /// The member.
+        member: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+
+    /// The controller platform failed (a cache asked for too late, a member client).
+    #[error(transparent)]
+    Platform(#[from] flotilla_runtime::Error),
+}
+
+impl Error {
+    /// The client error, when the failure was a request to an API server.
+    fn kube(&self) -> Option<&kube::Error> {
+        match self {
+            Error::WriteClusterStatus { source, .. }
+            | Error::RenewHeartbeat { source, .. }
+            | Error::WriteTaints { source, .. }
+            | Error::InstallCrd { source, .. }
+            | Error::CreateNamespace { source, .. }
+            | Error::WriteMemberSecret { source, .. }
+            | Error::RegisterCluster { source, .. } => Some(source),
+            _ => None,
         }
     }
 }
+
+impl flotilla_runtime::ReconcileError for Error {
+    fn reason(&self) -> &'static str {
+        match self {
+            Error::WriteClusterStatus { .. } => "WriteClusterStatus",
+            Error::RenewHeartbeat { .. } => "RenewHeartbeat",
+            Error::WriteTaints { .. } => "WriteTaints",
+            Error::InstallCrd { .. } => "InstallCrd",
+            Error::WaitCrd { .. } => "WaitCrd",
+            Error::CrdNotEstablished { .. } => "CrdNotEstablished",
+            Error::CreateNamespace { .. } => "CreateNamespace",
+            Error::WriteMemberSecret { .. } => "WriteMemberSecret",
+            Error::RegisterCluster { .. } => "RegisterCluster",
+            Error::Platform(_) => "Platform",
+        }
+    }
+
+    fn is_conflict(&self) -> bool {
+        self.kube()
+            .is_some_and(flotilla_runtime::error::is_conflict)
+    }
+}
+
+pub use flotilla_runtime::error::chain;

@@ -108,8 +108,8 @@ pub async fn install_crds(client: &Client) -> Result<()> {
         let name = crd.name_any();
         apply(&api, &crd, Fallback::Replace)
             .await
-            .map_err(|source| Error::Kube {
-                action: format!("install CRD {name}"),
+            .map_err(|source| Error::InstallCrd {
+                name: name.clone(),
                 source,
             })?;
     }
@@ -167,8 +167,8 @@ pub async fn register_member(client: &Client, member: &Member) -> Result<()> {
     };
     apply(&namespaces, &ns, Fallback::MergeOwned)
         .await
-        .map_err(|source| Error::Kube {
-            action: format!("create namespace {namespace}"),
+        .map_err(|source| Error::CreateNamespace {
+            namespace: namespace.to_owned(),
             source,
         })?;
 
@@ -194,8 +194,8 @@ pub async fn register_member(client: &Client, member: &Member) -> Result<()> {
     };
     apply(&secrets, &secret, Fallback::Replace)
         .await
-        .map_err(|source| Error::Kube {
-            action: format!("write the credentials Secret of {}", member.name),
+        .map_err(|source| Error::WriteMemberSecret {
+            member: member.name.clone(),
             source,
         })?;
 
@@ -217,8 +217,8 @@ pub async fn register_member(client: &Client, member: &Member) -> Result<()> {
     cluster.metadata.labels = Some(member.labels.clone());
     apply(&clusters, &cluster, Fallback::MergeOwned)
         .await
-        .map_err(|source| Error::Kube {
-            action: format!("register Cluster {}", member.name),
+        .map_err(|source| Error::RegisterCluster {
+            member: member.name.clone(),
             source,
         })?;
     Ok(())

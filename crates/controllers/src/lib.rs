@@ -6,5 +6,6 @@ pub mod cluster;
 pub mod cluster_status;
 pub mod error;
 pub mod fleet;
+pub mod heartbeat;
 
 pub use error::{Error, Result};

@@ -18,14 +18,14 @@ use flotilla_api::{
     keys::taints::{NOT_READY, UNREACHABLE},
 };
 use flotilla_controllers::{cluster, cluster_status};
-use flotilla_testing::TestHub;
+use flotilla_testing::{Controllers, TestHub};
+use futures::FutureExt;
 use k8s_openapi::api::core::v1::Taint;
 use kube::{
     Api, Client, ResourceExt,
     api::{Patch, PatchParams, PostParams},
 };
 use serde_json::json;
-use tokio::task::JoinHandle;
 
 const PERIOD: Duration = Duration::from_millis(200);
 const THRESHOLD: Duration = Duration::from_millis(1500);
@@ -37,39 +37,29 @@ fn init_tracing() {
         .try_init();
 }
 
-/// Aborts the controllers when a test ends, failed or not.
-struct Running(Vec<JoinHandle<()>>);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.0.iter().for_each(JoinHandle::abort);
-    }
-}
-
-fn spawn<F>(task: F) -> JoinHandle<()>
-where
-    F: Future<Output = flotilla_controllers::Result<()>> + Send + 'static,
-{
-    tokio::spawn(async move {
-        if let Err(error) = task.await {
-            panic!("controller failed: {error}");
-        }
-    })
-}
-
 /// The cluster-status controller with a short period and failure threshold, and the cluster
-/// controller.
-fn start_controllers(client: &Client) -> Vec<JoinHandle<()>> {
+/// controller; with the scheduler too when `scheduler` is set.
+fn start_controllers(client: &Client, scheduler: bool) -> Result<Controllers> {
     let options = cluster_status::Options {
         period: PERIOD,
         failure_threshold: THRESHOLD,
         request_timeout: Duration::from_secs(2),
         ..Default::default()
     };
-    vec![
-        spawn(cluster_status::run(client.clone(), options)),
-        spawn(cluster::run(client.clone(), cluster::Options::default())),
-    ]
+    Controllers::start(client, |ctx| {
+        let mut running = vec![
+            cluster_status::controller(ctx, options)?.boxed(),
+            cluster::controller(ctx, cluster::Options::default())?.boxed(),
+        ];
+        if scheduler {
+            let options = flotilla_scheduler::controller::Options {
+                resync: Duration::from_millis(300),
+                ..Default::default()
+            };
+            running.push(flotilla_scheduler::controller::controller(ctx, options)?.boxed());
+        }
+        Ok(running)
+    })
 }
 
 async fn eventually<T, F, Fut>(what: &str, probe: F) -> Result<T>
@@ -145,7 +135,7 @@ async fn a_dead_member_is_tainted_not_ready_and_untainted_when_it_returns() -> R
     let client = hub.client.clone();
     hub.add_member("member1", BTreeMap::new()).await?;
     hub.add_member("member2", BTreeMap::new()).await?;
-    let _running = Running(start_controllers(&client));
+    let _running = start_controllers(&client, false)?;
     let clusters: Api<Cluster> = Api::all(client.clone());
 
     wait_taints(&clusters, "member1", "True", &[]).await?;
@@ -229,7 +219,7 @@ async fn ready_unknown_means_unreachable_and_false_means_not_ready() -> Result<(
     init_tracing();
     let hub = TestHub::start().await?;
     let client = hub.client.clone();
-    let _running = Running(start_controllers(&client));
+    let _running = start_controllers(&client, false)?;
     let clusters: Api<Cluster> = Api::all(client.clone());
     // A Pull cluster: its agent (here, the test) reports Ready; cluster-status leaves it alone.
     let pulled = Cluster::new(
@@ -305,20 +295,7 @@ async fn the_scheduler_keeps_new_bindings_off_a_tainted_member_until_it_recovers
     let client = hub.client.clone();
     hub.add_member("member1", BTreeMap::new()).await?;
     hub.add_member("member2", BTreeMap::new()).await?;
-    let mut tasks = start_controllers(&client);
-    let scheduler = client.clone();
-    tasks.push(spawn(async move {
-        flotilla_scheduler::controller::run(
-            scheduler,
-            flotilla_scheduler::controller::Options {
-                resync: Duration::from_millis(300),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| flotilla_controllers::Error::MemberClient(e.to_string()))
-    }));
-    let _running = Running(tasks);
+    let _running = start_controllers(&client, true)?;
     let clusters: Api<Cluster> = Api::all(client.clone());
     let bindings: Api<ResourceBinding> = Api::namespaced(client.clone(), "default");
 

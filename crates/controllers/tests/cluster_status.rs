@@ -194,7 +194,9 @@ async fn cluster_status_controller_end_to_end() -> Result<()> {
         request_timeout: Duration::from_secs(2),
         ..Default::default()
     };
-    let controller = tokio::spawn(cluster_status::run(hub.clone(), options));
+    let controller = flotilla_testing::Controllers::start(&hub, |ctx| {
+        Ok(vec![Box::pin(cluster_status::controller(ctx, options)?)])
+    })?;
 
     // A registered member becomes Ready with its version and API enablements.
     let member1 = wait_ready(&clusters, "member1", reasons::CLUSTER_READY).await?;
@@ -343,6 +345,6 @@ async fn cluster_status_controller_end_to_end() -> Result<()> {
         Some(reasons::CLUSTER_READY.to_owned())
     );
 
-    controller.abort();
+    controller.stop().await;
     Ok(())
 }

@@ -1,19 +1,94 @@
 //! Command-line interface: flag parsing and dispatch to the libraries. Nothing here decides
 //! anything a library could.
 
-use std::{net::IpAddr, path::PathBuf, process::ExitCode};
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    process::ExitCode,
+    time::Duration,
+};
 
 use anyhow::Context;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
 
 /// Flotilla: a Kubernetes-native multi-cluster control plane.
 #[derive(Debug, Parser)]
 #[command(name = "flotilla", version, about, propagate_version = true)]
 pub struct Cli {
+    /// Log format of long-running commands: text, or json (one JSON object per line, with the
+    /// span fields).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Log formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// How to reach a hub API server, as kubectl takes it.
+#[derive(Clone, Debug, Args)]
+pub struct HubConnection {
+    /// The kubeconfig to use (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (default: its current context).
+    #[arg(long)]
+    pub context: Option<String>,
+}
+
+/// Flags every long-running hub process takes.
+#[derive(Clone, Debug, Args)]
+pub struct ProcessFlags {
+    /// Controllers to run: `*` for all, `-name` to switch one off.
+    #[arg(long, default_value = "*")]
+    pub controllers: String,
+    /// Where /metrics, /healthz and /readyz are served over plain HTTP; `0` disables them.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub metrics_bind_address: String,
+    /// How long a Cluster's status heartbeat may stay silent before its Ready condition turns
+    /// Unknown (a duration such as 40s).
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    pub cluster_monitor_grace_period: Duration,
+    /// How often every Push member is probed (a duration such as 10s).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub cluster_status_update_frequency: Duration,
+}
+
+/// Leader-election flags of `flotilla hub`.
+#[derive(Clone, Debug, Args)]
+pub struct LeaderFlags {
+    /// Take the Lease flotilla-system/flotilla-hub before any controller writes, so only one
+    /// of several hubs is active.
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// How long a standby waits after the leader's last renew before taking over.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub leader_elect_lease_duration: Duration,
+    /// How long the leader keeps trying to renew before it stops.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub leader_elect_renew_deadline: Duration,
+    /// How often candidates try to take, and the leader renews, the Lease.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub leader_elect_retry_period: Duration,
+    /// The Lease's namespace.
+    #[arg(long, default_value = "flotilla-system")]
+    pub leader_elect_resource_namespace: String,
+    /// The Lease's name.
+    #[arg(long, default_value = "flotilla-hub")]
+    pub leader_elect_resource_name: String,
+    /// This process's holderIdentity (default: host name and process id).
+    #[arg(long)]
+    pub identity: Option<String>,
 }
 
 /// The subcommands.
@@ -43,21 +118,34 @@ pub enum Command {
         /// Keep all state in memory instead of under --data-dir.
         #[arg(long)]
         in_memory: bool,
-        /// Controllers to run: `*` for all, `-name` to switch one off.
-        #[arg(long, default_value = "*")]
-        controllers: String,
+        /// The hub process's flags.
+        #[command(flatten)]
+        process: ProcessFlags,
     },
     /// Run the hub's controllers against an existing hub API server.
     Hub {
-        /// Controllers to run: `*` for all, `-name` to switch one off.
-        #[arg(long, default_value = "*")]
-        controllers: String,
+        /// The hub API server.
+        #[command(flatten)]
+        connection: HubConnection,
+        /// The hub process's flags.
+        #[command(flatten)]
+        process: ProcessFlags,
+        /// Leader election.
+        #[command(flatten)]
+        leader: LeaderFlags,
         /// Also install or update the Flotilla CRDs first.
         #[arg(long)]
         install_crds: bool,
     },
-    /// Run the scheduler controller against a hub (KUBECONFIG or in-cluster config).
-    Scheduler,
+    /// Run the scheduler controller alone against a hub.
+    Scheduler {
+        /// The hub API server.
+        #[command(flatten)]
+        connection: HubConnection,
+        /// Where /metrics, /healthz and /readyz are served over plain HTTP; `0` disables them.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        metrics_bind_address: String,
+    },
     /// Show where the scheduler would place a binding, without a server. FILE is a YAML stream
     /// of Cluster objects (with status) and one ResourceBinding or ClusterResourceBinding.
     Schedule {
@@ -91,10 +179,86 @@ pub enum Command {
     },
 }
 
+/// Parses a duration such as `40s`, `1m30s` or `500ms`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not a duration such as 40s, 1m30s or 500ms: {e}"))
+}
+
+/// Parses `--metrics-bind-address`: `0` (or empty) disables the endpoint.
+fn metrics_address(text: &str) -> anyhow::Result<Option<SocketAddr>> {
+    let text = text.trim();
+    if text.is_empty() || text == "0" {
+        return Ok(None);
+    }
+    text.parse().map(Some).with_context(|| {
+        format!("--metrics-bind-address {text:?} is not an address such as 127.0.0.1:8080, or 0")
+    })
+}
+
+impl ProcessFlags {
+    /// The hub options these flags describe.
+    fn hub_options(&self) -> anyhow::Result<crate::hub::HubOptions> {
+        let mut controller_options = crate::controllers::Options::default();
+        controller_options.cluster.grace_period = self.cluster_monitor_grace_period;
+        controller_options.cluster_status.period = self.cluster_status_update_frequency;
+        controller_options.cluster_status.heartbeat_duration = self.cluster_monitor_grace_period;
+        Ok(crate::hub::HubOptions {
+            metrics_bind_address: metrics_address(&self.metrics_bind_address)?,
+            leader_election: None,
+            controllers: crate::controllers::select(&self.controllers)?,
+            controller_options,
+        })
+    }
+}
+
+impl LeaderFlags {
+    fn lease(&self) -> Option<flotilla_runtime::leader::LeaseOptions> {
+        if !self.leader_elect {
+            return None;
+        }
+        let identity = self
+            .identity
+            .clone()
+            .unwrap_or_else(crate::hub::default_identity);
+        let mut lease = flotilla_runtime::leader::LeaseOptions::new(
+            &self.leader_elect_resource_namespace,
+            &self.leader_elect_resource_name,
+            identity,
+        );
+        lease.lease_duration = self.leader_elect_lease_duration;
+        lease.renew_deadline = self.leader_elect_renew_deadline;
+        lease.retry_period = self.leader_elect_retry_period;
+        Some(lease)
+    }
+}
+
+impl HubConnection {
+    /// The client configuration: `--kubeconfig` and `--context` as kubectl reads them, else
+    /// KUBECONFIG, ~/.kube/config or the in-cluster service account.
+    async fn config(&self) -> anyhow::Result<kube::Config> {
+        use kube::config::{KubeConfigOptions, Kubeconfig};
+        let options = KubeConfigOptions {
+            context: self.context.clone(),
+            ..Default::default()
+        };
+        let config = match (&self.kubeconfig, &self.context) {
+            (Some(path), _) => {
+                let kubeconfig = Kubeconfig::read_from(path)
+                    .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+                kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?
+            }
+            (None, Some(_)) => kube::Config::from_kubeconfig(&options).await?,
+            (None, None) => kube::Config::infer().await?,
+        };
+        Ok(config)
+    }
+}
+
 /// Parses the arguments, runs the command and turns its outcome into an exit code.
 pub fn main() -> ExitCode {
-    init_tracing();
     let cli = Cli::parse();
+    crate::logs::init(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -108,19 +272,10 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            tracing::error!("{error:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_tracing() {
-    use tracing_subscriber::{EnvFilter, fmt};
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 /// Runs one command.
@@ -134,7 +289,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             bind_address,
             port,
             in_memory,
-            controllers,
+            process,
         } => {
             let options = crate::up::UpOptions {
                 data_dir,
@@ -142,16 +297,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bind_address,
                 port,
                 in_memory,
-                controllers,
+                hub: process.hub_options()?,
+                log_format: cli.log_format,
             };
-            crate::up::up(options).await?;
+            let stop = CancellationToken::new();
+            crate::hub::stop_on_signals(stop.clone());
+            crate::up::up(options, stop).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Hub {
-            controllers,
+            connection,
+            process,
+            leader,
             install_crds,
-        } => hub(&controllers, install_crds).await,
-        Command::Scheduler => hub("scheduler", false).await,
+        } => {
+            let mut options = process.hub_options()?;
+            options.leader_election = leader.lease();
+            hub(&connection, options, install_crds).await
+        }
+        Command::Scheduler {
+            connection,
+            metrics_bind_address,
+        } => {
+            let options = crate::hub::HubOptions {
+                metrics_bind_address: metrics_address(&metrics_bind_address)?,
+                leader_election: None,
+                controllers: crate::controllers::select("scheduler")?,
+                controller_options: Default::default(),
+            };
+            hub(&connection, options, false).await
+        }
         Command::Schedule { file, output } => schedule(&file, &output),
         Command::Apiserver {
             data_dir,
@@ -171,19 +346,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Runs the named controllers against the hub in KUBECONFIG (or in-cluster) until ctrl-c.
-async fn hub(controllers: &str, install_crds: bool) -> anyhow::Result<ExitCode> {
-    let controllers = crate::controllers::select(controllers)?;
-    let client = kube::Client::try_default()
-        .await
-        .context("connecting to the hub")?;
+/// Runs the hub process against an existing hub API server until SIGTERM or ctrl-c.
+async fn hub(
+    connection: &HubConnection,
+    options: crate::hub::HubOptions,
+    install_crds: bool,
+) -> anyhow::Result<ExitCode> {
+    let config = connection.config().await.context("connecting to the hub")?;
     if install_crds {
+        let client = kube::Client::try_from(config.clone()).context("connecting to the hub")?;
         flotilla_controllers::fleet::install_crds(&client).await?;
     }
-    tokio::select! {
-        result = crate::controllers::run(client, &controllers) => result?,
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    let stop = CancellationToken::new();
+    crate::hub::stop_on_signals(stop.clone());
+    crate::hub::run(config, options, stop).await?;
     Ok(ExitCode::SUCCESS)
 }
 

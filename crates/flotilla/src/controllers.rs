@@ -1,51 +1,64 @@
 //! The hub's controllers, registered in one table so they can be switched on and off by name
-//! (`--controllers=*,-scheduler`, as Karmada's controller-manager does).
+//! (`--controllers=*,-scheduler`, as Karmada's controller-manager does). Each entry builds its
+//! controller from the one shared [`Context`]; [`run`] starts the shared caches once every
+//! selected controller has subscribed, and returns when they have all stopped.
 
-use anyhow::{Context, bail};
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use flotilla_runtime::Context;
 use futures::{FutureExt, future::BoxFuture};
-use kube::Client;
+
+/// Settings of the controllers, from the command line.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// The cluster-status controller's settings.
+    pub cluster_status: flotilla_controllers::cluster_status::Options,
+    /// The cluster controller's settings.
+    pub cluster: flotilla_controllers::cluster::Options,
+    /// The scheduler's settings.
+    pub scheduler: flotilla_scheduler::controller::Options,
+}
+
+type Build = fn(&Arc<Context>, &Options) -> anyhow::Result<BoxFuture<'static, ()>>;
 
 /// One controller the hub can run.
+#[derive(Debug)]
 pub struct Controller {
     /// The name used in `--controllers`.
     pub name: &'static str,
-    /// Runs the controller until it fails or the process stops.
-    pub run: fn(Client) -> BoxFuture<'static, anyhow::Result<()>>,
+    /// Builds the controller (subscribing to the shared caches) and returns the future that
+    /// runs it until the context stops.
+    pub build: Build,
 }
 
 /// Every controller the hub runs, in start order.
 pub const ALL: &[Controller] = &[
     Controller {
         name: "cluster-status",
-        run: |client| {
-            async move {
-                flotilla_controllers::cluster_status::run(client, Default::default())
-                    .await
-                    .context("cluster-status")
-            }
-            .boxed()
+        build: |ctx, options| {
+            let run = flotilla_controllers::cluster_status::controller(
+                ctx,
+                options.cluster_status.clone(),
+            )
+            .context("cluster-status")?;
+            Ok(run.boxed())
         },
     },
     Controller {
         name: "cluster",
-        run: |client| {
-            async move {
-                flotilla_controllers::cluster::run(client, Default::default())
-                    .await
-                    .context("cluster")
-            }
-            .boxed()
+        build: |ctx, options| {
+            let run = flotilla_controllers::cluster::controller(ctx, options.cluster.clone())
+                .context("cluster")?;
+            Ok(run.boxed())
         },
     },
     Controller {
         name: "scheduler",
-        run: |client| {
-            async move {
-                flotilla_scheduler::controller::run(client, Default::default())
-                    .await
-                    .context("scheduler")
-            }
-            .boxed()
+        build: |ctx, options| {
+            let run = flotilla_scheduler::controller::controller(ctx, options.scheduler.clone())
+                .context("scheduler")?;
+            Ok(run.boxed())
         },
     },
 ];
@@ -83,21 +96,24 @@ pub fn select(list: &str) -> anyhow::Result<Vec<&'static Controller>> {
     Ok(ALL.iter().filter(|c| enabled.contains(&c.name)).collect())
 }
 
-/// Runs the selected controllers until one of them fails.
+/// Builds the selected controllers on `ctx`, starts the shared caches and runs the controllers
+/// until the context stops; returns once every in-flight reconcile has finished.
 ///
 /// # Errors
 ///
-/// The first controller error.
-pub async fn run(client: Client, controllers: &[&'static Controller]) -> anyhow::Result<()> {
-    if controllers.is_empty() {
-        return futures::future::pending().await;
+/// When a controller cannot be built.
+pub async fn run(
+    ctx: &Arc<Context>,
+    controllers: &[&'static Controller],
+    options: &Options,
+) -> anyhow::Result<()> {
+    let mut running = Vec::with_capacity(controllers.len());
+    for controller in controllers {
+        running.push((controller.build)(ctx, options)?);
     }
-    let tasks = controllers.iter().map(|c| {
-        tracing::info!(controller = c.name, "Starting controller");
-        (c.run)(client.clone())
-    });
-    let (result, _, _) = futures::future::select_all(tasks).await;
-    result
+    ctx.start();
+    futures::future::join_all(running).await;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 pub mod cli;
 pub mod controllers;
 pub mod crds;
+pub mod hub;
+pub mod logs;
 pub mod manifests;
 pub mod output;
 pub mod up;

@@ -6,6 +6,8 @@
 use std::{collections::BTreeMap, net::IpAddr, path::PathBuf};
 
 use anyhow::Context;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use tokio_util::sync::CancellationToken;
 
 use flotilla_controllers::fleet::{self, Member};
 
@@ -22,8 +24,10 @@ pub struct UpOptions {
     pub port: u16,
     /// Keep everything in memory.
     pub in_memory: bool,
-    /// The `--controllers` list.
-    pub controllers: String,
+    /// How the hub process runs (controllers, metrics endpoint).
+    pub hub: crate::hub::HubOptions,
+    /// How the banner is printed: plain lines, or log lines in JSON mode.
+    pub log_format: crate::cli::LogFormat,
 }
 
 /// The name of the `index`-th member (1-based).
@@ -43,6 +47,7 @@ pub struct Fleet {
     /// The member cluster names.
     pub members: Vec<String>,
     controllers: tokio::task::JoinHandle<anyhow::Result<()>>,
+    stop: CancellationToken,
 }
 
 impl Fleet {
@@ -53,7 +58,6 @@ impl Fleet {
     ///
     /// When the API server cannot start or the hub cannot be set up.
     pub async fn start(options: UpOptions) -> anyhow::Result<Fleet> {
-        let controllers = crate::controllers::select(&options.controllers)?;
         let config = flotilla_apiserver::Config {
             data_dir: options.data_dir.clone(),
             bind_address: options.bind_address,
@@ -89,48 +93,74 @@ impl Fleet {
             fleet::register_member(&hub, &member).await?;
             members.push(name);
         }
-        let client = hub.clone();
-        let controllers =
-            tokio::spawn(async move { crate::controllers::run(client, &controllers).await });
+        let kubeconfig = Kubeconfig::read_from(server.kubeconfig_path())
+            .context("reading the hub kubeconfig")?;
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .context("reading the hub kubeconfig")?;
+        let stop = CancellationToken::new();
+        let controllers = tokio::spawn(crate::hub::run(config, options.hub, stop.clone()));
         Ok(Fleet {
             server,
             hub,
             members,
             controllers,
+            stop,
         })
     }
 
-    /// Stops the controllers and the API server.
+    /// Stops the controllers (in-flight reconciles finish) and then the API server.
     pub async fn stop(self) {
-        self.controllers.abort();
+        self.stop.cancel();
         let _ = self.controllers.await;
         self.server.shutdown().await;
     }
 }
 
-/// Starts the hub and fleet and runs until ctrl-c or until a controller fails.
+/// Starts the hub and fleet and runs until `stop` is cancelled (SIGTERM or ctrl-c) or the
+/// hub fails.
 ///
 /// # Errors
 ///
 /// When the API server cannot start, the hub cannot be set up or a controller fails.
-pub async fn up(options: UpOptions) -> anyhow::Result<()> {
+pub async fn up(options: UpOptions, stop: CancellationToken) -> anyhow::Result<()> {
+    let json = options.log_format == crate::cli::LogFormat::Json;
     let mut fleet = Fleet::start(options).await?;
-    println!("Flotilla hub is up at {}", fleet.server.url());
-    println!(
-        "  export KUBECONFIG={}",
-        fleet.server.kubeconfig_path().display()
-    );
-    println!("  kubectl get clusters");
+    let mut lines = vec![
+        format!("Flotilla hub is up at {}", fleet.server.url()),
+        format!(
+            "  export KUBECONFIG={}",
+            fleet.server.kubeconfig_path().display()
+        ),
+        "  kubectl get clusters".to_owned(),
+    ];
     for member in &fleet.members {
-        println!("  kubectl --context {member} get namespaces");
+        lines.push(format!("  kubectl --context {member} get namespaces"));
     }
-    println!("Press ctrl-c to stop.");
+    lines.push("Press ctrl-c to stop.".to_owned());
+    if json {
+        for line in &lines {
+            tracing::info!("{}", line.trim());
+        }
+    } else {
+        let mut out = crate::output::Output::stdout();
+        for line in &lines {
+            out.println(line)?;
+        }
+    }
     let outcome = tokio::select! {
         joined = &mut fleet.controllers => match joined {
             Ok(result) => result,
             Err(error) => Err(anyhow::anyhow!("controllers stopped: {error}")),
         },
-        _ = tokio::signal::ctrl_c() => Ok(()),
+        () = stop.cancelled() => {
+            fleet.stop.cancel();
+            match (&mut fleet.controllers).await {
+                Ok(result) => result,
+                Err(error) => Err(anyhow::anyhow!("controllers stopped: {error}")),
+            }
+        }
     };
     fleet.server.shutdown().await;
     outcome

@@ -40,7 +40,9 @@ impl ServerSideApply {
         match apply.await {
             Ok(applied) => Ok(Some(applied)),
             Err(kube::Error::Api(status)) if status.code == 415 => {
-                tracing::warn!(
+                // Expected on an API server without apply (the embedded one today); nothing
+                // for an operator to act on.
+                tracing::debug!(
                     "the API server does not support server-side apply; using merge patches"
                 );
                 self.supported.store(false, Ordering::Relaxed);

@@ -2,17 +2,17 @@
 //! (kube-rs issue 1916): each object waits longer after each consecutive failure, and starts
 //! over after a success. Owns only the failure counts; it never decides what failed.
 
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::{borrow::Borrow, collections::HashMap, hash::Hash, sync::Mutex, time::Duration};
 
-/// Failure counts per object key (such as `namespace/name`), and the delays they give.
+/// Failure counts per object key (such as an `ObjectRef`), and the delays they give.
 #[derive(Debug)]
-pub struct Backoff {
+pub struct Backoff<Key = String> {
     base: Duration,
     max: Duration,
-    failures: Mutex<HashMap<String, u32>>,
+    failures: Mutex<HashMap<Key, u32>>,
 }
 
-impl Backoff {
+impl<Key: Eq + Hash + Clone> Backoff<Key> {
     /// Waits `base` after a first failure, doubling per further failure, never more than `max`.
     pub fn new(base: Duration, max: Duration) -> Self {
         Self {
@@ -23,7 +23,11 @@ impl Backoff {
     }
 
     /// Records one more failure of `key` and returns how long to wait before retrying it.
-    pub fn failed(&self, key: &str) -> Duration {
+    pub fn failed<Q>(&self, key: &Q) -> Duration
+    where
+        Key: Borrow<Q>,
+        Q: Eq + Hash + ToOwned<Owned = Key> + ?Sized,
+    {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let n = failures.entry(key.to_owned()).or_default();
         *n = n.saturating_add(1);
@@ -32,7 +36,11 @@ impl Backoff {
     }
 
     /// Forgets `key`'s failures, after a success or when the object is gone.
-    pub fn reset(&self, key: &str) {
+    pub fn reset<Q>(&self, key: &Q)
+    where
+        Key: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
         self.failures
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -41,7 +49,7 @@ impl Backoff {
 
     /// Forgets the failures of every key `keep` rejects, so objects that no longer exist do not
     /// hold memory.
-    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+    pub fn retain(&self, keep: impl Fn(&Key) -> bool) {
         self.failures
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -49,7 +57,11 @@ impl Backoff {
     }
 
     /// How many consecutive failures `key` has had.
-    pub fn failures(&self, key: &str) -> u32 {
+    pub fn failures<Q>(&self, key: &Q) -> u32
+    where
+        Key: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
         self.failures
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -65,7 +77,7 @@ mod tests {
 
     #[test]
     fn delays_double_per_failure_up_to_the_cap_and_reset_on_success() {
-        let backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
+        let backoff: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
         let delays: Vec<Duration> = (0..6).map(|_| backoff.failed("ns/a")).collect();
         let millis: Vec<u128> = delays.iter().map(Duration::as_millis).collect();
         assert_eq!(millis, [500, 1000, 2000, 4000, 5000, 5000]);
@@ -78,7 +90,7 @@ mod tests {
 
     #[test]
     fn many_failures_never_overflow() {
-        let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
+        let backoff: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
         for _ in 0..100 {
             assert!(backoff.failed("x") <= Duration::from_secs(300));
         }
@@ -87,7 +99,7 @@ mod tests {
 
     #[test]
     fn retain_drops_keys_of_objects_that_are_gone() {
-        let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(10));
+        let backoff: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(10));
         backoff.failed("kept");
         backoff.failed("gone");
         backoff.retain(|key| key == "kept");

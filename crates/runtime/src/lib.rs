@@ -1,8 +1,22 @@
-//! Shared controller plumbing: what every Flotilla controller needs around kube-runtime and
-//! kube-runtime does not provide. Holds no controller logic and speaks to no API server.
+//! The platform every Flotilla controller stands on: one [`Runner`], shared caches
+//! ([`cache`]), member clients ([`members`]), per-object [`Backoff`], metrics ([`metrics`]),
+//! the health and metrics endpoint ([`health`]), leader election ([`leader`]) and graceful
+//! shutdown, handed to controllers through one [`Context`]. Holds no controller logic.
 
 pub mod apply;
 pub mod backoff;
+pub mod cache;
+pub mod context;
+pub mod error;
+pub mod health;
+pub mod leader;
+pub mod members;
+pub mod metrics;
+pub mod runner;
+pub mod status;
 
 pub use apply::ServerSideApply;
 pub use backoff::Backoff;
+pub use context::{Context, ContextOptions};
+pub use error::{Error, Result};
+pub use runner::{ReconcileError, Runner, Settings};

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use flotilla_api::{Cluster, ResourceBinding, conditions};
-use flotilla_scheduler::controller::{Options, run};
+use flotilla_scheduler::controller::{Options, controller};
 use flotilla_testing::{
     TestHub,
     fixtures::{BindingBuilder, ClusterBuilder},
@@ -81,13 +81,13 @@ async fn main() -> Result<()> {
     println!("created {n} ResourceBindings in {:.2?}", created.elapsed());
 
     let start = Instant::now();
-    let scheduler = tokio::spawn(run(
-        client.clone(),
-        Options {
-            concurrency: 32,
-            ..Options::default()
-        },
-    ));
+    let options = Options {
+        concurrency: 32,
+        ..Options::default()
+    };
+    let scheduler = flotilla_testing::Controllers::start(&client, |ctx| {
+        Ok(vec![Box::pin(controller(ctx, options)?)])
+    })?;
     loop {
         let list = rbs.list(&ListParams::default()).await?;
         let done =
@@ -114,7 +114,7 @@ async fn main() -> Result<()> {
         elapsed.as_secs_f64(),
         n as f64 / elapsed.as_secs_f64()
     );
-    scheduler.abort();
+    scheduler.stop().await;
     hub.server.shutdown().await;
     Ok(())
 }

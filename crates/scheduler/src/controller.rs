@@ -7,6 +7,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     fmt::Debug,
+    future::Future,
     hash::{Hash, Hasher},
     sync::{
         Arc, Mutex,
@@ -22,23 +23,24 @@ use flotilla_api::{
     policy::ReplicaSchedulingType,
     work::{ResourceBindingSpec, ResourceBindingStatus},
 };
-use flotilla_runtime::{Backoff, ServerSideApply};
+use flotilla_runtime::{
+    Context as Platform, ReconcileError, Runner, ServerSideApply, Settings,
+    status::{self, StatusWrite},
+};
 use futures::{StreamExt, future};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{Patch, PatchParams},
     runtime::{
-        Controller, WatchStreamExt,
-        controller::{self, Action},
+        controller::Action,
         events::{Event, EventType, Recorder, Reporter},
-        reflector::{self, Store},
-        watcher,
+        reflector::Store,
     },
 };
 use serde::{Serialize, de::DeserializeOwned};
-use serde_json::json;
-use tracing::{Instrument, debug, info, info_span, warn};
+use serde_json::{Value, json};
+use tracing::{debug, info, warn};
 
 use crate::{
     algorithm::{ScheduleInput, schedule},
@@ -57,8 +59,6 @@ pub struct Options {
     pub concurrency: u16,
     /// How often a binding is looked at again after a successful pass.
     pub resync: Duration,
-    /// Longest wait after repeated failures.
-    pub max_backoff: Duration,
     /// The name events are reported under.
     pub reporter: String,
     /// The reporting instance of events (such as the pod name); the hostname when `None`.
@@ -70,7 +70,6 @@ impl Default for Options {
         Self {
             concurrency: 8,
             resync: Duration::from_secs(300),
-            max_backoff: Duration::from_secs(300),
             reporter: SCHEDULER.to_owned(),
             instance: None,
         }
@@ -270,22 +269,13 @@ fn relevance(cluster: &Cluster) -> u64 {
     hasher.finish()
 }
 
+/// The scheduler's own state beside the shared context.
 struct Context {
     client: Client,
     fleet: Arc<Fleet>,
     recorder: Recorder,
-    backoff: Backoff,
     options: Options,
     apply: ServerSideApply,
-}
-
-fn key_of<K: Binding>(binding: &K) -> String {
-    format!(
-        "{}/{}/{}",
-        K::kind(&()),
-        binding.namespace().unwrap_or_default(),
-        binding.name_any()
-    )
 }
 
 fn now() -> Time {
@@ -293,14 +283,7 @@ fn now() -> Time {
 }
 
 async fn reconcile<K: Binding>(binding: Arc<K>, ctx: Arc<Context>) -> Result<Action> {
-    let span = info_span!("schedule", kind = %K::kind(&()), name = %binding.name_any(), namespace = binding.namespace().unwrap_or_default());
-    async move {
-        let action = reconcile_inner(binding.as_ref(), &ctx).await?;
-        ctx.backoff.reset(&key_of(binding.as_ref()));
-        Ok(action)
-    }
-    .instrument(span)
-    .await
+    reconcile_inner(binding.as_ref(), &ctx).await
 }
 
 async fn reconcile_inner<K: Binding>(binding: &K, ctx: &Context) -> Result<Action> {
@@ -329,8 +312,8 @@ async fn reconcile_inner<K: Binding>(binding: &K, ctx: &Context) -> Result<Actio
             let patch = json!({"status": {"schedulerObservedGeneration": generation}});
             api.patch_status(&name, &merge_params(), &Patch::Merge(&patch))
                 .await
-                .map_err(|source| Error::Kube {
-                    action: format!("patch status of {name}"),
+                .map_err(|source| Error::WriteStatus {
+                    binding: name.clone(),
                     source,
                 })?;
         }
@@ -356,7 +339,7 @@ async fn reconcile_inner<K: Binding>(binding: &K, ctx: &Context) -> Result<Actio
                     match apply_spec(ctx, &api, &name, resource_version.as_deref(), &patch).await {
                         Ok(updated) => updated,
                         Err(error) => {
-                            report_scheduler_error(binding, &api, &error).await;
+                            report_scheduler_error(ctx, binding, &api, &error).await;
                             return Err(error);
                         }
                     };
@@ -385,7 +368,7 @@ async fn reconcile_inner<K: Binding>(binding: &K, ctx: &Context) -> Result<Actio
                 ),
                 now(),
             );
-            write_status(&api, &name, resource_version, &status, &next).await?;
+            write_status(ctx, &api, binding, resource_version, &status, &next).await?;
             Ok(Action::requeue(ctx.options.resync))
         }
         Err(error) if error.is_user_fixable() => {
@@ -404,8 +387,9 @@ async fn reconcile_inner<K: Binding>(binding: &K, ctx: &Context) -> Result<Actio
                 now(),
             );
             write_status(
+                ctx,
                 &api,
-                &name,
+                binding,
                 binding.meta().resource_version.clone(),
                 &status,
                 &next,
@@ -433,13 +417,13 @@ async fn reconcile_inner<K: Binding>(binding: &K, ctx: &Context) -> Result<Actio
 
 /// Best effort: records a failed write as `Scheduled=False, SchedulerError` (a conflict is not
 /// an error worth reporting: the next pass starts from the newer object).
-async fn report_scheduler_error<K: Binding>(binding: &K, api: &Api<K>, error: &Error) {
-    if let Error::Kube {
-        source: kube::Error::Api(status),
-        ..
-    } = error
-        && status.code == 409
-    {
+async fn report_scheduler_error<K: Binding>(
+    ctx: &Context,
+    binding: &K,
+    api: &Api<K>,
+    error: &Error,
+) {
+    if error.is_conflict() {
         return;
     }
     let status = binding.binding_status().cloned().unwrap_or_default();
@@ -455,10 +439,10 @@ async fn report_scheduler_error<K: Binding>(binding: &K, api: &Api<K>, error: &E
         ),
         now(),
     );
-    let name = binding.name_any();
     if let Err(e) = write_status(
+        ctx,
         api,
-        &name,
+        binding,
         binding.meta().resource_version.clone(),
         &status,
         &next,
@@ -479,8 +463,8 @@ async fn apply_spec<K: Binding>(
     resource_version: Option<&str>,
     patch: &serde_json::Value,
 ) -> Result<K> {
-    let failed = |source| Error::Kube {
-        action: format!("write spec.clusters of {name}"),
+    let failed = |source| Error::WriteSpec {
+        binding: name.to_owned(),
         source,
     };
     let applied = ctx
@@ -527,11 +511,40 @@ fn merge_params() -> PatchParams {
     }
 }
 
-/// Writes the scheduler's status fields when they differ, guarded by `resourceVersion` so a
-/// concurrent writer's conditions are never overwritten.
+/// The status fields the scheduler owns, with only its own condition, for server-side apply.
+fn owned_status(status: &ResourceBindingStatus) -> Value {
+    let mut owned = serde_json::Map::new();
+    let fields = [
+        (
+            "schedulerObservedGeneration",
+            json!(status.scheduler_observed_generation),
+        ),
+        (
+            "schedulerObservingAffinityName",
+            json!(status.scheduler_observing_affinity_name),
+        ),
+        ("lastScheduledTime", json!(status.last_scheduled_time)),
+        (
+            "conditions",
+            json!(status::owned(&status.conditions, &[SCHEDULED])),
+        ),
+    ];
+    for (field, value) in fields {
+        if !value.is_null() {
+            owned.insert(field.to_owned(), value);
+        }
+    }
+    Value::Object(owned)
+}
+
+/// Writes the scheduler's status fields when they differ: server-side apply of only what the
+/// scheduler owns (its fields and its `Scheduled` condition), or a merge patch guarded by
+/// `resourceVersion` where apply is not supported, so another writer's conditions are never
+/// overwritten.
 async fn write_status<K: Binding>(
+    ctx: &Context,
     api: &Api<K>,
-    name: &str,
+    binding: &K,
     resource_version: Option<String>,
     before: &ResourceBindingStatus,
     after: &ResourceBindingStatus,
@@ -539,128 +552,121 @@ async fn write_status<K: Binding>(
     if before == after {
         return Ok(());
     }
-    let patch = json!({
-        "metadata": {"resourceVersion": resource_version},
-        "status": {
-            "schedulerObservedGeneration": after.scheduler_observed_generation,
-            "schedulerObservingAffinityName": after.scheduler_observing_affinity_name,
-            "lastScheduledTime": after.last_scheduled_time,
-            "conditions": after.conditions,
-        },
-    });
-    api.patch_status(name, &merge_params(), &Patch::Merge(&patch))
+    let name = binding.name_any();
+    let failed = |source| Error::WriteStatus {
+        binding: name.clone(),
+        source,
+    };
+    let to_json = |s: &ResourceBindingStatus| {
+        serde_json::to_value(s).map_err(|e| failed(kube::Error::SerdeError(e)))
+    };
+    let mut read = binding.clone();
+    read.meta_mut().resource_version = resource_version;
+    let write = StatusWrite {
+        field_manager: SCHEDULER,
+        owned: owned_status(after),
+        before: to_json(before)?,
+        after: to_json(after)?,
+    };
+    status::write(api, &read, &ctx.apply, write)
         .await
-        .map_err(|source| Error::Kube {
-            action: format!("patch status of {name}"),
-            source,
-        })?;
-    Ok(())
+        .map_err(failed)
 }
 
-fn error_policy<K: Binding>(binding: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.backoff.failed(&key_of(binding.as_ref()));
-    warn!(%error, name = %binding.name_any(), retry_in = ?delay, "scheduling pass failed");
-    Action::requeue(delay)
-}
-
-/// Runs the scheduler until the watches end (they retry forever, so in practice until the task
-/// is dropped): one controller for ResourceBindings, one for ClusterResourceBindings, both
-/// re-evaluating every binding when a Cluster changes in a way that matters for placement.
-pub async fn run(client: Client, options: Options) -> Result<()> {
-    let (store, writer) = reflector::store::<Cluster>();
+/// Builds the scheduler: one runner for ResourceBindings and one for
+/// ClusterResourceBindings over the shared caches, both re-evaluating every binding when a
+/// Cluster changes in a way that matters for placement.
+///
+/// # Errors
+///
+/// When the shared caches already started.
+pub fn controller(
+    platform: &Arc<Platform>,
+    options: Options,
+) -> Result<impl Future<Output = ()> + Send + use<>> {
+    let clusters = platform.caches().get::<Cluster>()?;
     let fleet = Arc::new(Fleet {
-        store,
+        store: clusters.store(),
         generation: AtomicU64::new(0),
         cached: Mutex::new(None),
     });
     let (trigger, _) = tokio::sync::watch::channel(0u64);
     let trigger = Arc::new(trigger);
 
-    let clusters = {
+    // Every Cluster change refreshes the snapshot; only placement-relevant ones re-evaluate
+    // the bindings.
+    let fleet_changes = {
         let fleet = fleet.clone();
         let trigger = trigger.clone();
         let mut seen: HashMap<String, u64> = HashMap::new();
-        reflector::reflector(
-            writer,
-            watcher(
-                Api::<Cluster>::all(client.clone()),
-                watcher::Config::default(),
-            ),
-        )
-        .default_backoff()
-        .for_each(move |event| {
-            match event {
-                Ok(event) => {
-                    fleet.generation.fetch_add(1, Ordering::AcqRel);
-                    let mut relevant = false;
-                    match &event {
-                        watcher::Event::Apply(c) | watcher::Event::InitApply(c) => {
-                            relevant =
-                                seen.insert(c.name_any(), relevance(c)) != Some(relevance(c));
-                        }
-                        watcher::Event::Delete(c) => {
-                            seen.remove(&c.name_any());
-                            relevant = true;
-                        }
-                        watcher::Event::InitDone => relevant = true,
-                        watcher::Event::Init => {}
+        let changed = clusters.subscribe()?.map(Some);
+        let gone = futures::stream::unfold(clusters.gone(), |mut gone| async move {
+            let _ = gone.recv().await.ok()?;
+            Some((None, gone))
+        });
+        let stop = platform.stop().clone();
+        futures::stream::select(changed, gone)
+            .take_until(async move { stop.cancelled().await })
+            .for_each(move |change| {
+                fleet.generation.fetch_add(1, Ordering::AcqRel);
+                let relevant = match change {
+                    Some(cluster) => {
+                        let hash = relevance(&cluster);
+                        seen.insert(cluster.name_any(), hash) != Some(hash)
                     }
-                    if relevant && !matches!(event, watcher::Event::InitApply(_)) {
-                        trigger.send_modify(|g| *g += 1);
+                    None => {
+                        seen.retain(|name, _| {
+                            fleet
+                                .store
+                                .get(&kube::runtime::reflector::ObjectRef::new(name))
+                                .is_some()
+                        });
+                        true
                     }
+                };
+                if relevant {
+                    trigger.send_modify(|g| *g += 1);
                 }
-                Err(error) => warn!(%error, "watching Clusters failed; retrying"),
-            }
-            future::ready(())
-        })
+                future::ready(())
+            })
     };
 
     let recorder = Recorder::new(
-        client.clone(),
+        platform.client().clone(),
         Reporter {
             controller: options.reporter.clone(),
             instance: options.instance.clone(),
         },
     );
+    let settings = Settings::new(options.concurrency);
     let ctx = Arc::new(Context {
-        client: client.clone(),
+        client: platform.client().clone(),
         fleet,
         recorder,
-        backoff: Backoff::new(Duration::from_secs(1), options.max_backoff),
         options,
         apply: ServerSideApply::default(),
     });
-    let rb = run_kind::<ResourceBinding>(client.clone(), ctx.clone(), trigger.subscribe());
-    let crb = run_kind::<ClusterResourceBinding>(client, ctx, trigger.subscribe());
-    info!("scheduler started");
-    tokio::select! {
-        () = clusters => {},
-        _ = future::join(rb, crb) => {},
-    }
-    Ok(())
-}
-
-async fn run_kind<K: Binding>(
-    client: Client,
-    ctx: Arc<Context>,
-    trigger: tokio::sync::watch::Receiver<u64>,
-) {
-    let fleet_changes = futures::stream::unfold(trigger, |mut rx| async move {
-        rx.changed().await.ok()?;
-        Some(((), rx))
-    });
-    let concurrency = ctx.options.concurrency;
-    Controller::new(K::api_all(client), watcher::Config::default())
-        .reconcile_all_on(fleet_changes)
-        .with_config(controller::Config::default().concurrency(concurrency))
-        .run(reconcile::<K>, error_policy::<K>, ctx)
-        .for_each(|result| {
-            if let Err(error) = result {
-                debug!(%error, "reconcile error");
-            }
-            future::ready(())
+    let on_fleet_change = |trigger: &tokio::sync::watch::Sender<u64>| {
+        futures::stream::unfold(trigger.subscribe(), |mut rx| async move {
+            rx.changed().await.ok()?;
+            Some(((), rx))
         })
-        .await;
+    };
+    let rb =
+        Runner::<ResourceBinding>::new(platform, "scheduler-resourcebinding", settings.clone())?
+            .reconcile_all_on(on_fleet_change(&trigger))
+            .run(reconcile::<ResourceBinding>, ctx.clone());
+    let crb = Runner::<ClusterResourceBinding>::new(
+        platform,
+        "scheduler-clusterresourcebinding",
+        settings,
+    )?
+    .reconcile_all_on(on_fleet_change(&trigger))
+    .run(reconcile::<ClusterResourceBinding>, ctx);
+    info!("scheduler started");
+    Ok(async move {
+        future::join3(fleet_changes, rb, crb).await;
+    })
 }
 
 #[cfg(test)]

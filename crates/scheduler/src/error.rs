@@ -145,35 +145,54 @@ pub enum Error {
     #[error("rendering the result failed: {0}")]
     Render(String),
 
-    /// Reading or writing an object through the Kubernetes API failed.
-    #[error("{action} failed: {source}")]
-    Kube {
-        /// What the scheduler was doing, such as `patch ResourceBinding default/nginx`.
-        action: String,
-        /// The underlying error.
+    /// Writing a binding's `spec.clusters` failed.
+    #[error("failed to write spec.clusters of {binding}: {source}")]
+    WriteSpec {
+        /// The binding, as `namespace/name` or `name`.
+        binding: String,
+        /// The client error.
         #[source]
         source: kube::Error,
     },
 
-    /// A watch stream ended with an error.
-    #[error("watching {kind} failed: {source}")]
-    Watch {
-        /// The kind being watched.
-        kind: &'static str,
-        /// The underlying error.
+    /// Writing a binding's scheduling status failed.
+    #[error("failed to write the status of {binding}: {source}")]
+    WriteStatus {
+        /// The binding, as `namespace/name` or `name`.
+        binding: String,
+        /// The client error.
         #[source]
-        source: kube::runtime::watcher::Error,
+        source: kube::Error,
     },
 
-    /// Serialising a patch failed.
-    #[error("serialising the {what} failed: {source}")]
-    Serialize {
-        /// What was being serialised.
-        what: &'static str,
-        /// The underlying error.
-        #[source]
-        source: serde_json::Error,
-    },
+    /// The controller platform failed (a cache asked for after the caches started).
+    #[error(transparent)]
+    Platform(#[from] flotilla_runtime::Error),
+}
+
+impl flotilla_runtime::ReconcileError for Error {
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::NoClusterFit { .. } => "NoClusterFit",
+            Self::Unschedulable { .. } => "Unschedulable",
+            Self::UnsupportedPlacement(_) => "UnsupportedPlacement",
+            Self::ParseQuantity(_) => "ParseQuantity",
+            Self::WhatIfInput(_) => "WhatIfInput",
+            Self::Render(_) => "Render",
+            Self::WriteSpec { .. } => "WriteSpec",
+            Self::WriteStatus { .. } => "WriteStatus",
+            Self::Platform(_) => "Platform",
+        }
+    }
+
+    fn is_conflict(&self) -> bool {
+        match self {
+            Self::WriteSpec { source, .. } | Self::WriteStatus { source, .. } => {
+                flotilla_runtime::error::is_conflict(source)
+            }
+            _ => false,
+        }
+    }
 }
 
 impl Error {

@@ -13,7 +13,7 @@ use flotilla_api::{
     keys::annotations::APPLIED_PLACEMENT,
     policy::ClusterAffinity,
 };
-use flotilla_scheduler::controller::{Options, run};
+use flotilla_scheduler::controller::{Options, controller};
 use flotilla_testing::{
     TestHub,
     fixtures::{BindingBuilder, ClusterBuilder},
@@ -159,13 +159,13 @@ async fn scheduler_controller_end_to_end() -> Result<()> {
     let (_hub, client) = start().await?;
     add_cluster(&client, ClusterBuilder::new("m1").pods(50).build()).await?;
     add_cluster(&client, ClusterBuilder::new("m2").pods(50).build()).await?;
-    let scheduler = tokio::spawn(run(
-        client.clone(),
-        Options {
-            resync: Duration::from_millis(300),
-            ..Options::default()
-        },
-    ));
+    let options = Options {
+        resync: Duration::from_millis(300),
+        ..Options::default()
+    };
+    let scheduler = flotilla_testing::Controllers::start(&client, |ctx| {
+        Ok(vec![Box::pin(controller(ctx, options)?)])
+    })?;
     let rbs: Api<ResourceBinding> = Api::namespaced(client.clone(), "default");
 
     // First schedule: static weights 2:1.
@@ -442,6 +442,6 @@ async fn scheduler_controller_end_to_end() -> Result<()> {
     })
     .await?;
 
-    scheduler.abort();
+    scheduler.stop().await;
     Ok(())
 }

@@ -8,12 +8,16 @@ use std::{
     collections::BTreeMap,
     future::Future,
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
 use flotilla_apiserver::{Config, Server};
 use flotilla_controllers::fleet::{self, Member};
+use flotilla_runtime::{Context, ContextOptions, metrics::Metrics};
+use futures::future::BoxFuture;
 use kube::Client;
+use tokio_util::sync::CancellationToken;
 
 pub mod fixtures;
 
@@ -69,6 +73,61 @@ impl TestHub {
     /// The temporary directory holding the server's files.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+}
+
+/// Controllers running on one shared context, as the hub runs them; stopped when dropped.
+pub struct Controllers {
+    /// The shared context they were built on.
+    pub ctx: Arc<Context>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Controllers {
+    /// Builds controllers with `build` on a fresh context for `client`, starts the shared
+    /// caches and runs them.
+    ///
+    /// # Errors
+    ///
+    /// When `build` fails.
+    pub fn start(
+        client: &Client,
+        build: impl FnOnce(&Arc<Context>) -> anyhow::Result<Vec<BoxFuture<'static, ()>>>,
+    ) -> anyhow::Result<Controllers> {
+        let ctx = Context::new(
+            client.clone(),
+            Arc::new(Metrics::default()),
+            CancellationToken::new(),
+            ContextOptions {
+                member_request_timeout: Duration::from_secs(2),
+            },
+        );
+        let running = build(&ctx)?;
+        ctx.start();
+        let task = tokio::spawn(async move {
+            futures::future::join_all(running).await;
+        });
+        Ok(Controllers {
+            ctx,
+            task: Some(task),
+        })
+    }
+
+    /// Stops the controllers gracefully and waits until every in-flight reconcile finished.
+    pub async fn stop(mut self) {
+        self.ctx.stop().cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Controllers {
+    fn drop(&mut self) {
+        self.ctx.stop().cancel();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 

@@ -23,7 +23,13 @@ impl TestFleet {
             bind_address: "127.0.0.1".parse()?,
             port: 0,
             in_memory: true,
-            controllers: "*".to_owned(),
+            hub: flotilla::hub::HubOptions {
+                metrics_bind_address: None,
+                leader_election: None,
+                controllers: flotilla::controllers::select("*")?,
+                controller_options: Default::default(),
+            },
+            log_format: flotilla::cli::LogFormat::Text,
         };
         let fleet = Fleet::start(options).await?;
         Ok(TestFleet { fleet, dir })

@@ -1,21 +1,133 @@
-//! Building a `kube::Client` for a Push member from its Cluster (`apiEndpoint`,
-//! `insecureSkipTLSVerification`, `proxyURL`) and the Secret named by `spec.secretRef`
-//! (`token` + `caBundle`, or `kubeconfig`). Owns credential handling only; never probes or
-//! writes anything. Every problem a user can cause comes back as [`Error::MemberClient`] with a
-//! message that names the Secret and says how to fix it.
+//! Member clients: one `kube::Client` per member cluster, built from its Cluster
+//! (`apiEndpoint`, `insecureSkipTLSVerification`, `proxyURL`) and the Secret named by
+//! `spec.secretRef` (`token` + `caBundle`, or `kubeconfig`), both read from the shared caches;
+//! rebuilt when either changes and dropped when the Cluster goes. Owns credential handling
+//! only: never probes or writes anything, and no credential ever reaches a message or a log.
+//! Every problem a user can cause comes back as [`Error::MemberClient`] with a message that
+//! names the Secret and says how to fix it.
 
-use std::time::Duration;
+use std::{collections::HashMap, sync::Mutex, time::Duration};
 
 use base64::Engine as _;
 use flotilla_api::Cluster;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
-    Api, Client, ResourceExt,
+    Client, ResourceExt,
     config::{KubeConfigOptions, Kubeconfig},
+    runtime::reflector::{ObjectRef, Store},
 };
 use serde_json::json;
+use tokio::sync::broadcast::{self, error::TryRecvError};
 
-use crate::error::{Error, Result, chain};
+use crate::{
+    cache::Caches,
+    error::{Error, Result, chain},
+};
+
+/// The member clients of one process.
+pub struct Members {
+    clusters: Store<Cluster>,
+    secrets: Store<Secret>,
+    gone: Mutex<broadcast::Receiver<ObjectRef<Cluster>>>,
+    timeout: Duration,
+    /// Per cluster: the fingerprint a client was built for, and the client.
+    clients: Mutex<HashMap<String, (String, Client)>>,
+}
+
+impl Members {
+    /// Member clients reading Clusters and Secrets from `caches`; every request a client sends
+    /// gives up after `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CachesStarted`] when the caches started before the Cluster or Secret cache was
+    /// asked for.
+    pub fn new(caches: &Caches, timeout: Duration) -> Result<Self> {
+        let clusters = caches.get::<Cluster>()?;
+        let secrets = caches.get::<Secret>()?;
+        Ok(Self {
+            clusters: clusters.store(),
+            secrets: secrets.store(),
+            gone: Mutex::new(clusters.gone()),
+            timeout,
+            clients: Mutex::default(),
+        })
+    }
+
+    /// The client for `cluster`, built anew when its connection settings or its Secret changed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MemberClient`] saying what is wrong with the Cluster or its Secret.
+    pub async fn client(&self, cluster: &Cluster) -> Result<Client> {
+        self.forget_gone();
+        let _ = self.secrets.wait_until_ready().await;
+        let secret = self.secret(cluster)?;
+        let name = cluster.name_any();
+        let fingerprint = fingerprint(cluster, &secret);
+        if let Some((cached, client)) = self
+            .clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&name)
+            && *cached == fingerprint
+        {
+            return Ok(client.clone());
+        }
+        let config = config(cluster, &secret, self.timeout).await?;
+        let client = client(config, cluster)?;
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name, (fingerprint, client.clone()));
+        Ok(client)
+    }
+
+    /// How many member clients are held.
+    pub fn len(&self) -> usize {
+        self.forget_gone();
+        self.clients.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether no member client is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops the clients of Clusters that are gone.
+    fn forget_gone(&self) {
+        let mut gone = self.gone.lock().unwrap_or_else(|p| p.into_inner());
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            match gone.try_recv() {
+                Ok(cluster) => {
+                    clients.remove(&cluster.name);
+                }
+                Err(TryRecvError::Lagged(_)) => {
+                    clients.retain(|name, _| self.clusters.get(&ObjectRef::new(name)).is_some());
+                }
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+            }
+        }
+    }
+
+    /// The Secret named by `spec.secretRef`, from the cache.
+    fn secret(&self, cluster: &Cluster) -> Result<Secret> {
+        let Some(reference) = &cluster.spec.secret_ref else {
+            return Err(Error::MemberClient(format!(
+                "spec.secretRef is not set; a Push cluster needs a Secret with its credentials ({HOW_TO_FIX})"
+            )));
+        };
+        let key = ObjectRef::new(&reference.name).within(&reference.namespace);
+        match self.secrets.get(&key) {
+            Some(secret) => Ok(secret.as_ref().clone()),
+            None => Err(Error::MemberClient(format!(
+                "Secret {}/{} named by spec.secretRef does not exist; create it ({HOW_TO_FIX})",
+                reference.namespace, reference.name
+            ))),
+        }
+    }
+}
 
 /// The Secret key holding a bearer token valid on the member.
 pub const TOKEN_KEY: &str = "token";
@@ -26,35 +138,9 @@ pub const KUBECONFIG_KEY: &str = "kubeconfig";
 
 const HOW_TO_FIX: &str = "the Secret needs the keys token and caBundle (PEM), or kubeconfig";
 
-/// Reads the Secret named by `spec.secretRef` from the hub.
-///
-/// # Errors
-///
-/// [`Error::MemberClient`] when the reference is missing or the Secret does not exist;
-/// [`Error::Kube`] when the hub could not be asked.
-pub async fn load_secret(hub: &Client, cluster: &Cluster) -> Result<Secret> {
-    let Some(reference) = &cluster.spec.secret_ref else {
-        return Err(Error::MemberClient(format!(
-            "spec.secretRef is not set; a Push cluster needs a Secret with its credentials ({HOW_TO_FIX})"
-        )));
-    };
-    let secrets: Api<Secret> = Api::namespaced(hub.clone(), &reference.namespace);
-    let name = format!("{}/{}", reference.namespace, reference.name);
-    match secrets.get_opt(&reference.name).await {
-        Ok(Some(secret)) => Ok(secret),
-        Ok(None) => Err(Error::MemberClient(format!(
-            "Secret {name} named by spec.secretRef does not exist; create it ({HOW_TO_FIX})"
-        ))),
-        Err(source) => Err(Error::Kube {
-            action: format!("read Secret {name}"),
-            source,
-        }),
-    }
-}
-
 /// A string that changes whenever anything [`config`] reads changes, so a built client can be
 /// reused until then.
-pub fn fingerprint(cluster: &Cluster, secret: &Secret) -> String {
+fn fingerprint(cluster: &Cluster, secret: &Secret) -> String {
     format!(
         "{:?}|{}|{:?}|{:?}|{:?}",
         cluster.spec.api_endpoint,
@@ -73,7 +159,11 @@ pub fn fingerprint(cluster: &Cluster, secret: &Secret) -> String {
 /// # Errors
 ///
 /// [`Error::MemberClient`] saying what is wrong with the Cluster or the Secret.
-pub async fn config(cluster: &Cluster, secret: &Secret, timeout: Duration) -> Result<kube::Config> {
+pub(crate) async fn config(
+    cluster: &Cluster,
+    secret: &Secret,
+    timeout: Duration,
+) -> Result<kube::Config> {
     let secret_name = format!(
         "{}/{}",
         secret.namespace().unwrap_or_default(),
@@ -168,7 +258,7 @@ pub async fn config(cluster: &Cluster, secret: &Secret, timeout: Duration) -> Re
 ///
 /// [`Error::MemberClient`] when the configuration cannot make a client (for example a proxy
 /// scheme this build does not support).
-pub fn client(config: kube::Config, cluster: &Cluster) -> Result<Client> {
+fn client(config: kube::Config, cluster: &Cluster) -> Result<Client> {
     Client::try_from(config).map_err(|e| {
         Error::MemberClient(format!(
             "cannot build a client for cluster {}: {}",

@@ -1,0 +1,230 @@
+//! Shared caches: one reflector (one watch) per kind per process, whatever number of
+//! controllers read or are triggered by that kind. Controllers ask for a kind's [`Cache`] while
+//! they are being built, subscribe to its changes, and read its [`Store`]; the caches start
+//! watching only once every controller has subscribed ([`Caches::start`]), so no subscriber
+//! misses the initial list. Owns the watches and the "object is gone" notices; never decides
+//! what a change means.
+
+use std::{
+    any::{Any, TypeId},
+    collections::{HashMap, HashSet},
+    fmt::Debug,
+    hash::Hash,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use futures::{StreamExt, future::BoxFuture};
+use kube::{
+    Api, Client, Resource,
+    runtime::{
+        WatchStreamExt,
+        reflector::{self, ObjectRef, ReflectHandle, Store, store::Writer},
+        watcher,
+    },
+};
+use serde::de::DeserializeOwned;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info_span, warn};
+
+use crate::error::{Error, Result};
+
+/// How many changes a slow subscriber may fall behind before the watch waits for it.
+const BUFFER: usize = 1024;
+
+/// A kind every cache can hold: a typed Kubernetes object with a static type.
+pub trait CachedKind:
+    Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static
+{
+}
+
+impl<K> CachedKind for K where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static
+{
+}
+
+/// One kind's shared cache: the store every reader shares, change subscriptions for
+/// controllers, and notices of objects that went away.
+pub struct Cache<K: CachedKind> {
+    store: Store<K>,
+    writer: Mutex<Option<Writer<K>>>,
+    gone: broadcast::Sender<ObjectRef<K>>,
+    synced: Arc<AtomicBool>,
+    kind: String,
+}
+
+impl<K: CachedKind> Cache<K> {
+    /// The store: every object of the kind as last seen.
+    pub fn store(&self) -> Store<K> {
+        self.store.clone()
+    }
+
+    /// A stream of changed objects (every object once after each full list, then each change).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CachesStarted`] once the caches have started: a late subscriber would miss the
+    /// objects listed before it came.
+    pub fn subscribe(&self) -> Result<ReflectHandle<K>> {
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        match writer.as_ref().and_then(Writer::subscribe) {
+            Some(handle) => Ok(handle),
+            None => Err(Error::CachesStarted {
+                kind: self.kind.clone(),
+            }),
+        }
+    }
+
+    /// Notices of objects that were deleted or vanished across a relist.
+    pub fn gone(&self) -> broadcast::Receiver<ObjectRef<K>> {
+        self.gone.subscribe()
+    }
+
+    /// Whether the first full list has arrived.
+    pub fn synced(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    /// The task that keeps the cache filled: watches the kind until `stop` is cancelled.
+    fn watch(&self, client: Client, stop: CancellationToken) -> Option<BoxFuture<'static, ()>> {
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()?;
+        let store = self.store.clone();
+        let gone = self.gone.clone();
+        let synced = self.synced.clone();
+        let kind = self.kind.clone();
+        let span = info_span!("cache", kind = %kind);
+        let api: Api<K> = Api::all(client);
+        let mut listed: Option<HashSet<ObjectRef<K>>> = None;
+        let events = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+            .default_backoff()
+            .for_each(move |event| {
+                match event {
+                    Ok(watcher::Event::Delete(object)) => {
+                        let _ = gone.send(ObjectRef::from_obj(&object));
+                    }
+                    Ok(watcher::Event::Init) => {
+                        listed = Some(
+                            store
+                                .state()
+                                .iter()
+                                .map(|o| ObjectRef::from_obj(o.as_ref()))
+                                .collect(),
+                        );
+                    }
+                    Ok(watcher::Event::InitDone) => {
+                        for key in listed.take().unwrap_or_default() {
+                            if store.get(&key).is_none() {
+                                let _ = gone.send(key);
+                            }
+                        }
+                        if !synced.swap(true, Ordering::AcqRel) {
+                            debug!("cache synced");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(error) => warn!(%error, "watch failed; retrying"),
+                }
+                futures::future::ready(())
+            });
+        Some(Box::pin(
+            async move {
+                tokio::select! {
+                    () = events => {},
+                    () = stop.cancelled() => {},
+                }
+            }
+            .instrument(span),
+        ))
+    }
+}
+
+/// The shared caches of one process.
+pub struct Caches {
+    client: Client,
+    entries: Mutex<HashMap<TypeId, Entry>>,
+    started: AtomicBool,
+}
+
+struct Entry {
+    cache: Arc<dyn Any + Send + Sync>,
+    start: Box<dyn Fn(Client, CancellationToken) -> Option<BoxFuture<'static, ()>> + Send + Sync>,
+    synced: Box<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl Caches {
+    /// Caches that will watch through `client`.
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            entries: Mutex::default(),
+            started: AtomicBool::new(false),
+        }
+    }
+
+    /// The cache of kind `K`, created on first use. After [`Caches::start`] a kind nobody asked
+    /// for before cannot be added.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CachesStarted`] when `K` is new and the caches have started.
+    pub fn get<K>(&self) -> Result<Arc<Cache<K>>>
+    where
+        K: CachedKind,
+        K::DynamicType: Eq + Hash + Clone,
+    {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = entries.get(&TypeId::of::<K>())
+            && let Ok(cache) = entry.cache.clone().downcast::<Cache<K>>()
+        {
+            return Ok(cache);
+        }
+        let kind = K::kind(&()).into_owned();
+        if self.started.load(Ordering::Acquire) {
+            return Err(Error::CachesStarted { kind });
+        }
+        let (store, writer) = reflector::store_shared::<K>(BUFFER);
+        let cache = Arc::new(Cache {
+            store,
+            writer: Mutex::new(Some(writer)),
+            gone: broadcast::channel(BUFFER).0,
+            synced: Arc::new(AtomicBool::new(false)),
+            kind,
+        });
+        let for_start = cache.clone();
+        let for_synced = cache.clone();
+        entries.insert(
+            TypeId::of::<K>(),
+            Entry {
+                cache: cache.clone(),
+                start: Box::new(move |client, stop| for_start.watch(client, stop)),
+                synced: Box::new(move || for_synced.synced()),
+            },
+        );
+        Ok(cache)
+    }
+
+    /// Starts one watch per cached kind; they run until `stop` is cancelled. Call once, after
+    /// every controller has subscribed.
+    pub fn start(&self, stop: &CancellationToken) {
+        self.started.store(true, Ordering::Release);
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        for entry in entries.values() {
+            if let Some(task) = (entry.start)(self.client.clone(), stop.clone()) {
+                tokio::spawn(task);
+            }
+        }
+    }
+
+    /// Whether every cache has received its first full list.
+    pub fn synced(&self) -> bool {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.values().all(|entry| (entry.synced)())
+    }
+}
