@@ -113,7 +113,6 @@ async fn reconcile(cluster: Arc<Cluster>, state: Arc<State>) -> Result<Action> {
         state.forget(&name);
         return Ok(Action::await_change());
     }
-    let _ = state.leases.wait_until_ready().await;
     let silent = state.silence(&name);
     let current = cluster.status.clone().unwrap_or_default();
     let mut ready = cluster.ready_condition().cloned();

@@ -317,3 +317,121 @@ async fn the_scheduler_keeps_new_bindings_off_a_tainted_member_until_it_recovers
     wait_placed(&bindings, "after", &["member1", "member2"]).await?;
     Ok(())
 }
+
+/// The cluster-status controller with a short period, alone on its own context, so a test can
+/// stop it while the cluster controller keeps running.
+fn start_status_reporter(client: &Client) -> Result<Controllers> {
+    let options = cluster_status::Options {
+        period: PERIOD,
+        failure_threshold: THRESHOLD,
+        request_timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
+    Controllers::start(client, |ctx| {
+        Ok(vec![cluster_status::controller(ctx, options)?.boxed()])
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_nobody_reports_turns_unknown_and_unreachable_and_recovers_when_reports_resume()
+-> Result<()> {
+    init_tracing();
+    let hub = TestHub::start().await?;
+    let client = hub.client.clone();
+    hub.add_member("member1", BTreeMap::new()).await?;
+    let options = cluster::Options {
+        monitor_period: Duration::from_millis(200),
+        grace_period: Duration::from_millis(1500),
+        startup_grace_period: Duration::from_millis(1500),
+        ..Default::default()
+    };
+    let _cluster = Controllers::start(&client, |ctx| {
+        Ok(vec![cluster::controller(ctx, options)?.boxed()])
+    })?;
+    let reporter = start_status_reporter(&client)?;
+    let clusters: Api<Cluster> = Api::all(client.clone());
+    wait_taints(&clusters, "member1", "True", &[]).await?;
+
+    // A condition another writer owns, beside the two controllers' own.
+    let mut conditions = clusters
+        .get("member1")
+        .await?
+        .status
+        .unwrap_or_default()
+        .conditions;
+    conditions.push(conditions::new(
+        "Reviewed",
+        true,
+        "ByHand",
+        "checked by an admin",
+        None,
+    ));
+    clusters
+        .patch_status(
+            "member1",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": {"conditions": conditions}})),
+        )
+        .await?;
+
+    // The reporter stops: past the grace period Ready turns Unknown and the cluster is tainted
+    // unreachable, though the member itself is fine.
+    reporter.stop().await;
+    let stale = wait_taints(
+        &clusters,
+        "member1",
+        "Unknown",
+        &[(UNREACHABLE, "NoSchedule")],
+    )
+    .await?;
+    let status = stale.status.unwrap_or_default();
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .context("Ready")?;
+    assert_eq!(ready.reason, "ClusterStatusUnknown");
+    for kept in ["Reviewed", "CompleteAPIEnablements"] {
+        assert!(
+            conditions::find(&status.conditions, kept).is_some(),
+            "the cluster controller's write kept {kept}: {:?}",
+            status.conditions
+        );
+    }
+
+    // Reports resume: Ready again, untainted, and the other writers' conditions still there.
+    let _reporter = start_status_reporter(&client)?;
+    let back = wait_taints(&clusters, "member1", "True", &[]).await?;
+    let status = back.status.unwrap_or_default();
+    assert!(conditions::find(&status.conditions, "Reviewed").is_some());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hub_controllers_share_one_watch_per_kind() -> Result<()> {
+    use flotilla_apiserver::Verb;
+    init_tracing();
+    let hub = TestHub::start().await?;
+    let client = hub.client.clone();
+    hub.add_member("member1", BTreeMap::new()).await?;
+    let _running = start_controllers(&client, true)?;
+    let clusters: Api<Cluster> = Api::all(client.clone());
+    wait_taints(&clusters, "member1", "True", &[]).await?;
+    let counts = hub.server.request_counts();
+    let watches = |group: &str, resource: &str| counts.get("default", Verb::Watch, group, resource);
+    for (group, resource) in [
+        ("cluster.flotilla.io", "clusters"),
+        ("", "secrets"),
+        ("coordination.k8s.io", "leases"),
+        ("work.flotilla.io", "resourcebindings"),
+        ("work.flotilla.io", "clusterresourcebindings"),
+    ] {
+        assert_eq!(
+            watches(group, resource),
+            1,
+            "watches of {group}/{resource}: {:?}",
+            counts.iter().collect::<Vec<_>>()
+        );
+    }
+    Ok(())
+}

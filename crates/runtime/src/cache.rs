@@ -26,7 +26,7 @@ use kube::{
     },
 };
 use serde::de::DeserializeOwned;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info_span, warn};
 
@@ -52,7 +52,7 @@ pub struct Cache<K: CachedKind> {
     store: Store<K>,
     writer: Mutex<Option<Writer<K>>>,
     gone: broadcast::Sender<ObjectRef<K>>,
-    synced: Arc<AtomicBool>,
+    synced: watch::Sender<bool>,
     kind: String,
 }
 
@@ -85,7 +85,13 @@ impl<K: CachedKind> Cache<K> {
 
     /// Whether the first full list has arrived.
     pub fn synced(&self) -> bool {
-        self.synced.load(Ordering::Acquire)
+        *self.synced.borrow()
+    }
+
+    /// Waits until the first full list has arrived (any number of tasks may wait).
+    pub async fn wait_synced(&self) {
+        let mut synced = self.synced.subscribe();
+        let _ = synced.wait_for(|synced| *synced).await;
     }
 
     /// The task that keeps the cache filled: watches the kind until `stop` is cancelled.
@@ -124,7 +130,7 @@ impl<K: CachedKind> Cache<K> {
                                 let _ = gone.send(key);
                             }
                         }
-                        if !synced.swap(true, Ordering::AcqRel) {
+                        if !synced.send_replace(true) {
                             debug!("cache synced");
                         }
                     }
@@ -155,7 +161,7 @@ pub struct Caches {
 struct Entry {
     cache: Arc<dyn Any + Send + Sync>,
     start: Box<dyn Fn(Client, CancellationToken) -> Option<BoxFuture<'static, ()>> + Send + Sync>,
-    synced: Box<dyn Fn() -> bool + Send + Sync>,
+    synced: watch::Receiver<bool>,
 }
 
 impl Caches {
@@ -194,17 +200,16 @@ impl Caches {
             store,
             writer: Mutex::new(Some(writer)),
             gone: broadcast::channel(BUFFER).0,
-            synced: Arc::new(AtomicBool::new(false)),
+            synced: watch::channel(false).0,
             kind,
         });
         let for_start = cache.clone();
-        let for_synced = cache.clone();
         entries.insert(
             TypeId::of::<K>(),
             Entry {
                 cache: cache.clone(),
                 start: Box::new(move |client, stop| for_start.watch(client, stop)),
-                synced: Box::new(move || for_synced.synced()),
+                synced: cache.synced.subscribe(),
             },
         );
         Ok(cache)
@@ -225,6 +230,17 @@ impl Caches {
     /// Whether every cache has received its first full list.
     pub fn synced(&self) -> bool {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.values().all(|entry| (entry.synced)())
+        entries.values().all(|entry| *entry.synced.borrow())
+    }
+
+    /// Waits until every cache has received its first full list.
+    pub async fn wait_synced(&self) {
+        let receivers: Vec<watch::Receiver<bool>> = {
+            let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            entries.values().map(|entry| entry.synced.clone()).collect()
+        };
+        for mut synced in receivers {
+            let _ = synced.wait_for(|synced| *synced).await;
+        }
     }
 }

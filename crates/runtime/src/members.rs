@@ -61,7 +61,6 @@ impl Members {
     /// [`Error::MemberClient`] saying what is wrong with the Cluster or its Secret.
     pub async fn client(&self, cluster: &Cluster) -> Result<Client> {
         self.forget_gone();
-        let _ = self.secrets.wait_until_ready().await;
         let secret = self.secret(cluster)?;
         let name = cluster.name_any();
         let fingerprint = fingerprint(cluster, &secret);

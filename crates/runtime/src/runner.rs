@@ -220,6 +220,12 @@ impl<K: CachedKind> Runner<K> {
         } = self;
         ctx.metrics().register_controller(name);
         let stop = ctx.stop().clone();
+        // Every cache is filled before the first reconcile, so reconciles read complete
+        // stores (and nobody waits on a store's readiness, which wakes only one waiter).
+        tokio::select! {
+            () = ctx.caches().wait_synced() => {}
+            () = stop.cancelled() => return,
+        }
         let mut controller = Controller::for_shared_stream(primary, store.clone())
             .with_config(controller::Config::default().concurrency(settings.concurrency))
             .graceful_shutdown_on(async move { stop.cancelled().await });

@@ -68,7 +68,13 @@ impl Mock {
         let serving = mock.clone();
         let service = tower::service_fn(move |request: Request<kube::client::Body>| {
             let mock = serving.clone();
-            async move { Ok::<_, Infallible>(mock.answer(&request)) }
+            async move {
+                // Secrets list slowly: their cache syncs a second after the ConfigMaps'.
+                if request.uri().path() == "/api/v1/secrets" {
+                    sleep(Duration::from_secs(1)).await;
+                }
+                Ok::<_, Infallible>(mock.answer(&request))
+            }
         });
         (Client::new(service, "default"), mock, tx)
     }
@@ -83,6 +89,16 @@ impl Mock {
             .unwrap_or_else(|p| p.into_inner())
             .entry(key)
             .or_default() += 1;
+        if !watch && uri.path() == "/api/v1/secrets" {
+            let list = json!({
+                "apiVersion": "v1", "kind": "SecretList", "metadata": {"resourceVersion": "10"},
+                "items": [{"apiVersion": "v1", "kind": "Secret",
+                           "metadata": {"name": "s", "namespace": "default", "resourceVersion": "3"}}],
+            });
+            return Response::new(
+                http_body_util::Full::new(Bytes::from(list.to_string())).boxed_unsync(),
+            );
+        }
         if !watch {
             let list = json!({
                 "apiVersion": "v1", "kind": "ConfigMapList",
@@ -92,7 +108,11 @@ impl Mock {
                 http_body_util::Full::new(Bytes::from(list.to_string())).boxed_unsync(),
             );
         }
-        let events = self.events.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let events = if uri.path() == "/api/v1/configmaps" {
+            self.events.lock().unwrap_or_else(|p| p.into_inner()).take()
+        } else {
+            None
+        };
         let body = match events {
             Some(rx) => StreamBody::new(
                 UnboundedReceiverStream::new(rx).map(|b| Ok(http_body::Frame::data(b))),
@@ -352,4 +372,54 @@ async fn controllers_of_one_process_share_one_watch_per_kind() {
     ctx.stop().cancel();
     a.await.expect("stops");
     b.await.expect("stops");
+}
+
+/// Reconciles that read another kind's store: they see it complete.
+struct Reader {
+    secrets: kube::runtime::reflector::Store<k8s_openapi::api::core::v1::Secret>,
+    seen: Mutex<Vec<usize>>,
+}
+
+async fn read_secrets(_: Arc<ConfigMap>, reader: Arc<Reader>) -> Result<Action, TestError> {
+    let seen = reader.secrets.state().len();
+    reader
+        .seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(seen);
+    Ok(Action::await_change())
+}
+
+#[tokio::test(start_paused = true)]
+async fn reconciles_start_only_once_every_cache_is_filled() {
+    let objects = (0..4)
+        .map(|i| configmap(&format!("c{i}"), &format!("uid-{i}"), i))
+        .collect();
+    let (client, _mock, _events) = Mock::client(objects);
+    let ctx = context(client);
+    let secrets = ctx
+        .caches()
+        .get::<k8s_openapi::api::core::v1::Secret>()
+        .expect("secret cache")
+        .store();
+    let reader = Arc::new(Reader {
+        secrets,
+        seen: Mutex::default(),
+    });
+    let runner = Runner::<ConfigMap>::new(&ctx, "reader", settings()).expect("runner");
+    ctx.start();
+    let running = tokio::spawn(runner.run(read_secrets, reader.clone()));
+    for _ in 0..1000 {
+        if reader.seen.lock().unwrap_or_else(|p| p.into_inner()).len() >= 4 {
+            break;
+        }
+        sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        *reader.seen.lock().unwrap_or_else(|p| p.into_inner()),
+        [1, 1, 1, 1],
+        "every reconcile ran after the slow Secret cache was filled"
+    );
+    ctx.stop().cancel();
+    running.await.expect("stops");
 }

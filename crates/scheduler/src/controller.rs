@@ -294,7 +294,6 @@ async fn reconcile_inner<K: Binding>(binding: &K, ctx: &Context) -> Result<Actio
     {
         return Ok(Action::await_change());
     }
-    let _ = ctx.fleet.store.wait_until_ready().await;
     let snapshot = ctx.fleet.snapshot();
     let input = input_of(binding);
     let empty = BTreeMap::new();
