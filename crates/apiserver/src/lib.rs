@@ -415,11 +415,11 @@ async fn serve(
     conns.shutdown().await;
 }
 
-/// Serve until ctrl-c.
-pub async fn run(config: Config) -> Result<()> {
+/// Serves until ctrl-c or SIGTERM; `started` is called once the server listens (the binary
+/// prints where).
+pub async fn run(config: Config, started: impl FnOnce(&Server)) -> Result<()> {
     let server = Server::start(config).await?;
-    println!("flotilla apiserver listening on {}", server.url());
-    println!("kubeconfig: {}", server.kubeconfig_path().display());
+    started(&server);
     wait_for_signal().await;
     server.shutdown().await;
     Ok(())

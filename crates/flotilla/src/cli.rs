@@ -340,7 +340,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 port,
                 in_memory,
             };
-            flotilla_apiserver::run(config).await?;
+            flotilla_apiserver::run(config, |server| {
+                let mut out = crate::output::Output::stdout();
+                let _ = out.println(format_args!(
+                    "flotilla apiserver listening on {}",
+                    server.url()
+                ));
+                let _ = out.println(format_args!(
+                    "kubeconfig: {}",
+                    server.kubeconfig_path().display()
+                ));
+            })
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
     }
