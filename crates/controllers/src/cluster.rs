@@ -12,9 +12,8 @@
 pub mod taints;
 
 use std::{
-    collections::HashMap,
     future::Future,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -26,6 +25,7 @@ use flotilla_api::{
 };
 use flotilla_runtime::{
     Context, Runner, ServerSideApply, Settings,
+    cache::PerObject,
     status::{self, StatusWrite},
 };
 use k8s_openapi::{
@@ -81,7 +81,7 @@ struct State {
     leases: Store<Lease>,
     apply: ServerSideApply,
     /// Per cluster: its heartbeat as last seen.
-    heartbeats: Mutex<HashMap<String, Heartbeat>>,
+    heartbeats: PerObject<Cluster, Heartbeat>,
 }
 
 impl State {
@@ -92,18 +92,15 @@ impl State {
             .get(&heartbeat::lease_ref(cluster))
             .and_then(|lease| lease.spec.as_ref()?.renew_time.clone());
         let now = Instant::now();
-        let mut heartbeats = self.heartbeats.lock().unwrap_or_else(|p| p.into_inner());
-        heartbeats
-            .entry(cluster.to_owned())
+        self.heartbeats
+            .lock()
+            .entry(ObjectRef::new(cluster))
             .or_insert_with(|| Heartbeat::new(renewed.clone(), now))
             .observe(renewed, now)
     }
 
     fn forget(&self, cluster: &str) {
-        self.heartbeats
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(cluster);
+        self.heartbeats.lock().remove(&ObjectRef::new(cluster));
     }
 }
 
@@ -116,6 +113,7 @@ async fn reconcile(cluster: Arc<Cluster>, state: Arc<State>) -> Result<Action> {
     let silent = state.silence(&name);
     let current = cluster.status.clone().unwrap_or_default();
     let mut ready = cluster.ready_condition().cloned();
+    let mut cluster = cluster;
     if let Some(unknown) = heartbeat::stale_ready(
         ready.as_ref(),
         silent,
@@ -123,7 +121,8 @@ async fn reconcile(cluster: Arc<Cluster>, state: Arc<State>) -> Result<Action> {
         state.options.startup_grace_period,
         Time(Timestamp::now()),
     ) {
-        write_unknown(&state, &cluster, &current, unknown.clone()).await?;
+        // The taints below are written on the object as this write left it.
+        cluster = Arc::new(write_unknown(&state, &cluster, &current, unknown.clone()).await?);
         warn!(silent_for = ?silent, reason = %unknown.reason, "nothing reports this cluster's status; Ready is Unknown");
         ready = Some(unknown);
     }
@@ -150,7 +149,7 @@ async fn write_unknown(
     cluster: &Cluster,
     current: &ClusterStatus,
     unknown: k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition,
-) -> Result<()> {
+) -> Result<Cluster> {
     let failed = |source| Error::WriteClusterStatus {
         cluster: cluster.name_any(),
         source,
@@ -218,6 +217,7 @@ pub fn controller(
     options: Options,
 ) -> Result<impl Future<Output = ()> + Send + use<>> {
     let leases = ctx.caches().get::<Lease>()?.store();
+    let heartbeats = PerObject::new(&*ctx.caches().get::<Cluster>()?);
     let runner = Runner::<Cluster>::new(
         ctx,
         "cluster",
@@ -234,7 +234,7 @@ pub fn controller(
         options,
         leases,
         apply: ServerSideApply::default(),
-        heartbeats: Mutex::default(),
+        heartbeats,
     });
     info!(grace_period = ?state.options.grace_period, "starting the cluster controller");
     Ok(runner.run(reconcile, state))

@@ -13,9 +13,8 @@ pub mod ready;
 pub mod summary;
 
 use std::{
-    collections::HashMap,
     future::Future,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -27,6 +26,7 @@ use flotilla_api::{
 };
 use flotilla_runtime::{
     Context, Runner, ServerSideApply, Settings,
+    cache::PerObject,
     members::Members,
     status::{self, StatusWrite},
 };
@@ -201,24 +201,20 @@ struct State {
     members: Arc<Members>,
     apply: ServerSideApply,
     /// Per cluster: since when probes have failed.
-    trackers: Mutex<HashMap<String, FailureTracker>>,
+    trackers: PerObject<Cluster, FailureTracker>,
 }
 
 impl State {
     fn observe_health(&self, name: &str, healthy: bool) -> Option<Duration> {
         self.trackers
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(name.to_owned())
+            .entry(ObjectRef::new(name))
             .or_default()
             .observe(healthy, Instant::now())
     }
 
     fn forget(&self, name: &str) {
-        self.trackers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
+        self.trackers.lock().remove(&ObjectRef::new(name));
     }
 }
 
@@ -355,6 +351,7 @@ async fn write_status(
     let api: Api<Cluster> = Api::all(state.hub.clone());
     status::write(&api, cluster, &state.apply, write)
         .await
+        .map(|_| ())
         .map_err(failed)
 }
 
@@ -408,7 +405,7 @@ pub fn controller(
         options,
         members,
         apply: ServerSideApply::default(),
-        trackers: Mutex::default(),
+        trackers: PerObject::new(&*ctx.caches().get::<Cluster>()?),
     });
     info!(period = ?state.options.period, "starting the cluster-status controller");
     Ok(runner.run(reconcile, state))

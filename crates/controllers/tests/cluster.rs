@@ -152,7 +152,7 @@ async fn a_dead_member_is_tainted_not_ready_and_untainted_when_it_returns() -> R
 
     // A dead member turns NotReady after the damping threshold, and then gets the taint.
     let removed_at = Instant::now();
-    hub.server.remove_cluster("member1").await?;
+    hub.stop_member("member1").await?;
     let tainted = wait_taints(
         &clusters,
         "member1",
@@ -304,7 +304,7 @@ async fn the_scheduler_keeps_new_bindings_off_a_tainted_member_until_it_recovers
     create_duplicated(&bindings, "before").await?;
     wait_placed(&bindings, "before", &["member1", "member2"]).await?;
 
-    hub.server.remove_cluster("member2").await?;
+    hub.stop_member("member2").await?;
     wait_taints(&clusters, "member2", "False", &[(NOT_READY, "NoSchedule")]).await?;
     create_duplicated(&bindings, "during").await?;
     wait_placed(&bindings, "during", &["member1"]).await?;
@@ -417,7 +417,11 @@ async fn the_hub_controllers_share_one_watch_per_kind() -> Result<()> {
     let _running = start_controllers(&client, true)?;
     let clusters: Api<Cluster> = Api::all(client.clone());
     wait_taints(&clusters, "member1", "True", &[]).await?;
-    let counts = hub.server.request_counts();
+    let Some(server) = hub.embedded() else {
+        println!("SKIPPED on a real kube-apiserver: watches are counted by the embedded server");
+        return Ok(());
+    };
+    let counts = server.request_counts();
     let watches = |group: &str, resource: &str| counts.get("default", Verb::Watch, group, resource);
     for (group, resource) in [
         ("cluster.flotilla.io", "clusters"),

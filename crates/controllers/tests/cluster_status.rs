@@ -1,4 +1,4 @@
-//! The cluster-status controller against the embedded API server, through kube-rs over real
+//! The cluster-status controller against the hub API server (embedded or real), through kube-rs over real
 //! HTTPS: a registered member turns Ready with its version and APIs, its Nodes and Pods show
 //! up in the summaries, a missing Secret is reported (and recovers when created), an unchanged
 //! member is not rewritten, Pull clusters are left alone, and a dead member turns
@@ -17,9 +17,8 @@ use flotilla_api::{
     conditions::{self, COMPLETE_API_ENABLEMENTS, reasons},
     keys,
 };
-use flotilla_apiserver::Server;
 use flotilla_controllers::cluster_status::{self, Options};
-use flotilla_testing::TestHub;
+use flotilla_testing::{MemberServer, TestHub};
 use k8s_openapi::{
     ByteString,
     api::core::v1::{Namespace, Node, Pod, Secret},
@@ -49,7 +48,7 @@ async fn start() -> Result<(TestHub, Client)> {
     Ok((test_hub, client))
 }
 
-async fn create_secret(hub: &Client, name: &str, server: &Server) -> Result<()> {
+async fn create_secret(hub: &Client, name: &str, server: &MemberServer) -> Result<()> {
     let secrets: Api<Secret> = Api::namespaced(hub.clone(), keys::namespaces::CLUSTER);
     let secret = Secret {
         metadata: ObjectMeta {
@@ -59,11 +58,11 @@ async fn create_secret(hub: &Client, name: &str, server: &Server) -> Result<()> 
         data: Some(BTreeMap::from([
             (
                 "token".to_owned(),
-                ByteString(server.admin_token().as_bytes().to_vec()),
+                ByteString(server.token.as_bytes().to_vec()),
             ),
             (
                 "caBundle".to_owned(),
-                ByteString(server.ca_pem().as_bytes().to_vec()),
+                ByteString(server.ca_pem.as_bytes().to_vec()),
             ),
         ])),
         ..Default::default()
@@ -177,13 +176,13 @@ async fn cluster_status_controller_end_to_end() -> Result<()> {
         .with_test_writer()
         .try_init();
     let (test_hub, hub) = start().await?;
-    let server = &test_hub.server;
     let clusters: Api<Cluster> = Api::all(hub.clone());
 
-    let url = server.create_cluster("member1").await?;
-    create_secret(&hub, "member1", server).await?;
+    let server = test_hub.create_member("member1").await?;
+    let url = server.url.clone();
+    create_secret(&hub, "member1", &server).await?;
     create_cluster(&hub, "member1", ClusterSyncMode::Push, &url).await?;
-    let other_url = server.create_cluster("member2").await?;
+    let other_url = test_hub.create_member("member2").await?.url;
     create_cluster(&hub, "nosecret", ClusterSyncMode::Push, &other_url).await?;
     create_cluster(&hub, "pulled", ClusterSyncMode::Pull, &url).await?;
 
@@ -252,11 +251,11 @@ async fn cluster_status_controller_end_to_end() -> Result<()> {
         "{}",
         condition.message
     );
-    create_secret(&hub, "nosecret", server).await?;
+    create_secret(&hub, "nosecret", &server).await?;
     wait_ready(&clusters, "nosecret", reasons::CLUSTER_READY).await?;
 
     // Nodes and Pods on the member show up in the summaries.
-    let member = server.client(Some("member1")).await?;
+    let member = server.client().await?;
     add_node(
         &member,
         "n1",
@@ -319,7 +318,7 @@ async fn cluster_status_controller_end_to_end() -> Result<()> {
     // A dead member turns ClusterNotReachable, but only after the failure threshold.
     let version = status(&member1).kubernetes_version;
     let removed_at = Instant::now();
-    server.remove_cluster("member1").await?;
+    test_hub.stop_member("member1").await?;
     let member1 = wait_ready(&clusters, "member1", reasons::CLUSTER_NOT_REACHABLE).await?;
     let elapsed = removed_at.elapsed();
     assert!(

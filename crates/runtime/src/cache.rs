@@ -227,8 +227,11 @@ impl Caches {
         }
     }
 
-    /// Whether every cache has received its first full list.
+    /// Whether the caches have started and every one has received its first full list.
     pub fn synced(&self) -> bool {
+        if !self.started.load(Ordering::Acquire) {
+            return false;
+        }
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries.values().all(|entry| *entry.synced.borrow())
     }
@@ -242,5 +245,43 @@ impl Caches {
         for mut synced in receivers {
             let _ = synced.wait_for(|synced| *synced).await;
         }
+    }
+}
+
+/// State a controller keeps per object of a cached kind (a client, a failure tracker, a
+/// heartbeat), forgotten once the object is gone from the cache, so deleted objects never
+/// hold memory.
+pub struct PerObject<K: CachedKind, V> {
+    values: Mutex<HashMap<ObjectRef<K>, V>>,
+    gone: Mutex<broadcast::Receiver<ObjectRef<K>>>,
+    store: Store<K>,
+}
+
+impl<K: CachedKind, V> PerObject<K, V> {
+    /// Per-object state for the objects of `cache`.
+    pub fn new(cache: &Cache<K>) -> Self {
+        Self {
+            values: Mutex::default(),
+            gone: Mutex::new(cache.gone()),
+            store: cache.store(),
+        }
+    }
+
+    /// The state, after forgetting the objects that went away since the last call.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<K>, V>> {
+        let mut values = self.values.lock().unwrap_or_else(|p| p.into_inner());
+        let mut gone = self.gone.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            match gone.try_recv() {
+                Ok(key) => {
+                    values.remove(&key);
+                }
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                    values.retain(|key, _| self.store.get(key).is_some());
+                }
+                Err(_) => break,
+            }
+        }
+        values
     }
 }

@@ -51,16 +51,6 @@ pub enum Error {
         source: kube::Error,
     },
 
-    /// Writing an object's conditions failed.
-    #[error("failed to write the conditions of {object}: {source}")]
-    WriteConditions {
-        /// `kind namespace/name`.
-        object: String,
-        /// The client error.
-        #[source]
-        source: kube::Error,
-    },
-
     /// The metrics and health endpoint could not listen on its address.
     #[error("cannot serve metrics and health on {address}: {source}")]
     ServeMetrics {

@@ -6,7 +6,7 @@
 //! Every problem a user can cause comes back as [`Error::MemberClient`] with a message that
 //! names the Secret and says how to fix it.
 
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::time::Duration;
 
 use base64::Engine as _;
 use flotilla_api::Cluster;
@@ -17,21 +17,18 @@ use kube::{
     runtime::reflector::{ObjectRef, Store},
 };
 use serde_json::json;
-use tokio::sync::broadcast::{self, error::TryRecvError};
 
 use crate::{
-    cache::Caches,
+    cache::{Caches, PerObject},
     error::{Error, Result, chain},
 };
 
 /// The member clients of one process.
 pub struct Members {
-    clusters: Store<Cluster>,
     secrets: Store<Secret>,
-    gone: Mutex<broadcast::Receiver<ObjectRef<Cluster>>>,
     timeout: Duration,
     /// Per cluster: the fingerprint a client was built for, and the client.
-    clients: Mutex<HashMap<String, (String, Client)>>,
+    clients: PerObject<Cluster, (String, Client)>,
 }
 
 impl Members {
@@ -46,11 +43,9 @@ impl Members {
         let clusters = caches.get::<Cluster>()?;
         let secrets = caches.get::<Secret>()?;
         Ok(Self {
-            clusters: clusters.store(),
             secrets: secrets.store(),
-            gone: Mutex::new(clusters.gone()),
             timeout,
-            clients: Mutex::default(),
+            clients: PerObject::new(&clusters),
         })
     }
 
@@ -60,15 +55,10 @@ impl Members {
     ///
     /// [`Error::MemberClient`] saying what is wrong with the Cluster or its Secret.
     pub async fn client(&self, cluster: &Cluster) -> Result<Client> {
-        self.forget_gone();
         let secret = self.secret(cluster)?;
-        let name = cluster.name_any();
+        let key = ObjectRef::from_obj(cluster);
         let fingerprint = fingerprint(cluster, &secret);
-        if let Some((cached, client)) = self
-            .clients
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&name)
+        if let Some((cached, client)) = self.clients.lock().get(&key)
             && *cached == fingerprint
         {
             return Ok(client.clone());
@@ -77,37 +67,18 @@ impl Members {
         let client = client(config, cluster)?;
         self.clients
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name, (fingerprint, client.clone()));
+            .insert(key, (fingerprint, client.clone()));
         Ok(client)
     }
 
     /// How many member clients are held.
     pub fn len(&self) -> usize {
-        self.forget_gone();
-        self.clients.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.clients.lock().len()
     }
 
     /// Whether no member client is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// Drops the clients of Clusters that are gone.
-    fn forget_gone(&self) {
-        let mut gone = self.gone.lock().unwrap_or_else(|p| p.into_inner());
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            match gone.try_recv() {
-                Ok(cluster) => {
-                    clients.remove(&cluster.name);
-                }
-                Err(TryRecvError::Lagged(_)) => {
-                    clients.retain(|name, _| self.clusters.get(&ObjectRef::new(name)).is_some());
-                }
-                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
-            }
-        }
     }
 
     /// The Secret named by `spec.secretRef`, from the cache.

@@ -39,7 +39,7 @@ pub fn owned(conditions: &[Condition], types: &[&str]) -> Vec<Condition> {
         .collect()
 }
 
-/// Writes `object`'s status through its `/status` subresource.
+/// Writes `object`'s status through its `/status` subresource; returns the object as written.
 ///
 /// # Errors
 ///
@@ -50,7 +50,7 @@ pub async fn write<K>(
     object: &K,
     ssa: &ServerSideApply,
     write: StatusWrite<'_>,
-) -> kube::Result<()>
+) -> kube::Result<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {
@@ -64,8 +64,8 @@ where
     let applied = ssa
         .try_apply(api.patch_status(&name, &params, &Patch::Apply(&apply)))
         .await?;
-    if applied.is_some() {
-        return Ok(());
+    if let Some(written) = applied {
+        return Ok(written);
     }
     let patch = json!({
         "metadata": {"resourceVersion": object.resource_version()},
@@ -76,8 +76,7 @@ where
         ..Default::default()
     };
     api.patch_status(&name, &params, &Patch::Merge(&patch))
-        .await?;
-    Ok(())
+        .await
 }
 
 /// An RFC 7386 JSON merge patch that turns `before` into `after`: changed values, and `null`

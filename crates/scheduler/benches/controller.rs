@@ -115,6 +115,5 @@ async fn main() -> Result<()> {
         n as f64 / elapsed.as_secs_f64()
     );
     scheduler.stop().await;
-    hub.server.shutdown().await;
     Ok(())
 }

@@ -569,6 +569,7 @@ async fn write_status<K: Binding>(
     };
     status::write(api, &read, &ctx.apply, write)
         .await
+        .map(|_| ())
         .map_err(failed)
 }
 

@@ -1,63 +1,222 @@
-//! Test support shared by the crates' tests and benchmarks and by `tests/e2e`: an in-memory hub
-//! API server with the Flotilla CRDs installed, member clusters registered on it, a polling
+//! Test support shared by the crates' tests and benchmarks and by `tests/e2e`: a hub API server
+//! (the embedded one in memory, or a real control plane with `FLOTILLA_TEST_SERVER=kube`, see
+//! [`kube`]) with the Flotilla CRDs installed, member clusters registered on it, a polling
 //! helper, a finder for a real kubectl, and [`fixtures`] (builders for Clusters and
 //! ResourceBindings). Only ever a dev-dependency: production code must not link it (it links
 //! the embedded API server).
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     future::Future,
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
+use ::kube::Client;
 use flotilla_apiserver::{Config, Server};
 use flotilla_controllers::fleet::{self, Member};
 use flotilla_runtime::{Context, ContextOptions, metrics::Metrics};
 use futures::future::BoxFuture;
-use kube::Client;
 use tokio_util::sync::CancellationToken;
 
 pub mod fixtures;
+pub mod kube;
 
-/// An in-memory hub API server in a temporary directory, with every Flotilla CRD Established.
-pub struct TestHub {
+/// Which API server tests run against, from `FLOTILLA_TEST_SERVER`: `embedded` (the default:
+/// Flotilla's own API server, in process) or `kube` (real control planes, see [`kube`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerKind {
     /// The embedded API server; members are logical clusters of it.
-    pub server: Server,
+    Embedded,
+    /// etcd + kube-apiserver + kube-controller-manager per cluster.
+    Kube,
+}
+
+impl ServerKind {
+    /// The kind `FLOTILLA_TEST_SERVER` asks for.
+    ///
+    /// # Errors
+    ///
+    /// When the variable holds anything but `embedded` or `kube`.
+    pub fn from_env() -> anyhow::Result<ServerKind> {
+        match std::env::var("FLOTILLA_TEST_SERVER").as_deref() {
+            Err(_) | Ok("") | Ok("embedded") => Ok(ServerKind::Embedded),
+            Ok("kube") => Ok(ServerKind::Kube),
+            Ok(other) => anyhow::bail!(
+                "FLOTILLA_TEST_SERVER={other:?}: use embedded or kube (`make test` runs both)"
+            ),
+        }
+    }
+}
+
+/// Where a member cluster's API server is and how to reach it as an administrator.
+#[derive(Clone, Debug)]
+pub struct MemberServer {
+    /// The API server URL.
+    pub url: String,
+    /// An administrator's bearer token.
+    pub token: String,
+    /// The CA bundle of its serving certificate (PEM).
+    pub ca_pem: String,
+}
+
+impl MemberServer {
+    /// An administrator's client for this member.
+    ///
+    /// # Errors
+    ///
+    /// When the credentials do not make a client.
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        use base64::Engine as _;
+        let ca = base64::engine::general_purpose::STANDARD.encode(&self.ca_pem);
+        let yaml = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: m\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: m\n  user:\n    token: {}\ncontexts:\n- name: m\n  context:\n    cluster: m\n    user: m\ncurrent-context: m\n",
+            self.url, self.token
+        );
+        let kubeconfig = ::kube::config::Kubeconfig::from_yaml(&yaml)?;
+        let config = ::kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &::kube::config::KubeConfigOptions::default(),
+        )
+        .await?;
+        Ok(Client::try_from(config)?)
+    }
+}
+
+enum Backend {
+    Embedded {
+        server: Server,
+        _dir: tempfile::TempDir,
+    },
+    Kube {
+        _hub: Box<kube::ControlPlane>,
+        members: Mutex<HashMap<String, kube::ControlPlane>>,
+    },
+}
+
+/// A hub API server for a test with every Flotilla CRD Established: the embedded server (in
+/// memory) or a real control plane, as [`ServerKind::from_env`] says; members are logical
+/// clusters of the embedded server, or control planes of their own.
+pub struct TestHub {
     /// A client for the hub.
     pub client: Client,
-    dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+    backend: Backend,
 }
 
 impl TestHub {
-    /// Starts the server and installs the CRDs. Needs a multi-threaded Tokio runtime.
+    /// Starts the hub the environment asks for and installs the CRDs. Needs a multi-threaded
+    /// Tokio runtime.
     pub async fn start() -> anyhow::Result<TestHub> {
-        let dir = tempfile::tempdir()?;
-        let mut config = Config::new(dir.path());
-        config.in_memory = true;
-        let server = Server::start(config).await?;
-        let client = server.client(None).await?;
+        Self::start_on(ServerKind::from_env()?).await
+    }
+
+    /// Starts a hub of `kind` and installs the CRDs.
+    pub async fn start_on(kind: ServerKind) -> anyhow::Result<TestHub> {
+        let (client, kubeconfig, backend) = match kind {
+            ServerKind::Embedded => {
+                let dir = tempfile::tempdir()?;
+                let mut config = Config::new(dir.path());
+                config.in_memory = true;
+                let server = Server::start(config).await?;
+                let client = server.client(None).await?;
+                let kubeconfig = server.kubeconfig_path().to_owned();
+                (client, kubeconfig, Backend::Embedded { server, _dir: dir })
+            }
+            ServerKind::Kube => {
+                let hub = kube::ControlPlane::start().await?;
+                let client = hub.client().await?;
+                let kubeconfig = hub.kubeconfig.clone();
+                (
+                    client,
+                    kubeconfig,
+                    Backend::Kube {
+                        _hub: Box::new(hub),
+                        members: Mutex::default(),
+                    },
+                )
+            }
+        };
         fleet::install_crds(&client).await?;
         Ok(TestHub {
-            server,
             client,
-            dir,
+            kubeconfig,
+            backend,
         })
     }
 
-    /// Creates a logical member cluster and registers it on the hub as a Push Cluster with
-    /// working credentials, the way `flotilla up` does.
+    /// Which kind of server this hub is.
+    pub fn kind(&self) -> ServerKind {
+        match self.backend {
+            Backend::Embedded { .. } => ServerKind::Embedded,
+            Backend::Kube { .. } => ServerKind::Kube,
+        }
+    }
+
+    /// The embedded server, for what only it can tell (such as request counts).
+    pub fn embedded(&self) -> Option<&Server> {
+        match &self.backend {
+            Backend::Embedded { server, .. } => Some(server),
+            Backend::Kube { .. } => None,
+        }
+    }
+
+    /// Starts a member cluster's API server without registering it on the hub.
+    pub async fn create_member(&self, name: &str) -> anyhow::Result<MemberServer> {
+        match &self.backend {
+            Backend::Embedded { server, .. } => Ok(MemberServer {
+                url: server.create_cluster(name).await?,
+                token: server.admin_token().to_owned(),
+                ca_pem: server.ca_pem().to_owned(),
+            }),
+            Backend::Kube { members, .. } => {
+                let plane = kube::ControlPlane::start().await?;
+                let member = MemberServer {
+                    url: plane.url.clone(),
+                    token: plane.token.clone(),
+                    ca_pem: plane.ca_pem.clone(),
+                };
+                members
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(name.to_owned(), plane);
+                Ok(member)
+            }
+        }
+    }
+
+    /// Stops a member's API server, as a cluster that died.
+    pub async fn stop_member(&self, name: &str) -> anyhow::Result<()> {
+        match &self.backend {
+            Backend::Embedded { server, .. } => Ok(server.remove_cluster(name).await?),
+            Backend::Kube { members, .. } => {
+                let plane = members
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(name);
+                let Some(mut plane) = plane else {
+                    anyhow::bail!("no member {name}");
+                };
+                tokio::task::spawn_blocking(move || plane.stop()).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Starts a member cluster and registers it on the hub as a Push Cluster with working
+    /// credentials, the way `flotilla up` does.
     pub async fn add_member(
         &self,
         name: &str,
         labels: BTreeMap<String, String>,
     ) -> anyhow::Result<Member> {
+        let server = self.create_member(name).await?;
         let member = Member {
             name: name.to_owned(),
-            api_endpoint: self.server.create_cluster(name).await?,
-            token: self.server.admin_token().to_owned(),
-            ca_pem: self.server.ca_pem().to_owned(),
+            api_endpoint: server.url,
+            token: server.token,
+            ca_pem: server.ca_pem,
             labels,
             region: None,
         };
@@ -65,14 +224,9 @@ impl TestHub {
         Ok(member)
     }
 
-    /// The kubeconfig the server wrote, with one context per logical cluster.
+    /// A kubeconfig for the hub (the embedded one also has a context per member).
     pub fn kubeconfig(&self) -> &Path {
-        self.server.kubeconfig_path()
-    }
-
-    /// The temporary directory holding the server's files.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
+        &self.kubeconfig
     }
 }
 
