@@ -182,8 +182,8 @@ async fn cluster_status_controller_end_to_end() -> Result<()> {
     let url = server.url.clone();
     create_secret(&hub, "member1", &server).await?;
     create_cluster(&hub, "member1", ClusterSyncMode::Push, &url).await?;
-    let other_url = test_hub.create_member("member2").await?.url;
-    create_cluster(&hub, "nosecret", ClusterSyncMode::Push, &other_url).await?;
+    let other = test_hub.create_member("member2").await?;
+    create_cluster(&hub, "nosecret", ClusterSyncMode::Push, &other.url).await?;
     create_cluster(&hub, "pulled", ClusterSyncMode::Pull, &url).await?;
 
     let options = Options {
@@ -251,7 +251,7 @@ async fn cluster_status_controller_end_to_end() -> Result<()> {
         "{}",
         condition.message
     );
-    create_secret(&hub, "nosecret", &server).await?;
+    create_secret(&hub, "nosecret", &other).await?;
     wait_ready(&clusters, "nosecret", reasons::CLUSTER_READY).await?;
 
     // Nodes and Pods on the member show up in the summaries.
