@@ -6,7 +6,7 @@ MEMBERS ?= 2
 
 # The tests that run a second time against real control planes (etcd + kube-apiserver +
 # kube-controller-manager, built by `make kube`): every controller test and the hub processes.
-KUBE_TESTS ?= kind(test) & (package(flotilla-controllers) | package(flotilla-scheduler) | binary(hub))
+KUBE_TESTS ?= kind(test) & (package(flotilla-controllers) | package(flotilla-scheduler) | binary(hub) | binary(chart_kube))
 
 .PHONY: build test test-embedded test-kube kube lint fmt crds run bench clean
 
