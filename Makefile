@@ -6,9 +6,9 @@ MEMBERS ?= 2
 
 # The tests that run a second time against real control planes (etcd + kube-apiserver +
 # kube-controller-manager, built by `make kube`): every controller test and the hub processes.
-KUBE_TESTS ?= kind(test) & (package(flotilla-controllers) | package(flotilla-scheduler) | binary(hub) | binary(chart_kube))
+KUBE_TESTS ?= kind(test) & (package(flotilla-controllers) | package(flotilla-scheduler) | binary(hub) | binary(chart_kube) | binary(fidelity))
 
-.PHONY: build test test-embedded test-kube kube lint fmt crds run bench clean
+.PHONY: build test test-embedded test-kube kube fidelity lint fmt crds run bench clean
 
 build:
 	$(CARGO) build --workspace
@@ -22,6 +22,12 @@ test-embedded:
 test-kube: kube
 	FLOTILLA_TEST_SERVER=kube FLOTILLA_KUBE_BIN="$$(tests/kube/build.sh --print)" \
 		$(CARGO) nextest run --workspace --no-fail-fast -E '$(KUBE_TESTS)'
+
+# The differential fidelity report: one line per way the embedded API server answers differently
+# from kube-apiserver (each must be listed in crates/apiserver/STATUS.md).
+fidelity: kube
+	FLOTILLA_TEST_SERVER=kube FLOTILLA_KUBE_BIN="$$(tests/kube/build.sh --print)" \
+		$(CARGO) nextest run -p flotilla --test fidelity --no-capture
 
 # kube-apiserver, kube-controller-manager and etcd for the real-server tier, built from their Go
 # modules into ~/.cache/flotilla/kube (about 9 minutes the first time, instant after).
