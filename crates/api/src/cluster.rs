@@ -134,6 +134,8 @@ pub struct LocalSecretReference {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct ResourceModel {
     /// The grade; grades are ordered by their resource ranges.
+    // kube-apiserver warns on the unknown format uint32; int64 holds every u32.
+    #[schemars(extend("format" = "int64"))]
     pub grade: u32,
     /// The resource ranges `[min, max)` that define the grade.
     pub ranges: Vec<ResourceModelRange>,
@@ -273,6 +275,7 @@ pub struct ResourceSummary {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct AllocatableModeling {
     /// The grade.
+    #[schemars(extend("format" = "int64"))]
     pub grade: u32,
     /// How many nodes fall in it.
     pub count: i32,
