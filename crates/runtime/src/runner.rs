@@ -123,21 +123,31 @@ impl<K: CachedKind> Runner<K> {
         projection: impl Fn(&K) -> P + Send + 'static,
     ) -> Self {
         let mut seen: HashMap<ObjectRef<K>, u64> = HashMap::new();
+        let mut gone = self.gone.resubscribe();
         let store = self.store.clone();
         let pending = self.pending.clone();
         // The primary stream marks objects pending before this filter; unmark what it drops.
         self.primary = self
             .primary
             .filter(move |object| {
+                // Forget objects that went away, so a recreated one always counts as changed.
+                loop {
+                    match gone.try_recv() {
+                        Ok(key) => {
+                            seen.remove(&key);
+                        }
+                        Err(TryRecvError::Lagged(_)) => {
+                            seen.retain(|key, _| store.get(key).is_some());
+                        }
+                        Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+                    }
+                }
                 let mut hasher = DefaultHasher::new();
                 object.meta().uid.hash(&mut hasher);
                 projection(object).hash(&mut hasher);
                 let hash = hasher.finish();
                 let key = ObjectRef::from_obj(object.as_ref());
                 let changed = seen.insert(key.clone(), hash) != Some(hash);
-                if seen.len() > 64 && seen.len() > 2 * store.state().len() {
-                    seen.retain(|key, _| store.get(key).is_some());
-                }
                 if !changed {
                     pending.unmark(&key);
                 }
