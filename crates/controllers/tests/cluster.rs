@@ -37,15 +37,20 @@ fn init_tracing() {
         .try_init();
 }
 
-/// The cluster-status controller with a short period and failure threshold, and the cluster
-/// controller; with the scheduler too when `scheduler` is set.
-fn start_controllers(client: &Client, scheduler: bool) -> Result<Controllers> {
-    let options = cluster_status::Options {
+/// Cluster-status settings with a short period and failure threshold.
+fn status_options() -> cluster_status::Options {
+    cluster_status::Options {
         period: PERIOD,
         failure_threshold: THRESHOLD,
         request_timeout: Duration::from_secs(2),
         ..Default::default()
-    };
+    }
+}
+
+/// The cluster-status controller with a short period and failure threshold, and the cluster
+/// controller; with the scheduler too when `scheduler` is set.
+fn start_controllers(client: &Client, scheduler: bool) -> Result<Controllers> {
+    let options = status_options();
     Controllers::start(client, |ctx| {
         let mut running = vec![
             cluster_status::controller(ctx, options)?.boxed(),
@@ -321,12 +326,7 @@ async fn the_scheduler_keeps_new_bindings_off_a_tainted_member_until_it_recovers
 /// The cluster-status controller with a short period, alone on its own context, so a test can
 /// stop it while the cluster controller keeps running.
 fn start_status_reporter(client: &Client) -> Result<Controllers> {
-    let options = cluster_status::Options {
-        period: PERIOD,
-        failure_threshold: THRESHOLD,
-        request_timeout: Duration::from_secs(2),
-        ..Default::default()
-    };
+    let options = status_options();
     Controllers::start(client, |ctx| {
         Ok(vec![cluster_status::controller(ctx, options)?.boxed()])
     })

@@ -66,19 +66,14 @@ fn helm(binary: &PathBuf, kubeconfig: &std::path::Path, args: &[&str]) -> Result
 
 /// A kubeconfig for the hub with `token` instead of the admin's.
 fn kubeconfig_with_token(plane: &ControlPlane, token: &str) -> Result<PathBuf> {
-    use base64::Engine as _;
     let path = plane
         .kubeconfig
         .parent()
         .context("kubeconfig dir")?
         .join("hub-sa.kubeconfig");
-    let ca = base64::engine::general_purpose::STANDARD.encode(&plane.ca_pem);
     std::fs::write(
         &path,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: hub\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: flotilla-hub\n  user:\n    token: {token}\ncontexts:\n- name: hub\n  context:\n    cluster: hub\n    user: flotilla-hub\ncurrent-context: hub\n",
-            plane.url
-        ),
+        flotilla_testing::kubeconfig_yaml(&plane.url, token, &plane.ca_pem),
     )?;
     Ok(path)
 }

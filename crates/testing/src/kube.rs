@@ -198,14 +198,9 @@ impl ControlPlane {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        use base64::Engine as _;
-        let ca = base64::engine::general_purpose::STANDARD.encode(&self.ca_pem);
         fs::write(
             &self.kubeconfig,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: kube\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: admin\n  user:\n    token: {}\ncontexts:\n- name: kube\n  context:\n    cluster: kube\n    user: admin\ncurrent-context: kube\n",
-                self.url, self.token
-            ),
+            crate::kubeconfig_yaml(&self.url, &self.token, &self.ca_pem),
         )?;
         let client = self.client().await?;
         loop {

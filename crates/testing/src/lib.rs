@@ -61,6 +61,15 @@ pub struct MemberServer {
     pub ca_pem: String,
 }
 
+/// A kubeconfig (YAML) with one context: `url`, trusting `ca_pem`, as the holder of `token`.
+pub fn kubeconfig_yaml(url: &str, token: &str, ca_pem: &str) -> String {
+    use base64::Engine as _;
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: server\n  cluster:\n    server: {url}\n    certificate-authority-data: {ca}\nusers:\n- name: user\n  user:\n    token: {token}\ncontexts:\n- name: server\n  context:\n    cluster: server\n    user: user\ncurrent-context: server\n"
+    )
+}
+
 impl MemberServer {
     /// An administrator's client for this member.
     ///
@@ -68,12 +77,7 @@ impl MemberServer {
     ///
     /// When the credentials do not make a client.
     pub async fn client(&self) -> anyhow::Result<Client> {
-        use base64::Engine as _;
-        let ca = base64::engine::general_purpose::STANDARD.encode(&self.ca_pem);
-        let yaml = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: m\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: m\n  user:\n    token: {}\ncontexts:\n- name: m\n  context:\n    cluster: m\n    user: m\ncurrent-context: m\n",
-            self.url, self.token
-        );
+        let yaml = kubeconfig_yaml(&self.url, &self.token, &self.ca_pem);
         let kubeconfig = ::kube::config::Kubeconfig::from_yaml(&yaml)?;
         let config = ::kube::Config::from_custom_kubeconfig(
             kubeconfig,
