@@ -88,9 +88,13 @@ mod tests {
         assert!(ssa.supported());
         assert_eq!(ssa.try_apply(call(answer(415))).await.ok(), Some(None));
         assert!(!ssa.supported());
-        // Once refused, apply is not tried again.
-        let before = calls.load(Ordering::Relaxed);
-        assert_eq!(ssa.try_apply(async { Ok(1) }).await.ok(), Some(None));
-        assert_eq!(calls.load(Ordering::Relaxed), before);
+        // Once refused, apply is not tried again: the request is never sent (polled).
+        let sent = AtomicUsize::new(0);
+        let request = async {
+            sent.fetch_add(1, Ordering::Relaxed);
+            Ok(1)
+        };
+        assert_eq!(ssa.try_apply(request).await.ok(), Some(None));
+        assert_eq!(sent.load(Ordering::Relaxed), 0);
     }
 }
