@@ -1,4 +1,5 @@
-//! The cluster controller against the embedded API server, beside the cluster-status
+//! The cluster controller against the hub API server (embedded, or real with
+//! `FLOTILLA_TEST_SERVER=kube`), beside the cluster-status
 //! controller: a member that dies gets the not-ready taint once the failure threshold has
 //! passed, healthy members stay untainted, users' taints survive tainting and untainting, a
 //! member that comes back is untainted, Ready Unknown means the unreachable taint; and the

@@ -1,5 +1,6 @@
-//! Registering members against the embedded API server (which answers server-side apply with
-//! 415, so `fleet`'s fallback writes): registering again — as every `flotilla up` restart does —
+//! Registering members against the hub API server (the embedded one answers server-side apply
+//! with 415, so `fleet`'s fallback writes there; a real kube-apiserver applies): registering
+//! again — as every `flotilla up` restart does —
 //! keeps the labels and taints users added to a Cluster and restores the fields `up` sets.
 
 use std::collections::BTreeMap;

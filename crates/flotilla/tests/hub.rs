@@ -1,4 +1,5 @@
-//! `flotilla hub` as a process against the embedded API server: leader election between two
+//! `flotilla hub` as a process against the hub API server (embedded, or real with
+//! `FLOTILLA_TEST_SERVER=kube`): leader election between two
 //! and three hubs (one leads, a standby runs no controller; killing the leader hands over
 //! within the lease duration plus a retry period or two; a paused leader that wakes after
 //! losing the Lease stops at once and never takes it back), `/metrics` checked with promtool,

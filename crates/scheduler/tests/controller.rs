@@ -1,4 +1,5 @@
-//! The scheduler controller against the embedded API server, through kube-rs over real HTTPS:
+//! The scheduler controller against the hub API server (embedded, or real with
+//! `FLOTILLA_TEST_SERVER=kube`), through kube-rs over real HTTPS:
 //! first schedule, no-op passes write nothing (static, Duplicated and non-workload bindings),
 //! Duplicated follows new clusters and stays on tainted ones, failures set the condition and an
 //! Event, manual reschedules (including a trigger in the future), ClusterResourceBindings,
