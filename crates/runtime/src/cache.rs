@@ -130,19 +130,30 @@ impl<K: CachedKind> Cache<K> {
                                 let _ = gone.send(key);
                             }
                         }
-                        if !synced.send_replace(true) {
-                            debug!("cache synced");
-                        }
                     }
                     Ok(_) => {}
                     Err(error) => warn!(%error, "watch failed; retrying"),
                 }
                 futures::future::ready(())
             });
+        // Synced as soon as the store holds the first full list. Not on the InitDone event: the
+        // reflector yields that only after every subscriber has taken the listed objects, and
+        // controllers take them only once the caches are synced; with more objects than the
+        // subscription buffer that would wait forever. This task is the store's only
+        // readiness waiter (kube's readiness wakes one waiter), so later waiters find it ready.
+        let ready = self.store.clone();
+        let mark_synced = async move {
+            if ready.wait_until_ready().await.is_ok() {
+                synced.send_replace(true);
+                debug!("cache synced");
+            }
+            futures::future::pending::<()>().await;
+        };
         Some(Box::pin(
             async move {
                 tokio::select! {
                     () = events => {},
+                    () = mark_synced => {},
                     () = stop.cancelled() => {},
                 }
             }

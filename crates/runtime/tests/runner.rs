@@ -423,3 +423,27 @@ async fn reconciles_start_only_once_every_cache_is_filled() {
     ctx.stop().cancel();
     running.await.expect("stops");
 }
+
+#[tokio::test(start_paused = true)]
+async fn more_objects_than_the_subscription_buffer_are_all_reconciled() {
+    let objects = (0..3000)
+        .map(|i| configmap(&format!("c{i}"), &format!("uid-{i}"), i))
+        .collect();
+    let (client, _mock, _events) = Mock::client(objects);
+    let ctx = context(client);
+    let script = Arc::new(Script::default());
+    let runner = Runner::<ConfigMap>::new(
+        &ctx,
+        "many",
+        Settings {
+            concurrency: 64,
+            ..settings()
+        },
+    )
+    .expect("runner");
+    ctx.start();
+    let running = tokio::spawn(runner.run(reconcile, script.clone()));
+    wait_calls(&script, 3000).await;
+    ctx.stop().cancel();
+    running.await.expect("stops");
+}
