@@ -139,8 +139,10 @@ pub(crate) async fn config(
         secret.namespace().unwrap_or_default(),
         secret.name_any()
     );
-    let bad = |what: String| Error::MemberClient(format!("Secret {secret_name}: {what}"));
     let data = secret.data.clone().unwrap_or_default();
+    let bad = |what: String| {
+        Error::MemberClient(format!("Secret {secret_name}: {}", redact(&what, &data)))
+    };
     let text = |key: &str| -> Result<Option<String>> {
         match data.get(key) {
             None => Ok(None),
@@ -151,10 +153,14 @@ pub(crate) async fn config(
     };
 
     let kubeconfig = if let Some(yaml) = text(KUBECONFIG_KEY)? {
+        // The parser's message quotes the YAML around the error, credentials included: say
+        // only where it is.
         let kubeconfig = Kubeconfig::from_yaml(&yaml).map_err(|e| {
             bad(format!(
-                "{KUBECONFIG_KEY} is not a valid kubeconfig: {}",
-                chain(&e)
+                "{KUBECONFIG_KEY} is not a valid kubeconfig{}; check it with kubectl --kubeconfig",
+                position(&chain(&e))
+                    .map(|(line, column)| format!(" (line {line}, column {column})"))
+                    .unwrap_or_default()
             ))
         })?;
         refuse_host_access(&kubeconfig).map_err(|what| bad(format!("{KUBECONFIG_KEY}: {what}")))?;
@@ -220,6 +226,43 @@ pub(crate) async fn config(
     config.read_timeout = Some(timeout);
     config.write_timeout = Some(timeout);
     Ok(config)
+}
+
+/// `line L column C` in a parser's message, if it says where.
+fn position(message: &str) -> Option<(u64, u64)> {
+    let rest = &message[message.find("line ")? + 5..];
+    let (line, rest) = rest.split_once(' ')?;
+    let column = rest.strip_prefix("column ")?;
+    let column: String = column.chars().take_while(char::is_ascii_digit).collect();
+    Some((line.parse().ok()?, column.parse().ok()?))
+}
+
+/// `message` with every credential in the Secret's data (each value, and each word of a value
+/// that is not a YAML key, of 8 or more characters) replaced by `<redacted>`: no message a user
+/// or a log sees may carry one.
+fn redact(
+    message: &str,
+    data: &std::collections::BTreeMap<String, k8s_openapi::ByteString>,
+) -> String {
+    let mut secrets: Vec<String> = Vec::new();
+    for value in data.values() {
+        let text = String::from_utf8_lossy(&value.0);
+        secrets.push(text.trim().to_owned());
+        for word in text.split(|c: char| {
+            c.is_whitespace() || matches!(c, ',' | '{' | '}' | '[' | ']' | '"' | '\'')
+        }) {
+            if !word.ends_with(':') {
+                secrets.push(word.to_owned());
+            }
+        }
+    }
+    secrets.retain(|s| s.len() >= 8);
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut message = message.to_owned();
+    for secret in secrets {
+        message = message.replace(&secret, "<redacted>");
+    }
+    message
 }
 
 /// Builds a client from a configuration made by [`config`].
@@ -400,6 +443,30 @@ mod tests {
                 (want, got) => panic!("{name}: wanted {want:?}, got {got:?}"),
             }
         }
+    }
+
+    #[tokio::test]
+    async fn messages_never_carry_the_credentials() {
+        let secret_token = "s3cr3t-t0ken-value";
+        let broken = [
+            format!("users: [{{name: u, user: {{token: {secret_token}}}}}]\nclusters: {{{{{{"),
+            format!("apiVersion: v1\nusers:\n- name: u\n  user: {{token: [{secret_token}\n"),
+            format!("apiVersion: v1\nkind: Config\nusers: {secret_token}\n"),
+        ];
+        for yaml in broken {
+            let message = problem(&cluster(None, false), &secret(&[("kubeconfig", &yaml)]))
+                .await
+                .unwrap_or_default();
+            assert!(!message.is_empty(), "{yaml:?} was accepted");
+            assert!(!message.contains(secret_token), "{message}");
+        }
+        let message = problem(
+            &cluster(Some("https://127.0.0.1:6443"), false),
+            &secret(&[("token", secret_token), ("caBundle", "not pem")]),
+        )
+        .await
+        .unwrap_or_default();
+        assert!(!message.contains(secret_token), "{message}");
     }
 
     #[test]
