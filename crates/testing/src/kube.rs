@@ -251,9 +251,11 @@ impl ControlPlane {
              sleep 3; kill -KILL {pids} 2>/dev/null; rm -rf '{dir}'",
             parent = std::process::id()
         );
+        // In a session of its own: a test runner that kills the test's process group on a
+        // timeout must not take the watchdog with it.
         self.watchdog = Some(
-            Command::new("sh")
-                .args(["-c", &script])
+            Command::new("setsid")
+                .args(["sh", "-c", &script])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
