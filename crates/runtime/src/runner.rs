@@ -231,7 +231,8 @@ impl<K: CachedKind> Runner<K> {
         ctx.metrics().register_controller(name);
         let stop = ctx.stop().clone();
         // Every cache is filled before the first reconcile, so reconciles read complete
-        // stores (and nobody waits on a store's readiness, which wakes only one waiter).
+        // stores; no reconcile waits on a store's readiness (kube's wakes only one waiter: each
+        // cache's own task is that waiter).
         tokio::select! {
             () = ctx.caches().wait_synced() => {}
             () = stop.cancelled() => return,
