@@ -1,0 +1,1 @@
+//! Built-in kinds: defaults and validation (being written).
