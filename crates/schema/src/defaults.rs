@@ -1,1 +1,0 @@
-//! Built-in kinds: defaults and validation (being written).
