@@ -135,6 +135,8 @@ pub(crate) struct ResourceRequest {
     pub(crate) query: Query,
     /// Bookmark period for watches.
     pub(crate) bookmark_interval: std::time::Duration,
+    /// The client's User-Agent (names the field manager when `fieldManager` is not given).
+    pub(crate) user_agent: Option<String>,
 }
 
 fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
@@ -279,6 +281,11 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
         sub,
         query,
         bookmark_interval: state.bookmark_interval,
+        user_agent: parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from),
     };
     let read_body = || async {
         axum::body::to_bytes(body, MAX_BODY)

@@ -82,7 +82,7 @@ pub enum Error {
 }
 
 impl Error {
-    fn api(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn api(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
         Error::Api {
             code,
             reason,
@@ -199,10 +199,15 @@ impl Error {
         Error::Api {
             code: 422,
             reason: "Invalid",
-            message: format!(
-                "{qualified_kind} \"{name}\" is invalid: {}",
-                summary.join(", ")
-            ),
+            // kube-apiserver brackets an aggregate of several errors.
+            message: if summary.len() == 1 {
+                format!("{qualified_kind} \"{name}\" is invalid: {}", summary[0])
+            } else {
+                format!(
+                    "{qualified_kind} \"{name}\" is invalid: [{}]",
+                    summary.join(", ")
+                )
+            },
             details: Some(Box::new(
                 json!({"name": name, "group": group, "kind": kind, "causes": causes_json}),
             )),

@@ -47,7 +47,58 @@ pub(crate) struct ResourceInfo {
     pub(crate) generation: bool,
     /// Served from a CRD (deletes return the object, not a Status).
     pub(crate) custom: bool,
+    /// The CRD version's structural schema (custom resources only).
+    pub(crate) schema: Option<CustomSchema>,
 }
+
+/// A CRD version's `openAPIV3Schema`, read once when the CRD is registered.
+#[derive(Debug, Clone)]
+pub(crate) struct CustomSchema {
+    raw: Arc<Value>,
+    schema: Arc<flotilla_schema::Schema>,
+    has_defaults: bool,
+}
+
+fn has_defaults(s: &flotilla_schema::Schema) -> bool {
+    s.default.is_some()
+        || s.properties.values().any(has_defaults)
+        || s.items.as_deref().is_some_and(has_defaults)
+        || s.additional_properties.as_deref().is_some_and(has_defaults)
+}
+
+impl CustomSchema {
+    fn read(raw: &Value) -> Option<CustomSchema> {
+        let schema = flotilla_schema::Schema::from_openapi(raw).ok()?;
+        Some(CustomSchema {
+            raw: Arc::new(raw.clone()),
+            has_defaults: has_defaults(&schema),
+            schema: Arc::new(schema),
+        })
+    }
+
+    /// Whether any node of the schema has a `default` (reads then need defaulting).
+    pub(crate) fn has_defaults(&self) -> bool {
+        self.has_defaults
+    }
+
+    /// The schema as walkable by `flotilla-schema`.
+    pub(crate) fn schema(&self) -> &flotilla_schema::Schema {
+        &self.schema
+    }
+
+    /// The schema as the CRD wrote it (for OpenAPI documents).
+    pub(crate) fn raw(&self) -> &Value {
+        &self.raw
+    }
+}
+
+impl PartialEq for CustomSchema {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+
+impl Eq for CustomSchema {}
 
 impl ResourceInfo {
     /// The storage key shared by all versions: `<group>/<plural>`.
@@ -276,6 +327,7 @@ fn builtin_info(b: &Builtin) -> ResourceInfo {
         scale,
         generation: b.generation,
         custom: false,
+        schema: None,
     }
 }
 
@@ -500,6 +552,9 @@ pub(crate) fn crd_infos(crd: &Value) -> Option<Vec<ResourceInfo>> {
             scale,
             generation: true,
             custom: true,
+            schema: version
+                .pointer("/schema/openAPIV3Schema")
+                .and_then(CustomSchema::read),
         });
     }
     Some(out)

@@ -24,7 +24,7 @@ use flotilla_api::{
     keys::field_managers::CLUSTER,
 };
 use flotilla_runtime::{
-    Context, Runner, ServerSideApply, Settings,
+    Context, Runner, Settings,
     cache::PerObject,
     status::{self, StatusWrite},
 };
@@ -79,7 +79,6 @@ struct State {
     hub: Client,
     options: Options,
     leases: Store<Lease>,
-    apply: ServerSideApply,
     /// Per cluster: its heartbeat as last seen.
     heartbeats: PerObject<Cluster, Heartbeat>,
 }
@@ -154,9 +153,6 @@ async fn write_unknown(
         cluster: cluster.name_any(),
         source,
     };
-    let to_json = |value: &ClusterStatus| {
-        serde_json::to_value(value).map_err(|e| failed(kube::Error::SerdeError(e)))
-    };
     let mut next = current.clone();
     next.conditions = conditions::merge_owned(
         &current.conditions,
@@ -166,13 +162,9 @@ async fn write_unknown(
     let write = StatusWrite {
         field_manager: CLUSTER,
         owned: json!({"conditions": status::owned(&next.conditions, &[READY])}),
-        before: to_json(current)?,
-        after: to_json(&next)?,
     };
     let api: Api<Cluster> = Api::all(state.hub.clone());
-    status::write(&api, cluster, &state.apply, write)
-        .await
-        .map_err(failed)
+    status::write(&api, cluster, write).await.map_err(failed)
 }
 
 /// Writes `spec.taints` with a JSON merge patch guarded by the resourceVersion the decision was
@@ -233,7 +225,6 @@ pub fn controller(
         hub: ctx.client().clone(),
         options,
         leases,
-        apply: ServerSideApply::default(),
         heartbeats,
     });
     info!(grace_period = ?state.options.grace_period, "starting the cluster controller");

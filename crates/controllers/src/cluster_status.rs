@@ -25,7 +25,7 @@ use flotilla_api::{
     keys::field_managers::CLUSTER_STATUS,
 };
 use flotilla_runtime::{
-    Context, Runner, ServerSideApply, Settings,
+    Context, Runner, Settings,
     cache::PerObject,
     members::Members,
     status::{self, StatusWrite},
@@ -199,7 +199,6 @@ struct State {
     hub: Client,
     options: Options,
     members: Arc<Members>,
-    apply: ServerSideApply,
     /// Per cluster: since when probes have failed.
     trackers: PerObject<Cluster, FailureTracker>,
 }
@@ -303,7 +302,7 @@ async fn reconcile(cluster: Arc<Cluster>, state: Arc<State>) -> Result<Action> {
         Time(Timestamp::now()),
     );
     if next != current {
-        write_status(&state, &cluster, &current, &next).await?;
+        write_status(&state, &cluster, &next).await?;
         if let Some(ready) = conditions::find(&next.conditions, READY)
             && conditions::find(&current.conditions, READY) != Some(ready)
         {
@@ -325,13 +324,8 @@ async fn reconcile(cluster: Arc<Cluster>, state: Arc<State>) -> Result<Action> {
 }
 
 /// Writes the status: server-side apply of every field it reports and only its own
-/// conditions, or a merge patch guarded by resourceVersion where apply is not supported.
-async fn write_status(
-    state: &State,
-    cluster: &Cluster,
-    current: &ClusterStatus,
-    next: &ClusterStatus,
-) -> Result<()> {
+/// conditions.
+async fn write_status(state: &State, cluster: &Cluster, next: &ClusterStatus) -> Result<()> {
     let name = cluster.name_any();
     let failed = |source| Error::WriteClusterStatus {
         cluster: name.clone(),
@@ -345,11 +339,9 @@ async fn write_status(
     let write = StatusWrite {
         field_manager: CLUSTER_STATUS,
         owned: to_json(&owned)?,
-        before: to_json(current)?,
-        after: to_json(next)?,
     };
     let api: Api<Cluster> = Api::all(state.hub.clone());
-    status::write(&api, cluster, &state.apply, write)
+    status::write(&api, cluster, write)
         .await
         .map(|_| ())
         .map_err(failed)
@@ -404,7 +396,6 @@ pub fn controller(
         hub: ctx.client().clone(),
         options,
         members,
-        apply: ServerSideApply::default(),
         trackers: PerObject::new(&*ctx.caches().get::<Cluster>()?),
     });
     info!(period = ?state.options.period, "starting the cluster-status controller");

@@ -16,84 +16,24 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client, ResourceExt,
-    api::{ObjectMeta, Patch, PatchParams, PostParams},
+    api::{ObjectMeta, Patch, PatchParams},
     runtime::wait::{await_condition, conditions},
 };
-use serde_json::Value;
 
 /// The field manager `flotilla up` writes with.
 pub const FIELD_MANAGER: &str = "flotilla-up";
 
-use flotilla_runtime::ServerSideApply;
-
 use crate::error::{Error, Result};
 
-/// How [`apply`] writes an object that already exists when the server does not implement
-/// server-side apply.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Fallback {
-    /// Replace the whole object at its current resourceVersion: `up` owns all of it (CRDs,
-    /// the credentials Secret), and keys it no longer sets must go.
-    Replace,
-    /// Merge-patch only the keys `up` sets; every other key — labels, taints or spec fields a
-    /// user added — is left as it is, as server-side apply would leave another manager's fields.
-    /// For objects users edit (Clusters) or own (Namespaces).
-    MergeOwned,
-}
-
-/// Writes `object` with server-side apply; when the server does not implement apply patches
-/// (415), creates it, or writes the existing object as `fallback` says.
-async fn apply<K>(api: &Api<K>, object: &K, fallback: Fallback) -> kube::Result<K>
+/// Writes `object` with server-side apply under `flotilla up`'s field manager, forced: `up`
+/// owns exactly the fields it sets (keys it stops setting go; fields a user added stay theirs).
+async fn apply<K>(api: &Api<K>, object: &K) -> kube::Result<K>
 where
     K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let name = object.meta().name.clone().unwrap_or_default();
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    let ssa = ServerSideApply::default();
-    if let Some(applied) = ssa
-        .try_apply(api.patch(&name, &params, &Patch::Apply(object)))
-        .await?
-    {
-        return Ok(applied);
-    }
-    let post = PostParams {
-        field_manager: Some(FIELD_MANAGER.to_owned()),
-        ..Default::default()
-    };
-    match (api.get_opt(&name).await?, fallback) {
-        (None, _) => api.create(&post, object).await,
-        (Some(current), Fallback::Replace) => {
-            let mut desired = object.clone();
-            desired.meta_mut().resource_version = current.meta().resource_version.clone();
-            api.replace(&name, &post, &desired).await
-        }
-        (Some(_), Fallback::MergeOwned) => {
-            let patch =
-                owned_fields(serde_json::to_value(object).map_err(kube::Error::SerdeError)?);
-            let params = PatchParams {
-                field_manager: Some(FIELD_MANAGER.to_owned()),
-                ..Default::default()
-            };
-            api.patch(&name, &params, &Patch::Merge(&patch)).await
-        }
-    }
-}
-
-/// The JSON merge patch that sets exactly what `desired` sets: its status (which `up` never
-/// writes) and every `null` are dropped, so the patch can only add or overwrite keys, never
-/// remove one.
-fn owned_fields(mut desired: Value) -> Value {
-    fn drop_nulls(value: &mut Value) {
-        if let Value::Object(map) = value {
-            map.retain(|_, v| !v.is_null());
-            map.values_mut().for_each(drop_nulls);
-        }
-    }
-    if let Value::Object(map) = &mut desired {
-        map.remove("status");
-    }
-    drop_nulls(&mut desired);
-    desired
+    api.patch(&name, &params, &Patch::Apply(object)).await
 }
 
 /// Installs (or updates) every Flotilla CRD and waits until each is Established.
@@ -106,7 +46,7 @@ pub async fn install_crds(client: &Client) -> Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in flotilla_api::crds::all() {
         let name = crd.name_any();
-        apply(&api, &crd, Fallback::Replace)
+        apply(&api, &crd)
             .await
             .map_err(|source| Error::InstallCrd {
                 name: name.clone(),
@@ -165,7 +105,7 @@ pub async fn register_member(client: &Client, member: &Member) -> Result<()> {
         },
         ..Default::default()
     };
-    apply(&namespaces, &ns, Fallback::MergeOwned)
+    apply(&namespaces, &ns)
         .await
         .map_err(|source| Error::CreateNamespace {
             namespace: namespace.to_owned(),
@@ -192,7 +132,7 @@ pub async fn register_member(client: &Client, member: &Member) -> Result<()> {
         ])),
         ..Default::default()
     };
-    apply(&secrets, &secret, Fallback::Replace)
+    apply(&secrets, &secret)
         .await
         .map_err(|source| Error::WriteMemberSecret {
             member: member.name.clone(),
@@ -215,60 +155,11 @@ pub async fn register_member(client: &Client, member: &Member) -> Result<()> {
         },
     );
     cluster.metadata.labels = Some(member.labels.clone());
-    apply(&clusters, &cluster, Fallback::MergeOwned)
+    apply(&clusters, &cluster)
         .await
         .map_err(|source| Error::RegisterCluster {
             member: member.name.clone(),
             source,
         })?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn owned_fields_only_add_or_overwrite() {
-        let table: Vec<(Value, Value)> = vec![
-            (
-                json!({"kind": "Cluster", "metadata": {"name": "m1", "labels": {"a": "b"}},
-                       "spec": {"syncMode": "Push", "region": null}, "status": {"x": 1}}),
-                json!({"kind": "Cluster", "metadata": {"name": "m1", "labels": {"a": "b"}},
-                       "spec": {"syncMode": "Push"}}),
-            ),
-            (
-                json!({"metadata": {"name": "ns", "annotations": null}}),
-                json!({"metadata": {"name": "ns"}}),
-            ),
-        ];
-        for (desired, want) in table {
-            assert_eq!(owned_fields(desired.clone()), want, "{desired}");
-        }
-    }
-
-    #[test]
-    fn a_registered_cluster_patch_leaves_taints_and_status_alone() -> serde_json::Result<()> {
-        let mut cluster = Cluster::new(
-            "m1",
-            ClusterSpec {
-                api_endpoint: Some("https://m1".to_owned()),
-                ..Default::default()
-            },
-        );
-        cluster.metadata.labels = Some(BTreeMap::from([("up".to_owned(), "yes".to_owned())]));
-        let patch = owned_fields(serde_json::to_value(&cluster)?);
-        assert_eq!(
-            patch.get("spec"),
-            Some(&json!({"syncMode": "Push", "apiEndpoint": "https://m1"}))
-        );
-        assert_eq!(
-            patch.pointer("/metadata/labels"),
-            Some(&json!({"up": "yes"}))
-        );
-        assert_eq!(patch.get("status"), None);
-        Ok(())
-    }
 }

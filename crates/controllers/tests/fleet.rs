@@ -1,7 +1,6 @@
-//! Registering members against the hub API server (the embedded one answers server-side apply
-//! with 415, so `fleet`'s fallback writes there; a real kube-apiserver applies): registering
-//! again — as every `flotilla up` restart does —
-//! keeps the labels and taints users added to a Cluster and restores the fields `up` sets.
+//! Registering members against the hub API server (server-side apply under `flotilla-up`, on
+//! both servers): registering again — as every `flotilla up` restart does — keeps the labels
+//! and taints users added to a Cluster and restores the fields `up` sets.
 
 use std::collections::BTreeMap;
 

@@ -22,6 +22,10 @@ struct Probe {
     content_type: &'static str,
     accept: &'static str,
     body: Value,
+    /// Compare the Status message too (for answers whose wording clients show users).
+    message: bool,
+    /// After this probe, poll this path until it answers 2xx (a CRD being served).
+    settle: Option<&'static str>,
 }
 
 const NS: &str = "/api/v1/namespaces/fidelity";
@@ -35,7 +39,356 @@ fn probe(id: &'static str, method: Method, path: &'static str, body: Value) -> P
         content_type: JSON,
         accept: JSON,
         body,
+        message: false,
+        settle: None,
     }
+}
+
+const SMP: &str = "application/strategic-merge-patch+json";
+const APPLY: &str = "application/apply-patch+yaml";
+const MERGE: &str = "application/merge-patch+json";
+
+/// A probe whose Status message is compared too.
+fn worded(p: Probe) -> Probe {
+    Probe { message: true, ..p }
+}
+
+fn with_type(content_type: &'static str, p: Probe) -> Probe {
+    Probe { content_type, ..p }
+}
+
+fn deployment(name: &str, image: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {"selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                "spec": {"containers": [
+                    {"name": "app", "image": image, "ports": [{"containerPort": 80}],
+                     "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]},
+                    {"name": "sidecar", "image": "busybox:1.36", "args": ["sleep", "3600"]}]}}}})
+}
+
+fn widget_crd() -> Value {
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.fidelity.example.com"},
+        "spec": {"group": "fidelity.example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "required": ["size"], "properties": {
+                        "size": {"type": "integer", "minimum": 1, "maximum": 10},
+                        "color": {"type": "string", "enum": ["red", "blue"], "default": "red"},
+                        "name": {"type": "string", "pattern": "^[a-z]+$", "maxLength": 5},
+                        "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 2,
+                                 "x-kubernetes-list-type": "set"},
+                        "ports": {"type": "array", "x-kubernetes-list-type": "map",
+                                  "x-kubernetes-list-map-keys": ["name"],
+                                  "items": {"type": "object", "required": ["name"], "properties": {
+                                      "name": {"type": "string"}, "port": {"type": "integer"}}}},
+                        "opt": {"type": "object", "properties": {"a": {"type": "string", "default": "x"}}},
+                        "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}},
+                    "status": {"type": "object", "properties": {"ok": {"type": "boolean"}}}}}}}]}})
+}
+
+fn widget(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "fidelity.example.com/v1", "kind": "Widget", "metadata": {"name": name}, "spec": spec})
+}
+
+/// Writes as kubectl, Helm and controllers send them: field validation, strategic merge,
+/// server-side apply with managed fields and conflicts, built-in defaults and validation, and
+/// CRD structural schemas (validation, pruning, defaults).
+fn write_probes() -> Vec<Probe> {
+    let deploys = "/apis/apps/v1/namespaces/fidelity/deployments";
+    let d1 = "/apis/apps/v1/namespaces/fidelity/deployments/d1";
+    let widgets = "/apis/fidelity.example.com/v1/namespaces/fidelity/widgets";
+    let mut typo = deployment("typo", "nginx:1.27");
+    typo["spec"]["replcas"] = json!(2);
+    typo["spec"]["template"]["spec"]["containers"][0]["imagee"] = json!("x");
+    let mut two = deployment("two", "nginx:1.27");
+    two["spec"]["replicas"] = json!("two");
+    let mut unmatched = deployment("unmatched", "nginx:1.27");
+    unmatched["spec"]["selector"]["matchLabels"]["app"] = json!("other");
+    let mut no_image = deployment("noimage", "");
+    no_image["spec"]["replicas"] = json!(-1);
+    vec![
+        probe(
+            "deploy-create",
+            Method::POST,
+            deploys,
+            deployment("d1", "nginx:1.27"),
+        ),
+        worded(Probe {
+            path: "/apis/apps/v1/namespaces/fidelity/deployments?fieldValidation=Strict",
+            ..probe("deploy-strict-typo", Method::POST, "", typo.clone())
+        }),
+        probe("deploy-warn-typo", Method::POST, deploys, typo.clone()),
+        Probe {
+            path: "/apis/apps/v1/namespaces/fidelity/deployments?fieldValidation=Ignore",
+            ..probe("deploy-ignore-typo", Method::POST, "", {
+                let mut t = typo;
+                t["metadata"]["name"] = json!("typo2");
+                t
+            })
+        },
+        worded(probe("deploy-wrong-type", Method::POST, deploys, two)),
+        probe("deploy-selector-mismatch", Method::POST, deploys, unmatched),
+        probe("deploy-invalid-fields", Method::POST, deploys, no_image),
+        worded(Probe {
+            path: "/apis/apps/v1/namespaces/fidelity/deployments/d1?fieldValidation=Bogus",
+            ..with_type(
+                MERGE,
+                probe("patch-bad-field-validation", Method::PATCH, "", json!({})),
+            )
+        }),
+        with_type(
+            SMP,
+            probe(
+                "smp-set-image",
+                Method::PATCH,
+                d1,
+                json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "nginx:1.28"}]}}}}),
+            ),
+        ),
+        with_type(
+            SMP,
+            probe(
+                "smp-restart-annotation",
+                Method::PATCH,
+                d1,
+                json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-12-02T00:00:00Z"}}}}}),
+            ),
+        ),
+        with_type(
+            SMP,
+            probe(
+                "smp-delete-env",
+                Method::PATCH,
+                d1,
+                json!({"spec": {"template": {"spec": {
+                "$setElementOrder/containers": [{"name": "app"}, {"name": "sidecar"}],
+                "containers": [{"name": "app", "$setElementOrder/env": [{"name": "B"}],
+                                "env": [{"name": "A", "$patch": "delete"}]}]}}}}),
+            ),
+        ),
+        with_type(
+            SMP,
+            probe(
+                "smp-recreate-retain-keys",
+                Method::PATCH,
+                d1,
+                json!({"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate", "rollingUpdate": null}}}),
+            ),
+        ),
+        with_type(
+            SMP,
+            probe(
+                "smp-remove-container",
+                Method::PATCH,
+                d1,
+                json!({"spec": {"template": {"spec": {"containers": [{"name": "sidecar", "$patch": "delete"}]}}}}),
+            ),
+        ),
+        with_type(
+            SMP,
+            probe(
+                "smp-finalizers-union",
+                Method::PATCH,
+                d1,
+                json!({"metadata": {"finalizers": ["example.com/a"]}}),
+            ),
+        ),
+        with_type(
+            SMP,
+            probe(
+                "smp-finalizers-delete",
+                Method::PATCH,
+                d1,
+                json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["example.com/a"]}}),
+            ),
+        ),
+        Probe {
+            path: "/apis/apps/v1/namespaces/fidelity/deployments/d2?fieldManager=alice",
+            ..with_type(
+                APPLY,
+                probe("apply-create-deployment", Method::PATCH, "", {
+                    let mut d = deployment("d2", "nginx:1.27");
+                    d["spec"]["replicas"] = json!(2);
+                    d
+                }),
+            )
+        },
+        worded(Probe {
+            path: "/apis/apps/v1/namespaces/fidelity/deployments/d2?fieldManager=bob",
+            ..with_type(
+                APPLY,
+                probe(
+                    "apply-conflict",
+                    Method::PATCH,
+                    "",
+                    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d2"}, "spec": {"replicas": 3}}),
+                ),
+            )
+        }),
+        Probe {
+            path: "/apis/apps/v1/namespaces/fidelity/deployments/d2?fieldManager=bob&force=true",
+            ..with_type(
+                APPLY,
+                probe(
+                    "apply-force",
+                    Method::PATCH,
+                    "",
+                    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d2"}, "spec": {"replicas": 3}}),
+                ),
+            )
+        },
+        Probe {
+            path: "/apis/apps/v1/namespaces/fidelity/deployments/d2?fieldManager=alice",
+            ..with_type(
+                APPLY,
+                probe("apply-drop-label", Method::PATCH, "", {
+                    let mut d = deployment("d2", "nginx:1.27");
+                    d["metadata"]["labels"] = json!({});
+                    d
+                }),
+            )
+        },
+        with_type(
+            MERGE,
+            Probe {
+                path: "/apis/apps/v1/namespaces/fidelity/deployments/d2?fieldManager=carol",
+                ..probe(
+                    "update-takes-ownership",
+                    Method::PATCH,
+                    "",
+                    json!({"spec": {"revisionHistoryLimit": 3}}),
+                )
+            },
+        ),
+        probe(
+            "service-create",
+            Method::POST,
+            "/api/v1/namespaces/fidelity/services",
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                   "spec": {"selector": {"app": "d1"}, "ports": [{"port": 80}]}}),
+        ),
+        probe(
+            "service-port-out-of-range",
+            Method::POST,
+            "/api/v1/namespaces/fidelity/services",
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "bad"},
+                   "spec": {"ports": [{"port": 70000}]}}),
+        ),
+        probe(
+            "job-create",
+            Method::POST,
+            "/apis/batch/v1/namespaces/fidelity/jobs",
+            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once"},
+                   "spec": {"template": {"spec": {"restartPolicy": "Never",
+                       "containers": [{"name": "c", "image": "busybox:1.36"}]}}}}),
+        ),
+        probe(
+            "secret-tls-missing-keys",
+            Method::POST,
+            "/api/v1/namespaces/fidelity/secrets",
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "tls"}, "type": "kubernetes.io/tls",
+                   "data": {"tls.crt": "Y2VydA=="}}),
+        ),
+        Probe {
+            settle: Some("/apis/fidelity.example.com/v1/namespaces/fidelity/widgets"),
+            ..probe(
+                "crd-create-structural",
+                Method::POST,
+                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+                widget_crd(),
+            )
+        },
+        probe(
+            "crd-create-not-structural",
+            Method::POST,
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            {
+                let mut c = widget_crd();
+                c["metadata"]["name"] = json!("gadgets.fidelity.example.com");
+                c["spec"]["names"] = json!({"plural": "gadgets", "kind": "Gadget"});
+                c["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"] = json!({"properties": {"a": {"type": "array"}, "b": {"type": "object", "properties": {"x": {}}}}});
+                c
+            },
+        ),
+        probe(
+            "cr-create-defaults-pruning",
+            Method::POST,
+            widgets,
+            widget(
+                "w1",
+                json!({"size": 3, "unknown": 1, "opt": {}, "free": {"z": 1}, "ports": [{"name": "http", "port": 80}]}),
+            ),
+        ),
+        probe(
+            "cr-create-invalid",
+            Method::POST,
+            widgets,
+            widget(
+                "w2",
+                json!({"size": 11, "color": "green", "name": "TOOLONG", "tags": ["a", "b", "c"]}),
+            ),
+        ),
+        probe(
+            "cr-create-missing-required",
+            Method::POST,
+            widgets,
+            widget("w3", json!({})),
+        ),
+        worded(Probe {
+            path: "/apis/fidelity.example.com/v1/namespaces/fidelity/widgets?fieldValidation=Strict",
+            ..probe(
+                "cr-create-strict-unknown",
+                Method::POST,
+                "",
+                widget("w4", json!({"size": 1, "x": 1})),
+            )
+        }),
+        worded(with_type(
+            SMP,
+            probe(
+                "cr-strategic-merge-unsupported",
+                Method::PATCH,
+                "/apis/fidelity.example.com/v1/namespaces/fidelity/widgets/w1",
+                json!({"spec": {"size": 4}}),
+            ),
+        )),
+        Probe {
+            path: "/apis/fidelity.example.com/v1/namespaces/fidelity/widgets/w1?fieldManager=alice",
+            ..with_type(
+                APPLY,
+                probe(
+                    "cr-apply-map-list",
+                    Method::PATCH,
+                    "",
+                    widget(
+                        "w1",
+                        json!({"size": 3, "ports": [{"name": "https", "port": 443}], "tags": ["a"]}),
+                    ),
+                ),
+            )
+        },
+        Probe {
+            path: "/apis/fidelity.example.com/v1/namespaces/fidelity/widgets/w1?fieldManager=alice",
+            ..with_type(
+                APPLY,
+                probe(
+                    "cr-apply-drop-item",
+                    Method::PATCH,
+                    "",
+                    widget("w1", json!({"size": 3, "tags": ["a"]})),
+                ),
+            )
+        },
+        probe(
+            "crd-delete",
+            Method::DELETE,
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.fidelity.example.com",
+            Value::Null,
+        ),
+    ]
 }
 
 fn configmap(name: &str, data: Value) -> Value {
@@ -222,12 +575,27 @@ fn probes() -> Vec<Probe> {
             "/api/v1/namespaces/fidelity/configmaps/a",
             Value::Null,
         ),
-        probe("delete-namespace", Method::DELETE, NS, Value::Null),
     ]
+    .into_iter()
+    .chain(write_probes())
+    .chain([probe("delete-namespace", Method::DELETE, NS, Value::Null)])
+    .collect()
 }
 
-/// What a client sees of one answer, less what each server assigns.
-fn seen(code: u16, body: &str) -> Value {
+/// What a client sees of one answer, less what each server assigns: the code, the `Warning`
+/// headers, and for a Status its reason, cause fields (and message when the probe asks), else
+/// the object with server-assigned values removed and managed fields without their times.
+fn seen(code: u16, body: &str, warnings: Vec<String>, message: bool) -> Value {
+    let mut out = seen_body(code, body, message);
+    if !warnings.is_empty()
+        && let Some(o) = out.as_object_mut()
+    {
+        o.insert("warnings".into(), json!(warnings));
+    }
+    out
+}
+
+fn seen_body(code: u16, body: &str, message: bool) -> Value {
     let mut value: Value = serde_json::from_str(body).unwrap_or(Value::String(body.to_owned()));
     if value.get("kind").and_then(Value::as_str) == Some("Status") {
         let mut fields: Vec<String> = value
@@ -241,10 +609,28 @@ fn seen(code: u16, body: &str) -> Value {
             })
             .unwrap_or_default();
         fields.sort();
-        return json!({"code": code, "reason": value.get("reason"), "fields": fields});
+        let mut status = json!({"code": code, "reason": value.get("reason"), "fields": fields});
+        if message {
+            status["message"] = value.get("message").cloned().unwrap_or(Value::Null);
+        }
+        return status;
+    }
+    // Values derived from the object's uid (a Job's selector and labels) differ by server.
+    if let Some(uid) = value.pointer("/metadata/uid").and_then(Value::as_str) {
+        let uid = uid.to_owned();
+        replace_string(&mut value, &uid, "<uid>");
     }
     strip(&mut value);
     json!({"code": code, "object": value})
+}
+
+fn replace_string(value: &mut Value, from: &str, to: &str) {
+    match value {
+        Value::String(s) if s == from => *s = to.to_owned(),
+        Value::Object(map) => map.values_mut().for_each(|v| replace_string(v, from, to)),
+        Value::Array(items) => items.iter_mut().for_each(|v| replace_string(v, from, to)),
+        _ => {}
+    }
 }
 
 fn strip(value: &mut Value) {
@@ -254,13 +640,26 @@ fn strip(value: &mut Value) {
                 "uid",
                 "resourceVersion",
                 "creationTimestamp",
-                "managedFields",
                 "deletionTimestamp",
                 "selfLink",
                 "continue",
                 "remainingItemCount",
             ] {
                 map.remove(key);
+            }
+            // Managed fields are compared less their times.
+            if let Some(Value::Array(entries)) = map.get_mut("managedFields") {
+                for e in entries.iter_mut() {
+                    if let Some(e) = e.as_object_mut() {
+                        e.remove("time");
+                    }
+                }
+            }
+            // Allocated Service addresses differ by server; that one was allocated does not.
+            for key in ["clusterIP", "clusterIPs"] {
+                if let Some(v) = map.get_mut(key) {
+                    replace_allocated(v);
+                }
             }
             // Server-populated details that do not change what a client reads.
             if let Some(Value::Object(labels)) = map.get_mut("labels") {
@@ -271,6 +670,14 @@ fn strip(value: &mut Value) {
             }
         }
         Value::Array(items) => items.iter_mut().for_each(strip),
+        _ => {}
+    }
+}
+
+fn replace_allocated(v: &mut Value) {
+    match v {
+        Value::String(s) if !s.is_empty() && s != "None" => *s = "<allocated>".to_owned(),
+        Value::Array(items) => items.iter_mut().for_each(replace_allocated),
         _ => {}
     }
 }
@@ -292,11 +699,39 @@ async fn answer(client: &Client, probe: &Probe) -> Result<Value> {
         .await
         .with_context(|| format!("{} {}", probe.method, probe.path))?;
     let code = response.status().as_u16();
+    let mut warnings: Vec<String> = response
+        .headers()
+        .get_all("warning")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect();
+    warnings.sort();
     let bytes = http_body_util::BodyExt::collect(response.into_body())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .to_bytes();
-    Ok(seen(code, &String::from_utf8_lossy(&bytes)))
+    Ok(seen(
+        code,
+        &String::from_utf8_lossy(&bytes),
+        warnings,
+        probe.message,
+    ))
+}
+
+/// Polls `path` until it answers 2xx (at most 15 s): a CRD's resources being served.
+async fn settle(client: &Client, path: &str) -> Result<()> {
+    for _ in 0..150 {
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .body(Vec::new())?;
+        let response = client.send(request.map(kube::client::Body::from)).await?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("{path} was not served within 15 s")
 }
 
 /// [`answer`], or a note that none came within 10 s.
@@ -339,6 +774,9 @@ async fn fidelity_report_lists_every_divergence_from_kube_apiserver() -> Result<
             bounded(&embedded.client, &probe),
             bounded(&real.client, &probe)
         )?;
+        if let Some(path) = probe.settle {
+            tokio::try_join!(settle(&embedded.client, path), settle(&real.client, path))?;
+        }
         if ours != theirs {
             println!(
                 "DIVERGENCE {}: {} {}\n  embedded: {ours}\n  kube-apiserver: {theirs}",

@@ -3,7 +3,6 @@
 //! the health and metrics endpoint ([`health`]), leader election ([`leader`]) and graceful
 //! shutdown, handed to controllers through one [`Context`]. Holds no controller logic.
 
-pub mod apply;
 pub mod backoff;
 pub mod cache;
 pub mod context;
@@ -15,7 +14,6 @@ pub mod metrics;
 pub mod runner;
 pub mod status;
 
-pub use apply::ServerSideApply;
 pub use backoff::Backoff;
 pub use context::{Context, ContextOptions};
 pub use error::{Error, Result};

@@ -24,7 +24,7 @@ use flotilla_api::{
     work::{ResourceBindingSpec, ResourceBindingStatus},
 };
 use flotilla_runtime::{
-    Context as Platform, ReconcileError, Runner, ServerSideApply, Settings,
+    Context as Platform, ReconcileError, Runner, Settings,
     status::{self, StatusWrite},
 };
 use futures::{StreamExt, future};
@@ -275,7 +275,6 @@ struct Context {
     fleet: Arc<Fleet>,
     recorder: Recorder,
     options: Options,
-    apply: ServerSideApply,
 }
 
 fn now() -> Time {
@@ -308,13 +307,10 @@ async fn reconcile_inner<K: Binding>(binding: &K, ctx: &Context) -> Result<Actio
             .binding_status()
             .and_then(|s| s.scheduler_observed_generation);
         if generation.is_some() && observed != generation {
-            let patch = json!({"status": {"schedulerObservedGeneration": generation}});
-            api.patch_status(&name, &merge_params(), &Patch::Merge(&patch))
-                .await
-                .map_err(|source| Error::WriteStatus {
-                    binding: name.clone(),
-                    source,
-                })?;
+            let status = binding.binding_status().cloned().unwrap_or_default();
+            let mut next = status.clone();
+            next.scheduler_observed_generation = generation;
+            write_status(&api, binding, &status, &next).await?;
         }
         return Ok(Action::requeue(ctx.options.resync));
     };
@@ -324,7 +320,6 @@ async fn reconcile_inner<K: Binding>(binding: &K, ctx: &Context) -> Result<Actio
         Ok(decision) => {
             let placement = placement_annotation(spec);
             let mut generation = generation;
-            let mut resource_version = binding.meta().resource_version.clone();
             let spec_changed = decision.clusters != spec.clusters
                 || annotations.get(APPLIED_PLACEMENT) != Some(&placement);
             if spec_changed {
@@ -334,16 +329,14 @@ async fn reconcile_inner<K: Binding>(binding: &K, ctx: &Context) -> Result<Actio
                     "metadata": {"name": name, "annotations": {APPLIED_PLACEMENT: placement}},
                     "spec": {"clusters": decision.clusters},
                 });
-                let updated =
-                    match apply_spec(ctx, &api, &name, resource_version.as_deref(), &patch).await {
-                        Ok(updated) => updated,
-                        Err(error) => {
-                            report_scheduler_error(ctx, binding, &api, &error).await;
-                            return Err(error);
-                        }
-                    };
+                let updated = match apply_spec(&api, &name, &patch).await {
+                    Ok(updated) => updated,
+                    Err(error) => {
+                        report_scheduler_error(binding, &api, &error).await;
+                        return Err(error);
+                    }
+                };
                 generation = updated.meta().generation;
-                resource_version = updated.meta().resource_version.clone();
                 info!(clusters = ?decision.clusters, reason, "scheduled");
             }
             let status = binding.binding_status().cloned().unwrap_or_default();
@@ -367,7 +360,7 @@ async fn reconcile_inner<K: Binding>(binding: &K, ctx: &Context) -> Result<Actio
                 ),
                 now(),
             );
-            write_status(ctx, &api, binding, resource_version, &status, &next).await?;
+            write_status(&api, binding, &status, &next).await?;
             Ok(Action::requeue(ctx.options.resync))
         }
         Err(error) if error.is_user_fixable() => {
@@ -385,15 +378,7 @@ async fn reconcile_inner<K: Binding>(binding: &K, ctx: &Context) -> Result<Actio
                 ),
                 now(),
             );
-            write_status(
-                ctx,
-                &api,
-                binding,
-                binding.meta().resource_version.clone(),
-                &status,
-                &next,
-            )
-            .await?;
+            write_status(&api, binding, &status, &next).await?;
             if changed {
                 warn!(%error, "scheduling failed");
                 let event = Event {
@@ -416,12 +401,7 @@ async fn reconcile_inner<K: Binding>(binding: &K, ctx: &Context) -> Result<Actio
 
 /// Best effort: records a failed write as `Scheduled=False, SchedulerError` (a conflict is not
 /// an error worth reporting: the next pass starts from the newer object).
-async fn report_scheduler_error<K: Binding>(
-    ctx: &Context,
-    binding: &K,
-    api: &Api<K>,
-    error: &Error,
-) {
+async fn report_scheduler_error<K: Binding>(binding: &K, api: &Api<K>, error: &Error) {
     if error.is_conflict() {
         return;
     }
@@ -438,55 +418,25 @@ async fn report_scheduler_error<K: Binding>(
         ),
         now(),
     );
-    if let Err(e) = write_status(
-        ctx,
-        api,
-        binding,
-        binding.meta().resource_version.clone(),
-        &status,
-        &next,
-    )
-    .await
-    {
+    if let Err(e) = write_status(api, binding, &status, &next).await {
         warn!(error = %e, "could not record the scheduler error");
     }
 }
 
-/// Writes `spec.clusters` and the applied-placement annotation: server-side apply with the
-/// scheduler's field manager, or — when the server answers 415 because it does not implement
-/// apply patches — a JSON merge patch guarded by `resourceVersion` under the same field manager.
-async fn apply_spec<K: Binding>(
-    ctx: &Context,
-    api: &Api<K>,
-    name: &str,
-    resource_version: Option<&str>,
-    patch: &serde_json::Value,
-) -> Result<K> {
-    let failed = |source| Error::WriteSpec {
+/// Writes the scheduling decision (the target clusters and the applied-placement annotation)
+/// with server-side apply under the scheduler's field manager, forced: the scheduler is the only
+/// writer of those fields.
+async fn apply_spec<K: Binding>(api: &Api<K>, name: &str, patch: &serde_json::Value) -> Result<K> {
+    api.patch(
+        name,
+        &PatchParams::apply(SCHEDULER).force(),
+        &Patch::Apply(patch),
+    )
+    .await
+    .map_err(|source| Error::WriteSpec {
         binding: name.to_owned(),
         source,
-    };
-    let applied = ctx
-        .apply
-        .try_apply(api.patch(
-            name,
-            &PatchParams::apply(SCHEDULER).force(),
-            &Patch::Apply(patch),
-        ))
-        .await
-        .map_err(failed)?;
-    if let Some(updated) = applied {
-        return Ok(updated);
-    }
-    let mut merge = patch.clone();
-    if let Some(object) = merge.as_object_mut() {
-        object.remove("apiVersion");
-        object.remove("kind");
-    }
-    merge["metadata"]["resourceVersion"] = json!(resource_version);
-    api.patch(name, &merge_params(), &Patch::Merge(&merge))
-        .await
-        .map_err(failed)
+    })
 }
 
 fn truncate(text: &str, max: usize) -> String {
@@ -498,16 +448,6 @@ fn truncate(text: &str, max: usize) -> String {
         cut -= 1;
     }
     format!("{}…", &text[..cut])
-}
-
-/// Parameters of every merge patch the scheduler sends (status writes, and the spec fallback
-/// when apply patches are not supported): the scheduler's field manager, so its writes are
-/// attributed to it like its apply patches.
-fn merge_params() -> PatchParams {
-    PatchParams {
-        field_manager: Some(SCHEDULER.to_owned()),
-        ..Default::default()
-    }
 }
 
 /// The status fields the scheduler owns, with only its own condition, for server-side apply.
@@ -537,14 +477,11 @@ fn owned_status(status: &ResourceBindingStatus) -> Value {
 }
 
 /// Writes the scheduler's status fields when they differ: server-side apply of only what the
-/// scheduler owns (its fields and its `Scheduled` condition), or a merge patch guarded by
-/// `resourceVersion` where apply is not supported, so another writer's conditions are never
-/// overwritten.
+/// scheduler owns (its fields and its `Scheduled` condition), so another writer's conditions
+/// are never overwritten.
 async fn write_status<K: Binding>(
-    ctx: &Context,
     api: &Api<K>,
     binding: &K,
-    resource_version: Option<String>,
     before: &ResourceBindingStatus,
     after: &ResourceBindingStatus,
 ) -> Result<()> {
@@ -556,18 +493,11 @@ async fn write_status<K: Binding>(
         binding: name.clone(),
         source,
     };
-    let to_json = |s: &ResourceBindingStatus| {
-        serde_json::to_value(s).map_err(|e| failed(kube::Error::SerdeError(e)))
-    };
-    let mut read = binding.clone();
-    read.meta_mut().resource_version = resource_version;
     let write = StatusWrite {
         field_manager: SCHEDULER,
         owned: owned_status(after),
-        before: to_json(before)?,
-        after: to_json(after)?,
     };
-    status::write(api, &read, &ctx.apply, write)
+    status::write(api, binding, write)
         .await
         .map(|_| ())
         .map_err(failed)
@@ -644,7 +574,6 @@ pub fn controller(
         fleet,
         recorder,
         options,
-        apply: ServerSideApply::default(),
     });
     let on_fleet_change = |trigger: &tokio::sync::watch::Sender<u64>| {
         futures::stream::unfold(trigger.subscribe(), |mut rx| async move {
@@ -880,11 +809,6 @@ mod tests {
         for (name, binding, clusters, want) in table {
             assert_eq!(reason(&binding, clusters), want, "{name}");
         }
-    }
-
-    #[test]
-    fn merge_patches_use_the_schedulers_field_manager() {
-        assert_eq!(merge_params().field_manager.as_deref(), Some(SCHEDULER));
     }
 
     #[test]

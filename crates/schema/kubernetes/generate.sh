@@ -16,8 +16,14 @@ spec, version = sys.argv[1], sys.argv[2]
 keys = ("x-kubernetes-list-type", "x-kubernetes-list-map-keys", "x-kubernetes-map-type",
         "x-kubernetes-patch-strategy", "x-kubernetes-patch-merge-key")
 out = {}
+# Definitions kube publishes without a type (any JSON value): JSON, the JSONSchemaProps
+# unions, RawExtension and the like. k8s-openapi gives some of them a type or a oneOf.
+untyped = set()
 for path in sorted(glob.glob(os.path.join(spec, "*.json"))):
     for name, schema in json.load(open(path)).get("components", {}).get("schemas", {}).items():
+        if "type" not in schema and "properties" not in schema and "$ref" not in schema \
+                and "allOf" not in schema and not any(k.startswith("x-kubernetes-int-or-string") for k in schema):
+            untyped.add(name)
         entry = {}
         top = {k: schema[k] for k in keys if k in schema}
         if top:
@@ -28,7 +34,8 @@ for path in sorted(glob.glob(os.path.join(spec, "*.json"))):
                 entry[prop] = meta
         if entry:
             out[name] = entry
-json.dump({"source": f"k8s.io/kubernetes {version} api/openapi-spec/v3", "definitions": out},
+json.dump({"source": f"k8s.io/kubernetes {version} api/openapi-spec/v3", "definitions": out,
+           "untyped": sorted(untyped)},
           sys.stdout, indent=0, sort_keys=True)
 print()
 PY

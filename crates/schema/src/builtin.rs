@@ -98,9 +98,9 @@ impl Builtins {
         generate(&mut generator, &mut kinds);
         let mut raw: BTreeMap<String, Value> =
             generator.take_definitions(true).into_iter().collect();
-        let metadata: Value = serde_json::from_str(METADATA).unwrap_or_else(|_| json!({}));
+        let metadata_root: Value = serde_json::from_str(METADATA).unwrap_or_else(|_| json!({}));
         let empty = Map::new();
-        let metadata = metadata
+        let metadata = metadata_root
             .get("definitions")
             .and_then(Value::as_object)
             .unwrap_or(&empty);
@@ -120,6 +120,21 @@ impl Builtins {
                     for (k, v) in ext {
                         t.insert(k.clone(), v.clone());
                     }
+                }
+            }
+        }
+        // What kube publishes as any JSON value stays untyped here too (k8s-openapi gives some
+        // of these a type or a oneOf).
+        for name in metadata_root
+            .get("untyped")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            if let Some(d) = raw.get_mut(name).and_then(Value::as_object_mut) {
+                for k in ["type", "oneOf", "anyOf", "properties", "items"] {
+                    d.remove(k);
                 }
             }
         }

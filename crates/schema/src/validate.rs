@@ -87,9 +87,15 @@ fn prune_at(v: &mut Value, node: Node<'_>, path: &str, custom: bool, out: &mut V
             if node.ty() != Type::Object && node.ty() != Type::Unspecified {
                 return;
             }
+            let opaque = node.schema().properties.is_empty()
+                && node.schema().additional_properties.is_none();
+            // Built-in kinds: an object type without declared fields is raw JSON to the Go
+            // decoder (FieldsV1, RawExtension); CRDs: an object without properties keeps
+            // nothing unless it preserves unknown fields.
             let preserve = node.preserves_unknown_fields()
                 || (node.ty() == Type::Unspecified && !custom)
-                || (node.ty() == Type::Unspecified && node.schema().properties.is_empty());
+                || (node.ty() == Type::Unspecified && node.schema().properties.is_empty())
+                || (node.ty() == Type::Object && !custom && opaque);
             let additional = node.additional();
             let keys: Vec<String> = o.keys().cloned().collect();
             for k in keys {

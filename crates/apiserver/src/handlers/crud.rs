@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use crate::app::{ResourceRequest, json_response};
 use crate::codec;
 use crate::errors::{Cause, Error, Result};
+use crate::handlers::admission::{self, FieldProblems, FieldValidation, Warnings};
 use crate::registry::{CRD_KEY, NAMESPACE_KEY, ResourceInfo};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::storage::Txn;
@@ -26,6 +27,16 @@ pub(crate) fn now() -> String {
 /// Render a stored object for the requested version.
 pub(crate) fn render(info: &ResourceInfo, obj: &Value) -> Vec<u8> {
     let api_version = info.api_version();
+    if info.schema.as_ref().is_some_and(|s| s.has_defaults()) {
+        // A CRD's defaults apply on read too, as kube-apiserver applies them when decoding
+        // from storage.
+        let mut o = obj.clone();
+        admission::default_on_read(info, &mut o);
+        if let Some(m) = o.as_object_mut() {
+            m.insert("apiVersion".into(), Value::String(api_version));
+        }
+        return serde_json::to_vec(&o).unwrap_or_default();
+    }
     if obj.get("apiVersion").and_then(Value::as_str) == Some(api_version.as_str()) {
         serde_json::to_vec(obj).unwrap_or_default()
     } else {
@@ -376,6 +387,41 @@ fn prepare_crd(txn: &Txn<'_>, obj: &mut Value, old: Option<&Value>) -> Result<()
             &format!("Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"),
         );
     }
+    // Every version needs a structural schema. Identical schemas are checked once, under the
+    // path kube-apiserver reports them at (it folds them into `spec.validation`).
+    let schemas: Vec<Option<&Value>> = versions
+        .iter()
+        .map(|v| v.pointer("/schema/openAPIV3Schema"))
+        .collect();
+    for (i, s) in schemas.iter().enumerate() {
+        if s.is_none() {
+            cause(
+                &format!("spec.versions[{i}].schema.openAPIV3Schema"),
+                "FieldValueRequired",
+                "Required value",
+            );
+        }
+    }
+    let present: Vec<&Value> = schemas.iter().flatten().copied().collect();
+    let shared = present.len() == schemas.len() && present.windows(2).all(|w| w[0] == w[1]);
+    for (i, s) in schemas.iter().enumerate() {
+        let Some(s) = s else { continue };
+        let base = if shared {
+            if i > 0 {
+                break;
+            }
+            "spec.validation.openAPIV3Schema".to_string()
+        } else {
+            format!("spec.versions[{i}].schema.openAPIV3Schema")
+        };
+        for c in flotilla_schema::validate::structural_errors(s, &base) {
+            causes.push(Cause {
+                reason: c.reason,
+                message: c.message,
+                field: c.field,
+            });
+        }
+    }
     if !causes.is_empty() {
         return Err(Error::invalid(
             "apiextensions.k8s.io",
@@ -562,8 +608,51 @@ pub(crate) async fn create(
     ct: Option<&str>,
     body: &[u8],
 ) -> Result<Response> {
+    let mut w = Write::new(rr, "CreateOptions", ct, body)?;
+    let obj = codec::decode_object(ct, body)?;
+    create_object(rr, obj, &mut w).await
+}
+
+/// What one write carries besides the object: field validation, warnings for the response,
+/// and whether server-side apply already recorded the managed fields.
+pub(crate) struct Write {
+    validation: FieldValidation,
+    problems: FieldProblems,
+    warnings: Warnings,
+    applied: bool,
+}
+
+impl Write {
+    fn new(rr: &ResourceRequest, options: &str, ct: Option<&str>, body: &[u8]) -> Result<Self> {
+        Ok(Write {
+            validation: FieldValidation::of(rr, options)?,
+            problems: FieldProblems::of_body(ct, body),
+            warnings: Warnings::default(),
+            applied: false,
+        })
+    }
+
+    fn respond(&mut self, resp: Response) -> Response {
+        std::mem::take(&mut self.warnings).attach(resp)
+    }
+}
+
+/// Managed fields as stored, with every entry's `time` removed: two objects that differ only
+/// there are the same object (a no-op write keeps the stored one).
+fn without_times(obj: &Value) -> Value {
+    let mut o = obj.clone();
+    if let Some(Value::Array(entries)) = o.pointer_mut("/metadata/managedFields") {
+        for e in entries {
+            if let Some(e) = e.as_object_mut() {
+                e.remove("time");
+            }
+        }
+    }
+    o
+}
+
+async fn create_object(rr: &ResourceRequest, mut obj: Value, w: &mut Write) -> Result<Response> {
     let info = rr.info.clone();
-    let mut obj = codec::decode_object(ct, body)?;
     check_type(&info, &mut obj)?;
     let ns = check_namespace(rr, &mut obj)?;
     let m = meta_mut(&mut obj);
@@ -631,6 +720,18 @@ pub(crate) async fn create(
     if info.group.is_empty() && info.plural == "secrets" {
         normalize_secret(&mut obj)?;
     }
+    admission::admit(
+        &info,
+        &name,
+        &mut obj,
+        None,
+        &mut w.problems,
+        w.validation,
+        &mut w.warnings,
+    )?;
+    if !w.applied {
+        obj = admission::record_update(rr, None, &obj)?;
+    }
     let dry = dry_run(rr);
     let stored = rr
         .cluster
@@ -650,13 +751,16 @@ pub(crate) async fn create(
             if info.storage_key() == CRD_KEY {
                 prepare_crd(txn, &mut obj, None)?;
             }
+            if is_service(&info) {
+                crate::handlers::services::allocate(txn.state(), &name, &mut obj)?;
+            }
             if dry {
                 return Ok(Arc::new(obj));
             }
             Ok(put_object(txn, &info, &ns, &name, obj))
         })
         .await?;
-    Ok(json_response(201, render(&info, &stored)))
+    Ok(w.respond(json_response(201, render(&info, &stored))))
 }
 
 /// Secrets: fold `stringData` into base64 `data` like kube-apiserver.
@@ -676,6 +780,10 @@ fn normalize_secret(obj: &mut Value) -> Result<()> {
     }
     o.entry("type").or_insert_with(|| json!("Opaque"));
     Ok(())
+}
+
+fn is_service(info: &ResourceInfo) -> bool {
+    info.group.is_empty() && info.plural == "services"
 }
 
 fn name_of(rr: &ResourceRequest) -> Result<&str> {
@@ -926,6 +1034,7 @@ fn apply_update(
     mut new: Value,
     mode: Mode,
     dry: bool,
+    w: &mut Write,
 ) -> Result<Arc<Value>> {
     let info = &rr.info;
     let name = name_of(rr)?.to_string();
@@ -985,6 +1094,18 @@ fn apply_update(
     if info.group.is_empty() && info.plural == "secrets" {
         normalize_secret(&mut merged)?;
     }
+    if is_service(info) {
+        crate::handlers::services::carry_over(&name, old, &mut merged)?;
+    }
+    admission::admit(
+        info,
+        &name,
+        &mut merged,
+        Some(old),
+        &mut w.problems,
+        w.validation,
+        &mut w.warnings,
+    )?;
     // Fields clients cannot change.
     let old_meta = meta(old).cloned().unwrap_or_default();
     let m = meta_mut(&mut merged);
@@ -1018,6 +1139,19 @@ fn apply_update(
     }
     validate_metadata(info, &name, &merged)?;
     check_immutable(info, &name, old, &merged)?;
+    // Managed fields: a write that leaves them out keeps the stored ones; a no-op write changes
+    // nothing (not even a manager's time); any other write records its manager.
+    if merged.pointer("/metadata/managedFields").is_none()
+        && let Some(mf) = old.pointer("/metadata/managedFields")
+    {
+        meta_mut(&mut merged).insert("managedFields".into(), mf.clone());
+    }
+    if without_times(&merged) == without_times(old) {
+        return Ok(Arc::new(old.clone()));
+    }
+    if !w.applied {
+        merged = admission::record_update(rr, Some(old), &merged)?;
+    }
     if info.storage_key() == CRD_KEY {
         prepare_crd(txn, &mut merged, Some(old))?;
     }
@@ -1091,12 +1225,14 @@ pub(crate) async fn update(
     ct: Option<&str>,
     body: &[u8],
 ) -> Result<Response> {
+    let mut w = Write::new(rr, "UpdateOptions", ct, body)?;
     let new = codec::decode_object(ct, body)?;
-    write_with(rr, move |_old| Ok(new)).await
+    write_with(rr, &mut w, move |_old| Ok(new)).await
 }
 
 async fn write_with(
     rr: &ResourceRequest,
+    w: &mut Write,
     compute: impl FnOnce(&Value) -> Result<Value>,
 ) -> Result<Response> {
     let info = rr.info.clone();
@@ -1118,33 +1254,35 @@ async fn write_with(
                 Some("scale") => {
                     let scale_in = compute(&scale_view(&info, &old))?;
                     let new = scale_apply(&info, &old, &scale_in)?;
-                    apply_update(txn, rr, &old, new, Mode::Main, dry)
+                    apply_update(txn, rr, &old, new, Mode::Main, dry, w)
                 }
                 Some(_) => {
                     let new = compute(&old)?;
-                    apply_update(txn, rr, &old, new, Mode::Status, dry)
+                    apply_update(txn, rr, &old, new, Mode::Status, dry, w)
                 }
                 None => {
                     let new = compute(&old)?;
-                    apply_update(txn, rr, &old, new, Mode::Main, dry)
+                    apply_update(txn, rr, &old, new, Mode::Main, dry, w)
                 }
             }
         })
         .await?;
     if sub.as_deref() == Some("scale") {
-        return Ok(json_response(
+        return Ok(w.respond(json_response(
             200,
             serde_json::to_vec(&scale_view(&info, &stored)).unwrap_or_default(),
-        ));
+        )));
     }
-    Ok(json_response(200, render(&info, &stored)))
+    Ok(w.respond(json_response(200, render(&info, &stored))))
 }
 
-/// `PATCH` an object (JSON patch or JSON merge patch).
+/// `PATCH` an object: JSON patch, JSON merge patch, strategic merge patch (built-in kinds) or
+/// server-side apply (which creates a missing object).
 pub(crate) async fn patch(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -> Result<Response> {
     let media = codec::media_type(ct);
     let name = name_of(rr)?.to_string();
     let info = rr.info.clone();
+    let mut w = Write::new(rr, "PatchOptions", ct, body)?;
     let patch_err = |e: String| {
         Error::invalid(
             &info.group,
@@ -1161,7 +1299,7 @@ pub(crate) async fn patch(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -
         "application/json-patch+json" => {
             let p: json_patch::Patch = serde_json::from_slice(body)
                 .map_err(|e| Error::bad_request(format!("invalid JSON patch: {e}")))?;
-            write_with(rr, move |old| {
+            write_with(rr, &mut w, move |old| {
                 let mut doc = old.clone();
                 json_patch::patch(&mut doc, &p).map_err(|e| patch_err(e.to_string()))?;
                 Ok(doc)
@@ -1173,14 +1311,88 @@ pub(crate) async fn patch(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -
             if !p.is_object() {
                 return Err(Error::bad_request("a merge patch must be a JSON object"));
             }
-            write_with(rr, move |old| {
+            write_with(rr, &mut w, move |old| {
                 let mut doc = old.clone();
                 json_patch::merge(&mut doc, &p);
                 Ok(doc)
             })
             .await
         }
-        other => Err(Error::unsupported_media_type(other)),
+        "application/strategic-merge-patch+json" if !info.custom => {
+            let p = codec::decode_json(body)?;
+            if !p.is_object() {
+                return Err(Error::bad_request(
+                    "a strategic merge patch must be a JSON object",
+                ));
+            }
+            let schema_info = info.clone();
+            write_with(rr, &mut w, move |old| {
+                let schema = admission::schema_of(&schema_info);
+                flotilla_schema::strategic::patch(old, &p, schema).map_err(|e| patch_err(e.message))
+            })
+            .await
+        }
+        "application/apply-patch+yaml" => apply_patch(rr, ct, body, &mut w).await,
+        _ => Err(Error::api(
+            415,
+            "UnsupportedMediaType",
+            if info.custom {
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+            } else {
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json"
+            },
+        )),
+    }
+}
+
+/// Server-side apply: the body is YAML (or JSON); a missing object is created.
+async fn apply_patch(
+    rr: &ResourceRequest,
+    ct: Option<&str>,
+    body: &[u8],
+    w: &mut Write,
+) -> Result<Response> {
+    let info = rr.info.clone();
+    let name = name_of(rr)?.to_string();
+    let mut applied = codec::decode_object(Some("application/yaml"), body)?;
+    let _ = ct;
+    if let Some(n) = meta_str(&applied, "name")
+        && n != name
+    {
+        return Err(Error::bad_request(format!(
+            "the name of the object ({n}) does not match the name on the URL ({name})"
+        )));
+    }
+    admission::check_applied(
+        &info,
+        &mut applied,
+        &mut w.problems,
+        w.validation,
+        &mut w.warnings,
+    )?;
+    // Only the part a subresource owns is applied through it.
+    let sub = rr.sub.clone();
+    if info.status
+        && let Some(o) = applied.as_object_mut()
+    {
+        if sub.as_deref() == Some("status") {
+            o.retain(|k, _| matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "status"));
+        } else {
+            o.remove("status");
+        }
+    }
+    w.applied = true;
+    let result = write_with(rr, w, |old| {
+        admission::server_side_apply(rr, Some(old), &applied)
+    })
+    .await;
+    match result {
+        Err(Error::Api { code: 404, .. }) if sub.is_none() => {
+            let mut obj = admission::server_side_apply(rr, None, &applied)?;
+            meta_mut(&mut obj).insert("name".into(), json!(name));
+            create_object(rr, obj, w).await
+        }
+        other => other,
     }
 }
 

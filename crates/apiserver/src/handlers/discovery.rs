@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::app::json_response;
 use crate::errors::{Error, Result};
-use crate::registry::discovery_entries;
+use crate::registry::{ResourceInfo, discovery_entries};
 use crate::storage::ClusterStore;
 
 /// The Kubernetes version this server reports (kubectl's dispatcher picks kubectl.1.33).
@@ -125,8 +125,10 @@ fn gv_path(group: &str, version: &str) -> String {
 
 fn openapi_gv_doc(cluster: &ClusterStore, group: &str, version: &str) -> Option<Value> {
     let mut paths = serde_json::Map::new();
+    let mut schemas = serde_json::Map::new();
     cluster.read(|s| {
         for info in s.registry.all().filter(|i| i.group == group && i.version == version) {
+            add_schemas(&info, &mut schemas);
             let prefix = gv_path(group, version);
             let item = if info.namespaced {
                 format!("/{prefix}/namespaces/{{namespace}}/{}/{{name}}", info.plural)
@@ -161,8 +163,51 @@ fn openapi_gv_doc(cluster: &ClusterStore, group: &str, version: &str) -> Option<
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": format!("v{MAJOR}.{MINOR}.0")},
         "paths": paths,
-        "components": {"schemas": {}},
+        "components": {"schemas": schemas},
     }))
+}
+
+/// The component name kube-apiserver gives a CRD's kind: the group's labels reversed, then the
+/// version and kind (`widgets.example.com` v1 → `com.example.v1.Widget`).
+fn crd_schema_name(info: &ResourceInfo) -> String {
+    let mut labels: Vec<&str> = info.group.split('.').collect();
+    labels.reverse();
+    format!("{}.{}.{}", labels.join("."), info.version, info.kind)
+}
+
+/// Adds the schemas of one served kind (and every definition they refer to) to `out`.
+fn add_schemas(info: &ResourceInfo, out: &mut serde_json::Map<String, Value>) {
+    let builtins = flotilla_schema::builtin::builtins();
+    let gvk = json!([{"group": info.group, "version": info.version, "kind": info.kind}]);
+    let closure = |root: &str, out: &mut serde_json::Map<String, Value>| {
+        for name in builtins.closure(root) {
+            if let Some(v) = builtins.openapi().get(&name) {
+                out.entry(name).or_insert_with(|| v.clone());
+            }
+        }
+    };
+    if info.custom {
+        let mut schema = info
+            .schema
+            .as_ref()
+            .map(|s| s.raw().clone())
+            .unwrap_or_else(
+                || json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+            );
+        if let Some(o) = schema.as_object_mut() {
+            let props = o.entry("properties").or_insert_with(|| json!({}));
+            if let Some(p) = props.as_object_mut() {
+                p.insert("apiVersion".into(), json!({"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object."}));
+                p.insert("kind".into(), json!({"type": "string", "description": "Kind is a string value representing the REST resource this object represents."}));
+                p.insert("metadata".into(), json!({"allOf": [{"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}], "description": "Standard object's metadata."}));
+            }
+            o.insert("x-kubernetes-group-version-kind".into(), gvk);
+        }
+        out.insert(crd_schema_name(info), schema);
+        closure("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", out);
+    } else if let Some(name) = builtins.definition_name(&info.group, &info.version, &info.kind) {
+        closure(name, out);
+    }
 }
 
 fn hash_of(v: &Value) -> String {
@@ -173,8 +218,9 @@ fn hash_of(v: &Value) -> String {
 }
 
 /// `GET /openapi/v3`: every served group-version with a hashed URL. The per-version documents
-/// carry operations (with `fieldValidation`) and GVKs but no schemas: enough for kubectl's
-/// default validation, which then leaves field validation to the server.
+/// carry operations (with `fieldValidation`, so kubectl leaves field validation to the server),
+/// GVKs, and the schemas of every served kind (built-in kinds with kube-apiserver's list and
+/// patch metadata; CRDs' own schemas), so `kubectl explain` works.
 pub(crate) fn openapi_root(cluster: &ClusterStore) -> Response {
     let groups = cluster.read(|s| s.registry.group_versions());
     let mut paths = serde_json::Map::new();
