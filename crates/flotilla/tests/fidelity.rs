@@ -641,6 +641,7 @@ fn strip(value: &mut Value) {
                 "resourceVersion",
                 "creationTimestamp",
                 "deletionTimestamp",
+                "lastTransitionTime",
                 "selfLink",
                 "continue",
                 "remainingItemCount",
@@ -769,7 +770,9 @@ async fn fidelity_report_lists_every_divergence_from_kube_apiserver() -> Result<
         TestHub::start_on(ServerKind::Kube)
     )?;
     let mut divergences = BTreeSet::new();
-    for probe in probes() {
+    let probes = probes();
+    let count = probes.len();
+    for probe in probes {
         let (ours, theirs) = tokio::try_join!(
             bounded(&embedded.client, &probe),
             bounded(&real.client, &probe)
@@ -785,7 +788,7 @@ async fn fidelity_report_lists_every_divergence_from_kube_apiserver() -> Result<
             divergences.insert(probe.id.to_owned());
         }
     }
-    println!("{} divergences", divergences.len());
+    println!("{} divergences in {count} probes", divergences.len());
     let listed = listed()?;
     let unlisted: Vec<_> = divergences.difference(&listed).collect();
     let stale: Vec<_> = listed.difference(&divergences).collect();

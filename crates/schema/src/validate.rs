@@ -132,6 +132,43 @@ fn prune_at(v: &mut Value, node: Node<'_>, path: &str, custom: bool, out: &mut V
     }
 }
 
+/// Go's `omitempty` for built-in kinds: optional lists and maps that are empty are not stored
+/// (kube-apiserver's decoder drops them), recursively.
+pub fn drop_empty(obj: &mut Value, node: Node<'_>) {
+    match obj {
+        Value::Object(o) => {
+            let additional = node.additional();
+            for (k, x) in o.iter_mut() {
+                if let Some(child) = node.field(k).or(additional) {
+                    drop_empty(x, child);
+                }
+            }
+            let required = &node.schema().required;
+            o.retain(|k, v| {
+                let Some(child) = node.field(k) else {
+                    return true;
+                };
+                let empty = match v {
+                    Value::Array(xs) => xs.is_empty(),
+                    Value::Object(m) => {
+                        m.is_empty() && child.schema().additional_properties.is_some()
+                    }
+                    _ => false,
+                };
+                !empty || required.contains(k)
+            });
+        }
+        Value::Array(xs) => {
+            if let Some(items) = node.items() {
+                for x in xs {
+                    drop_empty(x, items);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Fills CRD `default`s: a property absent (or `null` where not nullable) under an object that
 /// exists gets its default; then defaults apply inside what is present, items and map values.
 pub fn apply_defaults(obj: &mut Value, node: Node<'_>) {

@@ -151,14 +151,12 @@ fn causes(c: Vec<flotilla_schema::Cause>) -> Vec<Cause> {
 }
 
 /// Checks and completes an object about to be stored (the full object after a create, update or
-/// patch), in kube-apiserver's order: type errors of built-in kinds (400), unknown fields
-/// (pruned; Strict → 400, Warn → warnings), defaults, then validation (422). `old` is the stored
-/// object on update. Subresource writes skip the checks of the parts they do not change.
+/// patch), in kube-apiserver's order up to managed fields: type errors of built-in kinds (400),
+/// unknown fields (pruned; Strict → 400, Warn → warnings), then defaults (which the writer
+/// owns). [`validate`] follows once managed fields are recorded.
 pub(crate) fn admit(
     info: &ResourceInfo,
-    name: &str,
     obj: &mut Value,
-    old: Option<&Value>,
     problems: &mut FieldProblems,
     mode: FieldValidation,
     warnings: &mut Warnings,
@@ -177,17 +175,58 @@ pub(crate) fn admit(
     }
     problems.unknown = validate::prune(obj, node, info.custom);
     problems.report(info, mode, warnings)?;
-    let found = if info.custom {
+    if info.custom {
         validate::apply_defaults(obj, node);
-        validate::validate_custom(obj, node)
     } else {
         defaults::default(&info.group, &info.kind, obj);
+        if info.group == "apiextensions.k8s.io" && info.kind == "CustomResourceDefinition" {
+            default_crd(obj);
+        }
+        validate::drop_empty(obj, node);
+    }
+    Ok(())
+}
+
+/// What the create strategies fill after managed fields are recorded (owned by no manager).
+pub(crate) fn prepare_for_create(info: &ResourceInfo, obj: &mut Value) {
+    if !info.custom {
+        defaults::prepare_for_create(&info.group, &info.kind, obj);
+    }
+}
+
+/// kube-apiserver's validation of the object to store (422 with one cause per field): CRDs'
+/// structural schemas, built-in kinds' rules. `old` is the stored object on update.
+pub(crate) fn validate(
+    info: &ResourceInfo,
+    name: &str,
+    obj: &Value,
+    old: Option<&Value>,
+) -> Result<()> {
+    let Some(node) = schema_of(info) else {
+        return Ok(());
+    };
+    let found = if info.custom {
+        validate::validate_custom(obj, node)
+    } else {
         defaults::validate(&info.group, &info.kind, obj, old)
     };
     if found.is_empty() {
         Ok(())
     } else {
         Err(Error::invalid(&info.group, &info.kind, name, causes(found)))
+    }
+}
+
+/// CustomResourceDefinition defaults: `spec.conversion.strategy: None`.
+fn default_crd(obj: &mut Value) {
+    if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+        let conversion = spec
+            .entry("conversion")
+            .or_insert_with(|| serde_json::json!({}));
+        if let Some(c) = conversion.as_object_mut() {
+            c.entry("strategy")
+                .or_insert_with(|| serde_json::json!("None"));
+        }
     }
 }
 

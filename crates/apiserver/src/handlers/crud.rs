@@ -48,6 +48,30 @@ pub(crate) fn render(info: &ResourceInfo, obj: &Value) -> Vec<u8> {
     }
 }
 
+/// A built-in kind's list item as kube-apiserver writes it: without `apiVersion` and `kind`
+/// (the list says both).
+fn render_untyped(obj: &Value, out: &mut Vec<u8>) {
+    let Some(map) = obj.as_object() else {
+        out.extend(serde_json::to_vec(obj).unwrap_or_default());
+        return;
+    };
+    out.push(b'{');
+    let mut first = true;
+    for (k, v) in map {
+        if k == "apiVersion" || k == "kind" {
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend(serde_json::to_vec(k).unwrap_or_default());
+        out.push(b':');
+        out.extend(serde_json::to_vec(v).unwrap_or_default());
+    }
+    out.push(b'}');
+}
+
 fn meta(obj: &Value) -> Option<&Map<String, Value>> {
     obj.get("metadata").and_then(Value::as_object)
 }
@@ -497,7 +521,56 @@ fn prepare_crd(txn: &Txn<'_>, obj: &mut Value, old: Option<&Value>) -> Result<()
             }),
         );
     }
+    record_crd_status_manager(obj);
     Ok(())
+}
+
+/// The managed-fields entry kube-apiserver's CRD controllers leave when they write a CRD's
+/// status (manager `kube-apiserver`, through the status subresource), first in the list.
+fn record_crd_status_manager(obj: &mut Value) {
+    let mut fields = serde_json::Map::new();
+    if let Some(names) = obj
+        .pointer("/status/acceptedNames")
+        .and_then(Value::as_object)
+    {
+        let owned: serde_json::Map<String, Value> = names
+            .keys()
+            .map(|k| (format!("f:{k}"), json!({})))
+            .collect();
+        fields.insert("f:acceptedNames".into(), Value::Object(owned));
+    }
+    if let Some(conds) = obj.pointer("/status/conditions").and_then(Value::as_array) {
+        let mut owned = serde_json::Map::new();
+        for c in conds {
+            let Some(t) = c.get("type") else { continue };
+            let mut item = serde_json::Map::from_iter([(".".to_string(), json!({}))]);
+            if let Some(keys) = c.as_object() {
+                for k in keys.keys() {
+                    item.insert(format!("f:{k}"), json!({}));
+                }
+            }
+            owned.insert(format!("k:{}", json!({"type": t})), Value::Object(item));
+        }
+        fields.insert("f:conditions".into(), Value::Object(owned));
+    }
+    let entry = json!({
+        "manager": "kube-apiserver",
+        "operation": "Update",
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "time": now(),
+        "fieldsType": "FieldsV1",
+        "fieldsV1": {"f:status": fields},
+        "subresource": "status",
+    });
+    let m = meta_mut(obj);
+    let entries = m.entry("managedFields").or_insert_with(|| json!([]));
+    if let Some(list) = entries.as_array_mut() {
+        list.retain(|e| {
+            !(e.get("manager").and_then(Value::as_str) == Some("kube-apiserver")
+                && e.get("subresource").and_then(Value::as_str) == Some("status"))
+        });
+        list.insert(0, entry);
+    }
 }
 
 /// Store an object and keep the CRD registry in step.
@@ -698,33 +771,9 @@ async fn create_object(rr: &ResourceRequest, mut obj: Value, w: &mut Write) -> R
     {
         o.remove("status");
     }
-    if info.plural == "namespaces"
-        && info.group.is_empty()
-        && let Some(o) = obj.as_object_mut()
-    {
-        o.insert("status".into(), json!({"phase": "Active"}));
-        o.entry("spec")
-            .or_insert_with(|| json!({}))
-            .as_object_mut()
-            .map(|spec| {
-                spec.entry("finalizers")
-                    .or_insert_with(|| json!(["kubernetes"]))
-            });
-        let labels = meta_mut(&mut obj)
-            .entry("labels")
-            .or_insert_with(|| json!({}));
-        if let Some(l) = labels.as_object_mut() {
-            l.insert("kubernetes.io/metadata.name".into(), json!(name));
-        }
-    }
-    if info.group.is_empty() && info.plural == "secrets" {
-        normalize_secret(&mut obj)?;
-    }
     admission::admit(
         &info,
-        &name,
         &mut obj,
-        None,
         &mut w.problems,
         w.validation,
         &mut w.warnings,
@@ -732,6 +781,8 @@ async fn create_object(rr: &ResourceRequest, mut obj: Value, w: &mut Write) -> R
     if !w.applied {
         obj = admission::record_update(rr, None, &obj)?;
     }
+    admission::prepare_for_create(&info, &mut obj);
+    admission::validate(&info, &name, &obj, None)?;
     let dry = dry_run(rr);
     let stored = rr
         .cluster
@@ -761,25 +812,6 @@ async fn create_object(rr: &ResourceRequest, mut obj: Value, w: &mut Write) -> R
         })
         .await?;
     Ok(w.respond(json_response(201, render(&info, &stored))))
-}
-
-/// Secrets: fold `stringData` into base64 `data` like kube-apiserver.
-fn normalize_secret(obj: &mut Value) -> Result<()> {
-    let Some(o) = obj.as_object_mut() else {
-        return Ok(());
-    };
-    if let Some(Value::Object(sd)) = o.remove("stringData") {
-        let engine = base64::engine::general_purpose::STANDARD;
-        let data = o.entry("data").or_insert_with(|| json!({}));
-        if let Some(d) = data.as_object_mut() {
-            for (k, v) in sd {
-                let s = v.as_str().unwrap_or_default();
-                d.insert(k, json!(engine.encode(s)));
-            }
-        }
-    }
-    o.entry("type").or_insert_with(|| json!("Opaque"));
-    Ok(())
 }
 
 fn is_service(info: &ResourceInfo) -> bool {
@@ -1014,7 +1046,11 @@ pub(crate) async fn list(rr: &ResourceRequest) -> Result<Response> {
         if i > 0 {
             out.push(b',');
         }
-        out.extend(render(info, item));
+        if info.custom {
+            out.extend(render(info, item));
+        } else {
+            render_untyped(item, &mut out);
+        }
     }
     out.extend_from_slice(b"]}");
     Ok(json_response(200, out))
@@ -1091,17 +1127,12 @@ fn apply_update(
         }
         m.insert("namespace".into(), json!(ns));
     }
-    if info.group.is_empty() && info.plural == "secrets" {
-        normalize_secret(&mut merged)?;
-    }
     if is_service(info) {
         crate::handlers::services::carry_over(&name, old, &mut merged)?;
     }
     admission::admit(
         info,
-        &name,
         &mut merged,
-        Some(old),
         &mut w.problems,
         w.validation,
         &mut w.warnings,
@@ -1152,6 +1183,7 @@ fn apply_update(
     if !w.applied {
         merged = admission::record_update(rr, Some(old), &merged)?;
     }
+    admission::validate(info, &name, &merged, Some(old))?;
     if info.storage_key() == CRD_KEY {
         prepare_crd(txn, &mut merged, Some(old))?;
     }
@@ -1301,7 +1333,14 @@ pub(crate) async fn patch(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -
                 .map_err(|e| Error::bad_request(format!("invalid JSON patch: {e}")))?;
             write_with(rr, &mut w, move |old| {
                 let mut doc = old.clone();
-                json_patch::patch(&mut doc, &p).map_err(|e| patch_err(e.to_string()))?;
+                // kube-apiserver says no more than this about a JSON patch that cannot apply.
+                json_patch::patch(&mut doc, &p).map_err(|_| Error::Api {
+                    code: 422,
+                    reason: "Invalid",
+                    message: "the server rejected our request due to an error in our request"
+                        .into(),
+                    details: Some(Box::new(json!({}))),
+                })?;
                 Ok(doc)
             })
             .await
@@ -1562,7 +1601,30 @@ pub(crate) async fn delete(
         .cluster
         .write(|txn| delete_in(txn, &info, &ns, &name, &opts))
         .await?;
+    let is_crd = info.storage_key() == CRD_KEY;
     Ok(match outcome {
+        // A deleted CRD answers as kube-apiserver's does: the object, marked for deletion and
+        // held by the cleanup finalizer (here the cleanup runs inside the delete, so the
+        // finalizer is only shown).
+        Deleted::Pending(obj) | Deleted::Gone(obj) if is_crd => {
+            let mut shown = (*obj).clone();
+            let m = meta_mut(&mut shown);
+            m.entry("deletionTimestamp").or_insert_with(|| json!(now()));
+            m.remove("deletionGracePeriodSeconds");
+            m.insert(
+                "finalizers".into(),
+                json!(["customresourcecleanup.apiextensions.k8s.io"]),
+            );
+            if let Some(Value::Array(conds)) = shown.pointer_mut("/status/conditions")
+                && !conds.iter().any(|c| c["type"] == "Terminating")
+            {
+                conds.push(json!({"type": "Terminating", "status": "True",
+                    "reason": "InstanceDeletionPending",
+                    "message": "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon",
+                    "lastTransitionTime": now()}));
+            }
+            json_response(200, render(&info, &shown))
+        }
         Deleted::Pending(obj) => json_response(200, render(&info, &obj)),
         Deleted::Gone(obj) if info.custom || info.plural == "namespaces" => {
             json_response(200, render(&info, &obj))

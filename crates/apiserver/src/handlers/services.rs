@@ -190,6 +190,13 @@ pub(crate) fn carry_over(name: &str, old: &Value, new: &mut Value) -> Result<()>
             }
         }
     }
+    for key in ["ipFamilies", "ipFamilyPolicy"] {
+        if spec.get(key).is_none()
+            && let Some(v) = old_spec.get(key)
+        {
+            spec.insert(key.into(), v.clone());
+        }
+    }
     let old_ports: Vec<&Value> = old_spec
         .get("ports")
         .and_then(Value::as_array)

@@ -47,7 +47,6 @@ pub(crate) fn default(kind: &str, obj: &mut Obj) {
 /// `SetDefaults_Job` and the Job strategy's selector generation (from `metadata.uid`).
 fn default_job(obj: &mut Obj) {
     let uid = meta_str(obj, "uid");
-    let name = meta_str(obj, "name");
     let Some(spec) = ensure_obj(obj, "spec") else {
         return;
     };
@@ -79,6 +78,27 @@ fn default_job(obj: &mut Obj) {
     let manual = spec.get("manualSelector").and_then(Value::as_bool) == Some(true);
     if let Some(t) = ensure_obj(spec, "template") {
         pod::default_template(t);
+    }
+    if !manual && !uid.is_empty() {
+        spec.insert("manualSelector".into(), json!(false));
+    }
+    ensure_obj(obj, "status");
+}
+
+/// The Job strategy's `PrepareForCreate`: the selector generated from `metadata.uid`, the
+/// template's controller and job-name labels, and the Job's labels from its template. Filled
+/// after managed fields are recorded, so no manager owns them.
+pub(crate) fn prepare_for_create(kind: &str, obj: &mut Obj) {
+    if kind != "Job" {
+        return;
+    }
+    let uid = meta_str(obj, "uid");
+    let name = meta_str(obj, "name");
+    let Some(spec) = ensure_obj(obj, "spec") else {
+        return;
+    };
+    let manual = spec.get("manualSelector").and_then(Value::as_bool) == Some(true);
+    if let Some(t) = ensure_obj(spec, "template") {
         if !manual
             && !uid.is_empty()
             && let Some(meta) = ensure_obj(t, "metadata")
@@ -95,7 +115,6 @@ fn default_job(obj: &mut Obj) {
         }
     }
     if !manual && !uid.is_empty() {
-        spec.insert("manualSelector".into(), json!(false));
         if let Some(sel) = ensure_obj(spec, "selector")
             && let Some(ml) = ensure_obj(sel, "matchLabels")
         {
@@ -117,7 +136,6 @@ fn default_job(obj: &mut Obj) {
     {
         meta.insert("labels".into(), l);
     }
-    ensure_obj(obj, "status");
 }
 
 /// Validation of a batch/v1 kind; `old` on update.

@@ -39,17 +39,36 @@ pub(crate) fn default(kind: &str, obj: &mut Obj) {
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            if let Some(spec) = ensure_obj(obj, "spec") {
-                set_default(spec, "finalizers", json!(["kubernetes"]));
-            }
             if !name.is_empty()
                 && let Some(meta) = ensure_obj(obj, "metadata")
                 && let Some(labels) = ensure_obj(meta, "labels")
             {
                 labels.insert("kubernetes.io/metadata.name".into(), json!(name));
             }
+        }
+        _ => {}
+    }
+}
+
+/// What the core strategies fill when an object is created, after its managed fields are
+/// recorded (so no manager owns them): a Namespace's `kubernetes` finalizer and phase, a
+/// Service's IP families.
+pub(crate) fn prepare_for_create(kind: &str, obj: &mut Obj) {
+    match kind {
+        "Namespace" => {
+            if let Some(spec) = ensure_obj(obj, "spec") {
+                set_default(spec, "finalizers", json!(["kubernetes"]));
+            }
             if let Some(st) = ensure_obj(obj, "status") {
                 set_default(st, "phase", json!("Active"));
+            }
+        }
+        "Service" => {
+            let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+                return;
+            };
+            if spec.get("type").and_then(Value::as_str) != Some("ExternalName") {
+                default_service_families(spec);
             }
         }
         _ => {}
@@ -121,6 +140,16 @@ fn default_service_ips(spec: &mut Obj, ty: &str) {
     if ty == "LoadBalancer" {
         set_default(spec, "allocateLoadBalancerNodePorts", json!(true));
     }
+    set_default(spec, "internalTrafficPolicy", json!("Cluster"));
+}
+
+/// A Service's IP family policy and families, as the service REST storage fills them.
+fn default_service_families(spec: &mut Obj) {
+    let cluster_ip = spec
+        .get("clusterIP")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let headless_no_selector = cluster_ip == "None"
         && spec
             .get("selector")
@@ -155,7 +184,6 @@ fn default_service_ips(spec: &mut Obj, ty: &str) {
             spec.insert("ipFamilies".into(), json!([fam]));
         }
     }
-    set_default(spec, "internalTrafficPolicy", json!("Cluster"));
 }
 
 /// Validation of a core/v1 kind; `old` on update.

@@ -52,6 +52,20 @@ pub fn default(group: &str, kind: &str, obj: &mut Value) {
     }
 }
 
+/// What kube-apiserver's strategies fill when an object is created, after its managed fields
+/// are recorded (no manager owns these): a Job's generated selector and labels, a Namespace's
+/// finalizer and phase, a Service's IP families. Call after [`default`], before [`validate`].
+pub fn prepare_for_create(group: &str, kind: &str, obj: &mut Value) {
+    let Some(o) = obj.as_object_mut() else {
+        return;
+    };
+    match group {
+        "" => core::prepare_for_create(kind, o),
+        "batch" => batch::prepare_for_create(kind, o),
+        _ => {}
+    }
+}
+
 /// The validation errors kube-apiserver reports (422 causes) for this (defaulted) object, in
 /// kube's order; `old` is `Some` on update, for the immutable fields. Empty when valid or when
 /// the kind is not one of this module's.

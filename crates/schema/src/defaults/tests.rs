@@ -3,7 +3,13 @@
 
 use serde_json::{Value, json};
 
-use super::{default, validate};
+use super::validate;
+
+/// Defaults and the create-time strategy fields, as the server runs them on create.
+fn default(group: &str, kind: &str, obj: &mut Value) {
+    super::default(group, kind, obj);
+    super::prepare_for_create(group, kind, obj);
+}
 use crate::Cause;
 
 fn j(x: &str) -> Value {
