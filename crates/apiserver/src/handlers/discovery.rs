@@ -128,7 +128,7 @@ fn openapi_gv_doc(cluster: &ClusterStore, group: &str, version: &str) -> Option<
     let mut schemas = serde_json::Map::new();
     cluster.read(|s| {
         for info in s.registry.all().filter(|i| i.group == group && i.version == version) {
-            add_schemas(&info, &mut schemas);
+            add_schemas(info, &mut schemas);
             let prefix = gv_path(group, version);
             let item = if info.namespaced {
                 format!("/{prefix}/namespaces/{{namespace}}/{}/{{name}}", info.plural)

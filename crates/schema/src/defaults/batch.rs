@@ -98,28 +98,27 @@ pub(crate) fn prepare_for_create(kind: &str, obj: &mut Obj) {
         return;
     };
     let manual = spec.get("manualSelector").and_then(Value::as_bool) == Some(true);
-    if let Some(t) = ensure_obj(spec, "template") {
-        if !manual
-            && !uid.is_empty()
-            && let Some(meta) = ensure_obj(t, "metadata")
-            && let Some(labels) = ensure_obj(meta, "labels")
-        {
-            for (k, v) in [
-                (LEGACY_UID_LABEL, &uid),
-                (UID_LABEL, &uid),
-                (LEGACY_NAME_LABEL, &name),
-                (NAME_LABEL, &name),
-            ] {
-                labels.entry(k).or_insert(json!(v));
-            }
+    if !manual
+        && !uid.is_empty()
+        && let Some(t) = ensure_obj(spec, "template")
+        && let Some(meta) = ensure_obj(t, "metadata")
+        && let Some(labels) = ensure_obj(meta, "labels")
+    {
+        for (k, v) in [
+            (LEGACY_UID_LABEL, &uid),
+            (UID_LABEL, &uid),
+            (LEGACY_NAME_LABEL, &name),
+            (NAME_LABEL, &name),
+        ] {
+            labels.entry(k).or_insert(json!(v));
         }
     }
-    if !manual && !uid.is_empty() {
-        if let Some(sel) = ensure_obj(spec, "selector")
-            && let Some(ml) = ensure_obj(sel, "matchLabels")
-        {
-            ml.entry(UID_LABEL).or_insert(json!(uid));
-        }
+    if !manual
+        && !uid.is_empty()
+        && let Some(sel) = ensure_obj(spec, "selector")
+        && let Some(ml) = ensure_obj(sel, "matchLabels")
+    {
+        ml.entry(UID_LABEL).or_insert(json!(uid));
     }
     let template_labels = spec
         .get("template")
