@@ -116,6 +116,11 @@ async fn run_version(version: &str) -> Result<()> {
         server_side_apply(&ctx),
     )
     .await;
+    s.run(
+        "client-side apply, then server-side apply: ownership migrates",
+        apply_migration(&ctx),
+    )
+    .await;
     s.run("diff", diff(&ctx)).await;
     s.run("edit", edit(&ctx)).await;
     s.run("patch: strategic, merge, json", patch(&ctx)).await;
@@ -389,6 +394,56 @@ async fn server_side_apply(ctx: &Ctx) -> Result<()> {
     ensure!(
         string_map(&live, "/data") == map(&[("color", "blue"), ("shape", "round")]),
         "{v}: size (owned only by kubectl, no longer applied) is removed, color (other's) stays: {live}"
+    );
+    Ok(())
+}
+
+/// kubectl 1.26+ moves a client-side applier's ownership to its server-side manager on the
+/// first `apply --server-side`: no conflict with `kubectl-client-side-apply`, and a field the
+/// new manifest leaves out is removed as if kubectl had always applied server-side.
+async fn apply_migration(ctx: &Ctx) -> Result<()> {
+    let v = ctx.v();
+    let ns = ctx.namespace("migrate").await?;
+    let k = &ctx.kubectl;
+    let path = configmap_path(&ns, "settings");
+    k.ok_stdin(
+        &["apply", "-n", &ns, "-f", "-"],
+        &settings(&[("color", "red"), ("size", "big")]),
+    )
+    .await?;
+    let live = must_get(&ctx.client, &path).await?;
+    let csa = managed_entry(&live, "kubectl-client-side-apply", "Update").with_context(|| {
+        format!("{v}: client-side apply is recorded under kubectl-client-side-apply: {live}")
+    })?;
+    ensure!(
+        owned_data_keys(csa) == ["color", "size"],
+        "{v}: the client-side applier owns both keys: {csa}"
+    );
+    let out = k
+        .ok_stdin(
+            &["apply", "--server-side", "-n", &ns, "-f", "-"],
+            &settings(&[("color", "blue")]),
+        )
+        .await?;
+    ensure!(
+        out.contains("configmap/settings serverside-applied"),
+        "{v}: the server-side apply after client-side apply succeeds: {out:?}"
+    );
+    let live = must_get(&ctx.client, &path).await?;
+    ensure!(
+        string_map(&live, "/data") == map(&[("color", "blue")]),
+        "{v}: color changed and size (no longer applied) removed: {live}"
+    );
+    ensure!(
+        managed_entry(&live, "kubectl-client-side-apply", "Update")
+            .is_none_or(|e| owned_data_keys(e).is_empty()),
+        "{v}: the client-side applier no longer owns data: {live}"
+    );
+    let ssa = managed_entry(&live, "kubectl", "Apply")
+        .with_context(|| format!("{v}: kubectl owns the fields by Apply now: {live}"))?;
+    ensure!(
+        owned_data_keys(ssa) == ["color"],
+        "{v}: kubectl's Apply entry owns data.color: {ssa}"
     );
     Ok(())
 }
