@@ -121,6 +121,11 @@ async fn run_version(version: &str) -> Result<()> {
         apply_migration(&ctx),
     )
     .await;
+    s.run(
+        "the CRDs and the walkthrough's examples: apply, re-apply unchanged, edit and re-apply",
+        walkthrough(&ctx),
+    )
+    .await;
     s.run("diff", diff(&ctx)).await;
     s.run("edit", edit(&ctx)).await;
     s.run("patch: strategic, merge, json", patch(&ctx)).await;
@@ -444,6 +449,82 @@ async fn apply_migration(ctx: &Ctx) -> Result<()> {
     ensure!(
         owned_data_keys(ssa) == ["color"],
         "{v}: kubectl's Apply entry owns data.color: {ssa}"
+    );
+    Ok(())
+}
+
+/// What a new user does first: `kubectl apply -f config/crd/`, then the walkthrough's
+/// examples, then the same again (nothing changes) and an edited manifest (it changes), all
+/// with kubectl's default flags.
+async fn walkthrough(ctx: &Ctx) -> Result<()> {
+    let v = ctx.v();
+    let k = &ctx.kubectl;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let crds = root.join("config/crd");
+    let crds = crds.to_str().context("config/crd path")?;
+    let lines = |out: &str, word: &str| out.lines().filter(|l| l.ends_with(word)).count();
+    // The test hub installed them already (with server-side apply), so kubectl's first
+    // client-side apply configures them; one made by hand would say created.
+    let out = k.ok(&["apply", "-f", crds]).await?;
+    let count = std::fs::read_dir(root.join("config/crd"))?.count();
+    ensure!(
+        lines(&out, " created") + lines(&out, " configured") == count,
+        "{v}: every CRD is applied: {out}"
+    );
+    k.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd",
+        "--all",
+        "--timeout=30s",
+    ])
+    .await?;
+    let out = k.ok(&["apply", "-f", crds]).await?;
+    ensure!(
+        lines(&out, " unchanged") == count,
+        "{v}: re-applying the same CRDs changes nothing: {out}"
+    );
+    let examples: Vec<String> = [
+        "nginx-deployment.yaml",
+        "nginx-propagationpolicy.yaml",
+        "nginx-overridepolicy.yaml",
+        "app-config-clusterpropagationpolicy.yaml",
+    ]
+    .iter()
+    .map(|f| root.join("examples").join(f).to_string_lossy().into_owned())
+    .collect();
+    for f in &examples {
+        let out = k.ok(&["apply", "-f", f]).await?;
+        ensure!(
+            out.lines().all(|l| l.ends_with(" created")),
+            "{v}: {f} is created: {out}"
+        );
+    }
+    for f in &examples {
+        let out = k.ok(&["apply", "-f", f]).await?;
+        ensure!(
+            out.lines().all(|l| l.ends_with(" unchanged")),
+            "{v}: re-applying {f} changes nothing: {out}"
+        );
+    }
+    let edited = std::fs::read_to_string(&examples[0])?.replace("replicas: 3", "replicas: 5");
+    ensure!(
+        edited.contains("replicas: 5"),
+        "{v}: the example sets replicas: 3"
+    );
+    let out = k.ok_stdin(&["apply", "-f", "-"], &edited).await?;
+    ensure!(
+        out.contains("deployment.apps/nginx configured"),
+        "{v}: the edited manifest is configured: {out}"
+    );
+    let live = must_get(
+        &ctx.client,
+        "/apis/apps/v1/namespaces/default/deployments/nginx",
+    )
+    .await?;
+    ensure!(
+        at(&live, "/spec/replicas") == 5,
+        "{v}: the edit reached the live object: {live}"
     );
     Ok(())
 }

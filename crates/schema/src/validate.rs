@@ -148,8 +148,10 @@ pub fn drop_empty(obj: &mut Value, node: Node<'_>) {
                 let Some(child) = node.field(k) else {
                     return true;
                 };
+                // Only Go slices and maps are omitted; a raw JSON value (a CRD schema's
+                // `default: []`) is kept as written.
                 let empty = match v {
-                    Value::Array(xs) => xs.is_empty(),
+                    Value::Array(xs) => xs.is_empty() && child.ty() == Type::Array,
                     Value::Object(m) => {
                         m.is_empty() && child.schema().additional_properties.is_some()
                     }
@@ -1131,6 +1133,28 @@ mod tests {
         for (obj, want) in cases {
             assert_eq!(builtin_type_error(&obj, d).as_deref(), want, "{obj}");
         }
+    }
+
+    #[test]
+    fn omitempty_drops_empty_lists_and_maps_but_not_raw_json() {
+        let b = builtins();
+        let d = b.kind("apps", "v1", "Deployment").unwrap();
+        let mut obj = json!({"metadata": {"finalizers": [], "labels": {}, "name": "x"},
+            "spec": {"template": {"spec": {"containers": [{"name": "a", "args": [], "resources": {}}]}}}});
+        drop_empty(&mut obj, d);
+        assert_eq!(
+            obj,
+            json!({"metadata": {"name": "x"},
+                "spec": {"template": {"spec": {"containers": [{"name": "a", "resources": {}}]}}}})
+        );
+        let crd = b
+            .kind("apiextensions.k8s.io", "v1", "CustomResourceDefinition")
+            .unwrap();
+        let mut obj = json!({"spec": {"versions": [{"name": "v1", "schema": {"openAPIV3Schema": {
+            "type": "object", "properties": {"m": {"type": "array", "default": [], "items": {"type": "string"}}}}}}]}});
+        let want = obj.clone();
+        drop_empty(&mut obj, crd);
+        assert_eq!(obj, want);
     }
 
     #[test]

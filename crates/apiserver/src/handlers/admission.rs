@@ -217,8 +217,24 @@ pub(crate) fn validate(
     }
 }
 
-/// CustomResourceDefinition defaults: `spec.conversion.strategy: None`.
+/// CustomResourceDefinition defaults: `spec.conversion.strategy: None`, and the names
+/// `singular` (the kind in lower case) and `listKind` (the kind + `List`).
 fn default_crd(obj: &mut Value) {
+    if let Some(names) = obj
+        .pointer_mut("/spec/names")
+        .and_then(Value::as_object_mut)
+        && let Some(kind) = names
+            .get("kind")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    {
+        names
+            .entry("singular")
+            .or_insert_with(|| serde_json::json!(kind.to_lowercase()));
+        names
+            .entry("listKind")
+            .or_insert_with(|| serde_json::json!(format!("{kind}List")));
+    }
     if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
         let conversion = spec
             .entry("conversion")
