@@ -608,6 +608,50 @@ async fn custom_resources_follow_their_structural_schema() -> Result<()> {
 }
 
 #[tokio::test]
+async fn status_writes_are_their_own_managers() -> Result<()> {
+    let (_server, client, _dir) = start().await?;
+    let d = send(&client, Method::POST, DEPLOYS, JSON, &deployment("s")).await?;
+    assert_eq!(d.code, 201, "{}", d.body);
+    let status = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "s"},
+        "status": {"replicas": 1, "observedGeneration": 1}});
+    let applied = send(
+        &client,
+        Method::PATCH,
+        &format!("{DEPLOYS}/s/status?fieldManager=ctrl"),
+        APPLY,
+        &status,
+    )
+    .await?;
+    assert_eq!(applied.code, 200, "{}", applied.body);
+    assert_eq!(applied.body["status"]["replicas"], 1);
+    let entry = applied.body["metadata"]["managedFields"]
+        .as_array()
+        .context("managedFields")?
+        .iter()
+        .find(|e| e["manager"] == "ctrl")
+        .context("ctrl's entry")?
+        .clone();
+    assert_eq!(entry["operation"], "Apply");
+    assert_eq!(entry["subresource"], "status");
+    assert_eq!(
+        entry["fieldsV1"],
+        json!({"f:status": {"f:observedGeneration": {}, "f:replicas": {}}})
+    );
+    // The status subresource ignores everything but status.
+    let spec_through_status = send(
+        &client,
+        Method::PATCH,
+        &format!("{DEPLOYS}/s/status?fieldManager=ctrl2"),
+        "application/merge-patch+json",
+        &json!({"spec": {"replicas": 7}, "status": {"replicas": 2}}),
+    )
+    .await?;
+    assert_eq!(spec_through_status.body["spec"]["replicas"], 1);
+    assert_eq!(spec_through_status.body["status"]["replicas"], 2);
+    Ok(())
+}
+
+#[tokio::test]
 async fn openapi_documents_carry_schemas_for_explain() -> Result<()> {
     let (_server, client, _dir) = start().await?;
     let root = send(&client, Method::GET, "/openapi/v3", JSON, &Value::Null).await?;

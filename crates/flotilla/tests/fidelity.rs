@@ -382,6 +382,31 @@ fn write_probes() -> Vec<Probe> {
                 ),
             )
         },
+        Probe {
+            path: "/apis/fidelity.example.com/v1/namespaces/fidelity/widgets/w1/status?fieldManager=controller",
+            ..with_type(
+                APPLY,
+                probe(
+                    "cr-apply-status",
+                    Method::PATCH,
+                    "",
+                    json!({"apiVersion": "fidelity.example.com/v1", "kind": "Widget", "metadata": {"name": "w1"},
+                       "status": {"ok": true}}),
+                ),
+            )
+        },
+        with_type(
+            MERGE,
+            Probe {
+                path: "/apis/fidelity.example.com/v1/namespaces/fidelity/widgets/w1/status?fieldManager=editor",
+                ..probe(
+                    "cr-merge-status",
+                    Method::PATCH,
+                    "",
+                    json!({"status": {"ok": false}, "spec": {"size": 9}}),
+                )
+            },
+        ),
         probe(
             "crd-delete",
             Method::DELETE,
@@ -648,13 +673,18 @@ fn strip(value: &mut Value) {
             ] {
                 map.remove(key);
             }
-            // Managed fields are compared less their times.
+            // Managed fields are compared less their times, and so regardless of the order
+            // entries written in the same second or not take.
             if let Some(Value::Array(entries)) = map.get_mut("managedFields") {
                 for e in entries.iter_mut() {
                     if let Some(e) = e.as_object_mut() {
                         e.remove("time");
                     }
                 }
+                entries.sort_by_key(|e| {
+                    ["operation", "manager", "subresource", "apiVersion"]
+                        .map(|k| e.get(k).and_then(Value::as_str).unwrap_or("").to_owned())
+                });
             }
             // Allocated Service addresses differ by server; that one was allocated does not.
             for key in ["clusterIP", "clusterIPs"] {

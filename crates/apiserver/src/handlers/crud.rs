@@ -1113,6 +1113,12 @@ fn apply_update(
                     None => o.remove("status"),
                 };
             }
+            // Server-side apply through /status recorded its manager in the applied result.
+            if w.applied
+                && let Some(mf) = new.pointer("/metadata/managedFields")
+            {
+                meta_mut(&mut m).insert("managedFields".into(), mf.clone());
+            }
             m
         }
     };
