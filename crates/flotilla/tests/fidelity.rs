@@ -278,6 +278,48 @@ fn write_probes() -> Vec<Probe> {
                    "spec": {"ports": [{"port": 70000}]}}),
         ),
         probe(
+            "service-nodeport",
+            Method::POST,
+            "/api/v1/namespaces/fidelity/services",
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "np"},
+                   "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}}),
+        ),
+        probe(
+            "service-nodeport-taken",
+            Method::POST,
+            "/api/v1/namespaces/fidelity/services",
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "np2"},
+                   "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}}),
+        ),
+        probe(
+            "service-external-name",
+            Method::POST,
+            "/api/v1/namespaces/fidelity/services",
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ext"},
+                   "spec": {"type": "ExternalName", "externalName": "example.com"}}),
+        ),
+        with_type(
+            MERGE,
+            probe(
+                "service-external-name-to-cluster-ip",
+                Method::PATCH,
+                "/api/v1/namespaces/fidelity/services/ext",
+                json!({"spec": {"type": "ClusterIP", "externalName": null, "ports": [{"port": 80}]}}),
+            ),
+        ),
+        worded(with_type(
+            MERGE,
+            Probe {
+                path: "/api/v1/namespaces/fidelity/services/web?fieldManager=mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm",
+                ..probe(
+                    "patch-field-manager-too-long",
+                    Method::PATCH,
+                    "",
+                    json!({"metadata": {"labels": {"x": "y"}}}),
+                )
+            },
+        )),
+        probe(
             "job-create",
             Method::POST,
             "/apis/batch/v1/namespaces/fidelity/jobs",
@@ -310,6 +352,19 @@ fn write_probes() -> Vec<Probe> {
                 c["metadata"]["name"] = json!("gadgets.fidelity.example.com");
                 c["spec"]["names"] = json!({"plural": "gadgets", "kind": "Gadget"});
                 c["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"] = json!({"properties": {"a": {"type": "array"}, "b": {"type": "object", "properties": {"x": {}}}}});
+                c
+            },
+        ),
+        probe(
+            "crd-create-bad-pattern",
+            Method::POST,
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            {
+                let mut c = widget_crd();
+                c["metadata"]["name"] = json!("patterns.fidelity.example.com");
+                c["spec"]["names"] = json!({"plural": "patterns", "kind": "Pattern"});
+                c["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+                    ["name"]["pattern"] = json!("^(a");
                 c
             },
         ),

@@ -191,22 +191,20 @@ async fn scheduler_controller_end_to_end() -> Result<()> {
             .is_some(),
         "lastScheduledTime set"
     );
-    // The embedded server does not track managedFields yet (nor apply patches; the controller
-    // falls back to merge patches under the same field manager). Where it does, the scheduler
-    // must be the manager of what it wrote.
-    let managers: Vec<String> = rb
-        .metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter_map(|m| m.manager.clone())
-        .collect();
-    if !managers.is_empty() {
-        assert!(
-            managers.iter().any(|m| m == "flotilla-scheduler"),
-            "written by the scheduler's field manager: {managers:?}"
-        );
-    }
+    // Both servers track managed fields: the scheduler applied spec.clusters and its status
+    // under its own field manager, the status through the status subresource.
+    let entries = rb.metadata.managed_fields.clone().unwrap_or_default();
+    let by = |subresource: Option<&str>| {
+        entries.iter().any(|m| {
+            m.manager.as_deref() == Some("flotilla-scheduler")
+                && m.operation.as_deref() == Some("Apply")
+                && m.subresource.as_deref() == subresource
+        })
+    };
+    assert!(
+        by(None) && by(Some("status")),
+        "spec and status applied by the scheduler's field manager: {entries:?}"
+    );
 
     // A Duplicated binding and a non-workload (replicas 0): both are re-evaluated on every pass.
     let mut dup = BindingBuilder::new().duplicated().replicas(2).build();

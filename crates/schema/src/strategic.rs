@@ -25,7 +25,7 @@
 //!   value of another type) is taken from the patch with its `null`s and directive keys removed;
 //!   for a new key, maps carrying `$patch` are dropped altogether (kube drops them there too).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use serde_json::{Map, Value};
@@ -320,7 +320,8 @@ fn retain_keys(
             ),
         ));
     };
-    let listed = |k: &str| keys.iter().any(|x| x.as_str() == Some(k));
+    let listed: HashSet<&str> = keys.iter().filter_map(Value::as_str).collect();
+    let listed = |k: &str| listed.contains(k);
     for (k, v) in patch {
         if v.is_null() || is_directive_key(k) {
             continue;
@@ -364,9 +365,27 @@ fn delete_from_list(
         }
     };
     if let Some(Value::Array(list)) = original.get_mut(field) {
-        list.retain(|x| !gone.contains(x));
+        let gone: HashSet<String> = gone.iter().map(canonical).collect();
+        list.retain(|x| !gone.contains(&canonical(x)));
     }
     Ok(())
+}
+
+/// A value's identity for hashing: its JSON text (object keys are sorted, so equal values have
+/// equal text). Keeps list merging linear in the lists' lengths.
+fn canonical(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// The first position of each identity in `list` (see [`ident`]).
+fn index(list: &[Value], key: Option<&str>) -> HashMap<String, usize> {
+    let mut out = HashMap::with_capacity(list.len());
+    for (i, v) in list.iter().enumerate() {
+        if let Some(id) = ident(v, key) {
+            out.entry(canonical(id)).or_insert(i);
+        }
+    }
+    out
 }
 
 /// What identifies a list item for merging and ordering: its merge key's value, or the item
@@ -376,11 +395,6 @@ fn ident<'v>(v: &'v Value, key: Option<&str>) -> Option<&'v Value> {
         Some(k) => v.get(k),
         None => Some(v),
     }
-}
-
-fn position(list: &[Value], v: &Value, key: Option<&str>) -> Option<usize> {
-    let id = ident(v, key)?;
-    list.iter().position(|x| ident(x, key) == Some(id))
 }
 
 /// Kube's order for a merged list: the items `patch_order` names, in that order, interleaved with
@@ -394,9 +408,11 @@ fn normalize_order(
 ) -> Vec<Value> {
     let mut named = Vec::new();
     let mut others = Vec::new();
+    let (patch_index, server_index) = (index(patch_order, key), index(server_order, key));
     for v in merged {
-        let server = position(server_order, &v, key);
-        match position(patch_order, &v, key) {
+        let id = ident(&v, key).map(canonical);
+        let server = id.as_ref().and_then(|id| server_index.get(id).copied());
+        match id.as_ref().and_then(|id| patch_index.get(id).copied()) {
             Some(p) => named.push((p, server, v)),
             None => others.push((server.unwrap_or(usize::MAX), server, v)),
         }
@@ -489,8 +505,9 @@ fn merge_list(
     let kind = item_kind([&original, patch], path)?;
     if kind == ItemKind::Scalar {
         let mut merged: Vec<Value> = Vec::with_capacity(original.len() + patch.len());
+        let mut seen = HashSet::with_capacity(original.len() + patch.len());
         for v in original.iter().chain(patch) {
-            if !merged.contains(v) {
+            if seen.insert(canonical(v)) {
                 merged.push(v.clone());
             }
         }
@@ -538,16 +555,22 @@ fn merge_list(
         return Ok(plain.iter().map(|m| Value::Object(strip_map(m))).collect());
     }
     let mut merged = server.clone();
+    let mut at = index(&merged, Some(key));
     for m in &plain {
-        let id = m.get(key);
-        match merged.iter().position(|x| x.get(key) == id) {
+        let id = m.get(key).map(canonical);
+        match id.as_ref().and_then(|id| at.get(id).copied()) {
             Some(i) => {
                 let Value::Object(o) = std::mem::take(&mut merged[i]) else {
                     continue;
                 };
                 merged[i] = Value::Object(merge_map(o, m, items, &format!("{path}[{i}]"))?);
             }
-            None => merged.push(Value::Object(strip_map(m))),
+            None => {
+                if let Some(id) = id {
+                    at.insert(id, merged.len());
+                }
+                merged.push(Value::Object(strip_map(m)));
+            }
         }
     }
     check_merge_keys(&merged, key, path)?;

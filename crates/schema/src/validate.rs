@@ -396,8 +396,9 @@ fn validate_at(v: &Value, node: Node<'_>, path: &str, out: &mut Vec<Cause>) {
                 ));
             }
             if s.unique_items || node.list_kind() == crate::ListKind::Set {
+                let mut seen = HashSet::with_capacity(xs.len());
                 for (i, x) in xs.iter().enumerate() {
-                    if xs[..i].contains(x) {
+                    if !seen.insert(serde_json::to_string(x).unwrap_or_default()) {
                         out.push(Cause::new(
                             "FieldValueDuplicate",
                             format!("{name}[{i}]"),
@@ -556,8 +557,8 @@ fn validate_string(st: &str, s: &Schema, name: &str, out: &mut Vec<Cause>) {
         return;
     }
     if let Some(p) = &s.pattern {
-        match regex::Regex::new(p) {
-            Ok(re) if !re.is_match(st) => {
+        match compiled(p) {
+            Some(re) if !re.is_match(st) => {
                 out.push(Cause::new(
                     "FieldValueInvalid",
                     name,
@@ -578,6 +579,29 @@ fn validate_string(st: &str, s: &Schema, name: &str, out: &mut Vec<Cause>) {
         ));
     }
 }
+
+/// Compiled `pattern`s, shared by every validation (a CRD's patterns are few; one compile each,
+/// not one per value). Bounded: cleared when it reaches [`PATTERN_CACHE`] entries.
+fn compiled(pattern: &str) -> Option<std::sync::Arc<regex::Regex>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, LazyLock, Mutex};
+    static CACHE: LazyLock<Mutex<HashMap<String, Option<Arc<regex::Regex>>>>> =
+        LazyLock::new(|| Mutex::new(HashMap::new()));
+    let mut cache = CACHE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(re) = cache.get(pattern) {
+        return re.clone();
+    }
+    if cache.len() >= PATTERN_CACHE {
+        cache.clear();
+    }
+    let re = regex::Regex::new(pattern).ok().map(Arc::new);
+    cache.insert(pattern.to_string(), re.clone());
+    re
+}
+
+const PATTERN_CACHE: usize = 4096;
 
 /// The string formats kube-apiserver checks in CRD schemas (others are accepted as written).
 fn format_ok(format: &str, s: &str) -> bool {
@@ -882,6 +906,15 @@ fn structural_at(
             "FieldValueRequired",
             format!("{path}.type"),
             "Required value: must not be empty at the root",
+        ));
+    }
+    if let Some(p) = o.get("pattern").and_then(Value::as_str)
+        && compiled(p).is_none()
+    {
+        out.push(Cause::new(
+            "FieldValueInvalid",
+            format!("{path}.pattern"),
+            format!("Invalid value: {p:?}: must be a valid regular expression, but isn't"),
         ));
     }
     if ty == "array" && !o.contains_key("items") {

@@ -194,6 +194,14 @@ pub(crate) fn prepare_for_create(info: &ResourceInfo, obj: &mut Value) {
     }
 }
 
+/// What the update strategies fill after managed fields are recorded: a Service that newly
+/// needs an address gets its IP families.
+pub(crate) fn prepare_for_update(info: &ResourceInfo, obj: &mut Value) {
+    if !info.custom {
+        defaults::prepare_for_update(&info.group, &info.kind, obj);
+    }
+}
+
 /// kube-apiserver's validation of the object to store (422 with one cause per field): CRDs'
 /// structural schemas, built-in kinds' rules. `old` is the stored object on update.
 pub(crate) fn validate(
@@ -284,14 +292,21 @@ pub(crate) fn default_on_read(info: &ResourceInfo, obj: &mut Value) {
 }
 
 /// The field manager of a write: `fieldManager`, else the User-Agent up to its first `/`
-/// (kube-apiserver's rule), else `unknown`.
-pub(crate) fn manager_of(rr: &ResourceRequest) -> Result<String> {
+/// (kube-apiserver's rule), else `unknown`. `options` names the verb's options kind in the 422
+/// for a name over 128 bytes.
+pub(crate) fn manager_of(rr: &ResourceRequest, options: &str) -> Result<String> {
     if let Some(m) = rr.query.get("fieldManager").filter(|m| !m.is_empty()) {
         if m.len() > 128 {
-            return Err(Error::bad_request(format!(
-                "fieldManager: Too long: may not be more than 128 bytes (got {})",
-                m.len()
-            )));
+            return Err(Error::invalid(
+                "meta.k8s.io",
+                options,
+                "",
+                vec![Cause {
+                    reason: "FieldValueTooLong".into(),
+                    message: "Too long: may not be more than 128 bytes".into(),
+                    field: "fieldManager".into(),
+                }],
+            ));
         }
         return Ok(m.to_string());
     }
@@ -355,6 +370,7 @@ fn managed_error(info: &ResourceInfo, name: &str, e: managed::ApplyError) -> Err
 /// Records a non-apply write's field ownership in `new.metadata.managedFields`.
 pub(crate) fn record_update(
     rr: &ResourceRequest,
+    options: &str,
     old: Option<&Value>,
     new: &Value,
 ) -> Result<Value> {
@@ -362,7 +378,7 @@ pub(crate) fn record_update(
     let Some(node) = schema_of(info) else {
         return Ok(new.clone());
     };
-    let manager = manager_of(rr)?;
+    let manager = manager_of(rr, options)?;
     let time = crate::handlers::crud::now();
     let api_version = info.api_version();
     let sub = rr.sub.as_deref().unwrap_or("");
@@ -393,6 +409,10 @@ pub(crate) fn server_side_apply(
             "server-side apply needs a schema for this resource",
         )
     })?;
+    if rr.query.get("fieldManager").is_some_and(|m| m.len() > 128) {
+        // The same limit as every other write's (`manager_of`).
+        manager_of(rr, "PatchOptions")?;
+    }
     let manager = rr
         .query
         .get("fieldManager")

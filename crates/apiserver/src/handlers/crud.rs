@@ -438,7 +438,18 @@ fn prepare_crd(txn: &Txn<'_>, obj: &mut Value, old: Option<&Value>) -> Result<()
         } else {
             format!("spec.versions[{i}].schema.openAPIV3Schema")
         };
-        for c in flotilla_schema::validate::structural_errors(s, &base) {
+        let found = flotilla_schema::validate::structural_errors(s, &base);
+        if found.is_empty()
+            && let Err(e) = flotilla_schema::Schema::from_openapi(s)
+        {
+            // A schema the validator cannot read would serve its objects unchecked.
+            causes.push(Cause {
+                reason: "FieldValueInvalid".into(),
+                message: format!("Invalid value: {}", e.message),
+                field: format!("{base}.{}", e.path),
+            });
+        }
+        for c in found {
             causes.push(Cause {
                 reason: c.reason,
                 message: c.message,
@@ -458,13 +469,8 @@ fn prepare_crd(txn: &Txn<'_>, obj: &mut Value, old: Option<&Value>) -> Result<()
         .state()
         .registry
         .names_conflict(&name, group, plural, kind);
-    let mut accepted = spec.get("names").cloned().unwrap_or(json!({}));
-    if let Some(a) = accepted.as_object_mut() {
-        a.entry("singular")
-            .or_insert_with(|| json!(kind.to_lowercase()));
-        a.entry("listKind")
-            .or_insert_with(|| json!(format!("{kind}List")));
-    }
+    // The names as defaulted on admission (singular, listKind).
+    let accepted = spec.get("names").cloned().unwrap_or(json!({}));
     let storage: Vec<Value> = versions
         .iter()
         .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
@@ -521,7 +527,10 @@ fn prepare_crd(txn: &Txn<'_>, obj: &mut Value, old: Option<&Value>) -> Result<()
             }),
         );
     }
-    record_crd_status_manager(obj);
+    // kube-apiserver's controllers record their status write only when the status changed.
+    if old.and_then(|o| o.get("status")) != obj.get("status") {
+        record_crd_status_manager(obj);
+    }
     Ok(())
 }
 
@@ -689,6 +698,8 @@ pub(crate) async fn create(
 /// What one write carries besides the object: field validation, warnings for the response,
 /// and whether server-side apply already recorded the managed fields.
 pub(crate) struct Write {
+    /// The verb's options kind (`CreateOptions`, `UpdateOptions`, `PatchOptions`) for errors.
+    options: &'static str,
     validation: FieldValidation,
     problems: FieldProblems,
     warnings: Warnings,
@@ -696,8 +707,14 @@ pub(crate) struct Write {
 }
 
 impl Write {
-    fn new(rr: &ResourceRequest, options: &str, ct: Option<&str>, body: &[u8]) -> Result<Self> {
+    fn new(
+        rr: &ResourceRequest,
+        options: &'static str,
+        ct: Option<&str>,
+        body: &[u8],
+    ) -> Result<Self> {
         Ok(Write {
+            options,
             validation: FieldValidation::of(rr, options)?,
             problems: FieldProblems::of_body(ct, body),
             warnings: Warnings::default(),
@@ -779,7 +796,7 @@ async fn create_object(rr: &ResourceRequest, mut obj: Value, w: &mut Write) -> R
         &mut w.warnings,
     )?;
     if !w.applied {
-        obj = admission::record_update(rr, None, &obj)?;
+        obj = admission::record_update(rr, w.options, None, &obj)?;
     }
     admission::prepare_for_create(&info, &mut obj);
     admission::validate(&info, &name, &obj, None)?;
@@ -803,7 +820,7 @@ async fn create_object(rr: &ResourceRequest, mut obj: Value, w: &mut Write) -> R
                 prepare_crd(txn, &mut obj, None)?;
             }
             if is_service(&info) {
-                crate::handlers::services::allocate(txn.state(), &name, &mut obj)?;
+                crate::handlers::services::allocate(txn.state(), &ns, &name, &mut obj, None)?;
             }
             if dry {
                 return Ok(Arc::new(obj));
@@ -1134,7 +1151,7 @@ fn apply_update(
         m.insert("namespace".into(), json!(ns));
     }
     if is_service(info) {
-        crate::handlers::services::carry_over(&name, old, &mut merged)?;
+        crate::handlers::services::carry_over(old, &mut merged);
     }
     admission::admit(
         info,
@@ -1187,8 +1204,12 @@ fn apply_update(
         return Ok(Arc::new(old.clone()));
     }
     if !w.applied {
-        merged = admission::record_update(rr, Some(old), &merged)?;
+        merged = admission::record_update(rr, w.options, Some(old), &merged)?;
     }
+    if is_service(info) {
+        crate::handlers::services::allocate(txn.state(), &ns, &name, &mut merged, Some(old))?;
+    }
+    admission::prepare_for_update(info, &mut merged);
     admission::validate(info, &name, &merged, Some(old))?;
     if info.storage_key() == CRD_KEY {
         prepare_crd(txn, &mut merged, Some(old))?;
@@ -1201,9 +1222,6 @@ fn apply_update(
     if deleting && finalizers(&merged).is_empty() && info.plural != "namespaces" && !is_crd {
         let removed = remove_object(txn, &info.storage_key(), &ns, &name);
         return Ok(removed.unwrap_or_else(|| Arc::new(merged)));
-    }
-    if &merged == old {
-        return Ok(Arc::new(merged));
     }
     let stored = put_object(txn, info, &ns, &name, merged);
     if deleting && info.plural == "namespaces" && info.group.is_empty() {
@@ -1377,7 +1395,7 @@ pub(crate) async fn patch(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -
             })
             .await
         }
-        "application/apply-patch+yaml" => apply_patch(rr, ct, body, &mut w).await,
+        "application/apply-patch+yaml" => apply_patch(rr, body, &mut w).await,
         _ => Err(Error::api(
             415,
             "UnsupportedMediaType",
@@ -1391,16 +1409,17 @@ pub(crate) async fn patch(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -
 }
 
 /// Server-side apply: the body is YAML (or JSON); a missing object is created.
-async fn apply_patch(
-    rr: &ResourceRequest,
-    ct: Option<&str>,
-    body: &[u8],
-    w: &mut Write,
-) -> Result<Response> {
+async fn apply_patch(rr: &ResourceRequest, body: &[u8], w: &mut Write) -> Result<Response> {
     let info = rr.info.clone();
     let name = name_of(rr)?.to_string();
+    if rr.sub.as_deref() == Some("scale") {
+        return Err(Error::api(
+            415,
+            "UnsupportedMediaType",
+            "server-side apply through the scale subresource is not supported by this server; apply spec.replicas on the object itself",
+        ));
+    }
     let mut applied = codec::decode_object(Some("application/yaml"), body)?;
-    let _ = ct;
     if let Some(n) = meta_str(&applied, "name")
         && n != name
     {
@@ -1435,7 +1454,21 @@ async fn apply_patch(
         Err(Error::Api { code: 404, .. }) if sub.is_none() => {
             let mut obj = admission::server_side_apply(rr, None, &applied)?;
             meta_mut(&mut obj).insert("name".into(), json!(name));
-            create_object(rr, obj, w).await
+            match create_object(rr, obj, w).await {
+                // Another applier created it meanwhile: apply onto theirs, as kube-apiserver
+                // retries an apply-create as an update.
+                Err(Error::Api {
+                    code: 409,
+                    reason: "AlreadyExists",
+                    ..
+                }) => {
+                    write_with(rr, w, |old| {
+                        admission::server_side_apply(rr, Some(old), &applied)
+                    })
+                    .await
+                }
+                other => other,
+            }
         }
         other => other,
     }

@@ -587,52 +587,13 @@ fn json_payload(out: &mut Vec<Cause>, data: Option<&Value>, k: &str) {
     }
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Standard base64 with padding.
 fn base64_encode(input: &[u8]) -> String {
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(B64[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(input)
 }
 
-/// Standard base64 (padding optional); `None` when it is not base64.
+/// Standard base64; `None` when it is not base64.
 fn base64_decode(input: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(input.len() / 4 * 3);
-    let mut buf = 0u32;
-    let mut bits = 0;
-    for c in input.trim_end_matches('=').bytes() {
-        let v = B64.iter().position(|x| *x == c)? as u32;
-        buf = (buf << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(((buf >> bits) & 0xff) as u8);
-        }
-    }
-    Some(out)
-}
-
-#[cfg(test)]
-pub(crate) fn b64(x: &str) -> String {
-    base64_encode(x.as_bytes())
-}
-
-#[cfg(test)]
-pub(crate) fn unb64(x: &str) -> Option<Vec<u8>> {
-    base64_decode(x)
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(input).ok()
 }

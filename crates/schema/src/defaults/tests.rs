@@ -1069,13 +1069,3 @@ fn pod_qos_and_host_network() {
     default("", "Pod", &mut obj);
     assert_eq!(obj["status"]["qosClass"], json!("BestEffort"));
 }
-
-#[test]
-fn base64_round_trip() {
-    for x in ["", "a", "ab", "abc", "abcd", "hello world"] {
-        let e = super::core::b64(x);
-        assert_eq!(super::core::unb64(&e), Some(x.as_bytes().to_vec()), "{x}");
-    }
-    assert_eq!(super::core::b64("b"), "Yg==");
-    assert_eq!(super::core::unb64("!!"), None);
-}

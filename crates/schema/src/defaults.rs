@@ -66,6 +66,18 @@ pub fn prepare_for_create(group: &str, kind: &str, obj: &mut Value) {
     }
 }
 
+/// What kube-apiserver fills on update after managed fields are recorded: a Service that newly
+/// needs a ClusterIP (e.g. ExternalName → ClusterIP) gets its IP family policy and families.
+pub fn prepare_for_update(group: &str, kind: &str, obj: &mut Value) {
+    if group.is_empty()
+        && kind == "Service"
+        && let Some(o) = obj.as_object_mut()
+        && o.get("spec").and_then(|s| s.get("ipFamilies")).is_none()
+    {
+        core::prepare_for_create(kind, o);
+    }
+}
+
 /// The validation errors kube-apiserver reports (422 causes) for this (defaulted) object, in
 /// kube's order; `old` is `Some` on update, for the immutable fields. Empty when valid or when
 /// the kind is not one of this module's.
