@@ -727,18 +727,41 @@ impl Write {
     }
 }
 
-/// Managed fields as stored, with every entry's `time` removed: two objects that differ only
-/// there are the same object (a no-op write keeps the stored one).
-fn without_times(obj: &Value) -> Value {
-    let mut o = obj.clone();
-    if let Some(Value::Array(entries)) = o.pointer_mut("/metadata/managedFields") {
-        for e in entries {
-            if let Some(e) = e.as_object_mut() {
-                e.remove("time");
-            }
-        }
+/// Whether two objects are the same but for their managed-field entries' times (a no-op write
+/// keeps the stored object). Compares in place: no copy of either object.
+fn same_but_times(a: &Value, b: &Value) -> bool {
+    /// Equal but for the key `skip` (present, different or absent on either side).
+    fn same_map(a: &Map<String, Value>, b: &Map<String, Value>, skip: &str) -> bool {
+        let others = |m: &Map<String, Value>| m.len() - usize::from(m.contains_key(skip));
+        others(a) == others(b)
+            && a.iter()
+                .all(|(k, v)| k == skip || b.get(k).is_some_and(|w| w == v))
     }
-    o
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    if !same_map(a, b, "metadata") {
+        return false;
+    }
+    let (Some(ma), Some(mb)) = (
+        a.get("metadata").and_then(Value::as_object),
+        b.get("metadata").and_then(Value::as_object),
+    ) else {
+        return a.get("metadata") == b.get("metadata");
+    };
+    if !same_map(ma, mb, "managedFields") {
+        return false;
+    }
+    match (ma.get("managedFields"), mb.get("managedFields")) {
+        (Some(Value::Array(x)), Some(Value::Array(y))) => {
+            x.len() == y.len()
+                && x.iter().zip(y).all(|(e, f)| match (e.as_object(), f.as_object()) {
+                    (Some(e), Some(f)) => same_map(e, f, "time"),
+                    _ => e == f,
+                })
+        }
+        (x, y) => x == y,
+    }
 }
 
 async fn create_object(rr: &ResourceRequest, mut obj: Value, w: &mut Write) -> Result<Response> {
@@ -1200,7 +1223,7 @@ fn apply_update(
     {
         meta_mut(&mut merged).insert("managedFields".into(), mf.clone());
     }
-    if without_times(&merged) == without_times(old) {
+    if same_but_times(&merged, old) {
         return Ok(Arc::new(old.clone()));
     }
     if !w.applied {
