@@ -164,15 +164,7 @@ pub(crate) fn admit(
     let Some(node) = schema_of(info) else {
         return problems.report(info, mode, warnings);
     };
-    if !info.custom
-        && let Some(e) = validate::builtin_type_error(obj, node)
-    {
-        return Err(Error::bad_request(format!(
-            "{kind} in version \"{v}\" cannot be handled as a {kind}: {e}",
-            kind = info.kind,
-            v = info.version,
-        )));
-    }
+    check_types(info, obj, node)?;
     problems.unknown = validate::prune(obj, node, info.custom);
     problems.report(info, mode, warnings)?;
     if info.custom {
@@ -185,6 +177,21 @@ pub(crate) fn admit(
         validate::drop_empty(obj, node);
     }
     Ok(())
+}
+
+/// A built-in kind's wrongly typed field: the Go decoder's 400, whatever `fieldValidation` says.
+fn check_types(info: &ResourceInfo, obj: &Value, node: Node<'_>) -> Result<()> {
+    if info.custom {
+        return Ok(());
+    }
+    match validate::builtin_type_error(obj, node) {
+        Some(e) => Err(Error::bad_request(format!(
+            "{kind} in version \"{v}\" cannot be handled as a {kind}: {e}",
+            kind = info.kind,
+            v = info.version,
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// What the create strategies fill after managed fields are recorded (owned by no manager).
@@ -265,15 +272,7 @@ pub(crate) fn check_applied(
     warnings: &mut Warnings,
 ) -> Result<()> {
     if let Some(node) = schema_of(info) {
-        if !info.custom
-            && let Some(e) = validate::builtin_type_error(applied, node)
-        {
-            return Err(Error::bad_request(format!(
-                "{kind} in version \"{v}\" cannot be handled as a {kind}: {e}",
-                kind = info.kind,
-                v = info.version,
-            )));
-        }
+        check_types(info, applied, node)?;
         problems.unknown = validate::prune(applied, node, info.custom);
     }
     let reported = problems.report(info, mode, warnings);

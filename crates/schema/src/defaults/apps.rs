@@ -176,17 +176,7 @@ fn selector(out: &mut Vec<Cause>, spec: &Value, required_msg: bool, empty_kind: 
 /// pod spec is valid, and the restart policy is `Always`.
 fn template_for_replicas(out: &mut Vec<Cause>, spec: &Value) {
     let t = get(spec, "template");
-    let labels = t
-        .and_then(|t| get(t, "metadata"))
-        .and_then(|m| get(m, "labels"));
-    let sel = get(spec, "selector");
-    if !sel.is_some_and(selector_empty) && !selector_matches(sel, labels) {
-        out.push(invalid(
-            "spec.template.metadata.labels",
-            labels.unwrap_or(&Value::Null),
-            "`selector` does not match template `labels`",
-        ));
-    }
+    selector_selects_template(out, spec, "spec.template.metadata.labels".into());
     pod::validate_template(out, t, "spec.template");
     let rp = t
         .and_then(|t| get(t, "spec"))

@@ -188,17 +188,7 @@ fn job_spec(out: &mut Vec<Cause>, spec: &Value, path: &str) {
         if get(spec, "selector").is_none() {
             out.push(required(child(path, "selector"), ""));
         }
-        let labels = t
-            .and_then(|t| get(t, "metadata"))
-            .and_then(|m| get(m, "labels"));
-        let sel = get(spec, "selector");
-        if !sel.is_some_and(selector_empty) && !selector_matches(sel, labels) {
-            out.push(invalid(
-                child(&tpath, "metadata.labels"),
-                labels.unwrap_or(&Value::Null),
-                "`selector` does not match template `labels`",
-            ));
-        }
+        selector_selects_template(out, spec, child(&tpath, "metadata.labels"));
     }
     pod::validate_template(out, t, &tpath);
     let rp = t

@@ -336,6 +336,22 @@ pub(crate) fn quantity(v: &Value) -> Option<f64> {
     Some(n * mult)
 }
 
+/// A selector that is not empty must select the template's labels; else kube's 422 on
+/// `field` (the template's labels).
+pub(crate) fn selector_selects_template(out: &mut Vec<Cause>, spec: &Value, field: String) {
+    let labels = get(spec, "template")
+        .and_then(|t| get(t, "metadata"))
+        .and_then(|m| get(m, "labels"));
+    let sel = get(spec, "selector");
+    if !sel.is_some_and(selector_empty) && !selector_matches(sel, labels) {
+        out.push(invalid(
+            field,
+            labels.unwrap_or(&Value::Null),
+            "`selector` does not match template `labels`",
+        ));
+    }
+}
+
 /// Whether a label selector (`matchLabels`, `matchExpressions`) matches `labels`. A missing
 /// selector matches nothing; an empty one matches everything.
 pub(crate) fn selector_matches(sel: Option<&Value>, labels: Option<&Value>) -> bool {
