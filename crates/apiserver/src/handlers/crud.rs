@@ -755,10 +755,12 @@ fn same_but_times(a: &Value, b: &Value) -> bool {
     match (ma.get("managedFields"), mb.get("managedFields")) {
         (Some(Value::Array(x)), Some(Value::Array(y))) => {
             x.len() == y.len()
-                && x.iter().zip(y).all(|(e, f)| match (e.as_object(), f.as_object()) {
-                    (Some(e), Some(f)) => same_map(e, f, "time"),
-                    _ => e == f,
-                })
+                && x.iter()
+                    .zip(y)
+                    .all(|(e, f)| match (e.as_object(), f.as_object()) {
+                        (Some(e), Some(f)) => same_map(e, f, "time"),
+                        _ => e == f,
+                    })
         }
         (x, y) => x == y,
     }
