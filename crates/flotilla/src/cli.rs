@@ -171,6 +171,23 @@ pub enum Command {
         #[arg(long)]
         in_memory: bool,
     },
+    /// Show what each member cluster would receive for resource templates, without a server.
+    /// FILE is a YAML/JSON stream (or a directory of them) of resource templates, Clusters,
+    /// (Cluster)OverridePolicies and optionally (Cluster)PropagationPolicies. Targets are the
+    /// `--cluster` names, else the placement the matching propagation policy gets from the
+    /// scheduler (as `flotilla schedule` computes it).
+    Render {
+        /// Files or directories to read (`-` for stdin).
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        /// Render for exactly these clusters (repeat for several).
+        #[arg(long = "cluster")]
+        clusters: Vec<String>,
+        /// Output format: yaml (a stream, one document per template and cluster) or json (an
+        /// array of `{"cluster", "manifest"}`).
+        #[arg(short = 'o', long = "output", default_value = "yaml")]
+        output: String,
+    },
     /// Check manifests (files or directories of YAML) against the Flotilla API and its rules.
     Validate {
         /// Files or directories to check.
@@ -283,6 +300,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Crds { output_dir } => crds(output_dir),
         Command::Validate { paths } => validate(&paths),
+        Command::Render {
+            files,
+            clusters,
+            output,
+        } => render(&files, &clusters, &output),
         Command::Up {
             data_dir,
             members,
@@ -409,6 +431,47 @@ fn schedule(file: &std::path::Path, output: &str) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+fn render(files: &[PathBuf], clusters: &[String], output: &str) -> anyhow::Result<ExitCode> {
+    if output != "yaml" && output != "json" {
+        anyhow::bail!("unknown output format {output:?}: use yaml or json");
+    }
+    let mut documents = Vec::new();
+    for file in files {
+        if file == std::path::Path::new("-") {
+            let text = std::io::read_to_string(std::io::stdin()).context("reading stdin")?;
+            let objects: Vec<serde_json::Value> =
+                serde_saphyr::from_multiple(&text).context("parsing YAML from stdin")?;
+            documents.extend(objects);
+        } else {
+            documents.extend(crate::manifests::read(file)?.into_iter().map(|d| d.object));
+        }
+    }
+    let rendered = match flotilla_propagation::render::what_if(documents, clusters) {
+        Ok(rendered) => rendered,
+        Err(error) => {
+            eprintln!("{error}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let mut out = crate::output::Output::stdout();
+    if output == "json" {
+        let list: Vec<serde_json::Value> = rendered
+            .iter()
+            .map(|r| serde_json::json!({"cluster": r.cluster, "manifest": r.manifest}))
+            .collect();
+        out.println(serde_json::to_string_pretty(&list)?)?;
+    } else {
+        for r in &rendered {
+            out.print(format!(
+                "---\n# cluster: {}\n{}",
+                r.cluster,
+                serde_saphyr::to_string(&r.manifest)?
+            ))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn validate(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {

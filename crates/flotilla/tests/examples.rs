@@ -203,3 +203,154 @@ fn schedule_command_explains_why_nothing_fits() {
         );
     }
 }
+
+fn render(args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
+        .arg("render")
+        .args(args)
+        .current_dir(examples())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run flotilla render");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).expect("write stdin");
+    }
+    drop(input);
+    child.wait_with_output().expect("wait")
+}
+
+const WALKTHROUGH: [&str; 10] = [
+    "-f",
+    "nginx-deployment.yaml",
+    "-f",
+    "nginx-propagationpolicy.yaml",
+    "-f",
+    "nginx-overridepolicy.yaml",
+    "-f",
+    "app-config-clusterpropagationpolicy.yaml",
+    "-f",
+    "what-if/fleet.yaml",
+];
+
+#[test]
+fn render_command_renders_the_walkthrough_for_each_cluster() {
+    let mut args = WALKTHROUGH.to_vec();
+    args.extend(["-o", "json"]);
+    let output = render(&args, None);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rendered: Vec<serde_json::Value> =
+        serde_json::from_slice(&output.stdout).expect("json output");
+    let seen: Vec<(String, String, serde_json::Value, serde_json::Value)> = rendered
+        .iter()
+        .map(|r| {
+            let m = &r["manifest"];
+            (
+                r["cluster"].as_str().unwrap_or_default().to_owned(),
+                m["kind"].as_str().unwrap_or_default().to_owned(),
+                m.pointer("/spec/replicas").cloned().unwrap_or_default(),
+                m.pointer("/spec/template/spec/containers/0/image")
+                    .cloned()
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    use serde_json::{Value, json};
+    assert_eq!(
+        seen,
+        vec![
+            // The weighted placement divides 3 replicas 2:1; the us-east override swaps the
+            // registry on member2 only.
+            (
+                "member1".into(),
+                "Deployment".into(),
+                json!(2),
+                json!("docker.io/library/nginx:1.27")
+            ),
+            (
+                "member2".into(),
+                "Deployment".into(),
+                json!(1),
+                json!("mirror.us-east.example.com/library/nginx:1.27")
+            ),
+            // The ClusterPropagationPolicy duplicates the ConfigMap to every production cluster.
+            (
+                "member1".into(),
+                "ConfigMap".into(),
+                Value::Null,
+                Value::Null
+            ),
+            (
+                "member2".into(),
+                "ConfigMap".into(),
+                Value::Null,
+                Value::Null
+            ),
+        ]
+    );
+    let member2 = &rendered[1]["manifest"]["metadata"];
+    assert_eq!(
+        member2["annotations"]["work.flotilla.io/namespace"],
+        "flotilla-es-member2"
+    );
+    assert_eq!(
+        member2["labels"]["app.kubernetes.io/managed-by"],
+        "flotilla"
+    );
+    // YAML: the same manifests as a stream, each introduced by the cluster it is for.
+    let output = render(&WALKTHROUGH, None);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(text.matches("# cluster: member1").count(), 2, "{text}");
+    assert!(
+        text.contains("image: mirror.us-east.example.com/library/nginx:1.27"),
+        "{text}"
+    );
+}
+
+#[test]
+fn render_command_fails_on_an_overrider_that_cannot_apply() {
+    let broken = std::fs::read_to_string(examples().join("nginx-overridepolicy.yaml"))
+        .expect("read example")
+        .replace(
+            "        imageOverrider:\n",
+            "        plaintext:\n          - path: /spec/template/spec/nodeName\n            operator: replace\n            value: n1\n        imageOverrider:\n",
+        );
+    assert!(
+        broken.contains("plaintext"),
+        "the example changed: {broken}"
+    );
+    let output = render(
+        &[
+            "-f",
+            "nginx-deployment.yaml",
+            "-f",
+            "nginx-propagationpolicy.yaml",
+            "-f",
+            "-",
+            "-f",
+            "what-if/fleet.yaml",
+        ],
+        Some(&broken),
+    );
+    assert!(
+        !output.status.success(),
+        "an overrider that cannot apply fails the command"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for part in [
+        "nginx-us-east-registry",
+        "overrideRules[0]",
+        "/spec/template/spec/nodeName",
+        "member2",
+    ] {
+        assert!(stderr.contains(part), "{part} in {stderr}");
+    }
+    assert!(output.stdout.is_empty(), "nothing half-rendered is printed");
+}
