@@ -137,6 +137,8 @@ pub(crate) struct ResourceRequest {
     pub(crate) bookmark_interval: std::time::Duration,
     /// The client's User-Agent (names the field manager when `fieldManager` is not given).
     pub(crate) user_agent: Option<String>,
+    /// The `meta.k8s.io` Table version the Accept header asks for, if any.
+    pub(crate) table: Option<&'static str>,
 }
 
 fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
@@ -286,6 +288,12 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(String::from),
+        table: crate::handlers::table::requested(
+            parts
+                .headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok()),
+        ),
     };
     let read_body = || async {
         axum::body::to_bytes(body, MAX_BODY)

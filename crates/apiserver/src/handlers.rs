@@ -5,4 +5,5 @@ pub(crate) mod admission;
 pub(crate) mod crud;
 pub(crate) mod discovery;
 pub(crate) mod services;
+pub(crate) mod table;
 pub(crate) mod watch;

@@ -49,6 +49,39 @@ pub(crate) struct ResourceInfo {
     pub(crate) custom: bool,
     /// The CRD version's structural schema (custom resources only).
     pub(crate) schema: Option<CustomSchema>,
+    /// The CRD version's `additionalPrinterColumns` (custom resources only).
+    pub(crate) printer_columns: Vec<PrinterColumn>,
+}
+
+/// One of a CRD version's `additionalPrinterColumns`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PrinterColumn {
+    pub(crate) name: String,
+    pub(crate) ty: String,
+    pub(crate) format: String,
+    pub(crate) description: String,
+    pub(crate) priority: i64,
+    pub(crate) json_path: String,
+}
+
+fn printer_columns(version: &Value) -> Vec<PrinterColumn> {
+    let s = |c: &Value, k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    version
+        .get("additionalPrinterColumns")
+        .and_then(Value::as_array)
+        .map(|cols| {
+            cols.iter()
+                .map(|c| PrinterColumn {
+                    name: s(c, "name"),
+                    ty: s(c, "type"),
+                    format: s(c, "format"),
+                    description: s(c, "description"),
+                    priority: c.get("priority").and_then(Value::as_i64).unwrap_or(0),
+                    json_path: s(c, "jsonPath"),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A CRD version's `openAPIV3Schema`, read once when the CRD is registered.
@@ -328,6 +361,7 @@ fn builtin_info(b: &Builtin) -> ResourceInfo {
         generation: b.generation,
         custom: false,
         schema: None,
+        printer_columns: Vec::new(),
     }
 }
 
@@ -555,6 +589,7 @@ pub(crate) fn crd_infos(crd: &Value) -> Option<Vec<ResourceInfo>> {
             schema: version
                 .pointer("/schema/openAPIV3Schema")
                 .and_then(CustomSchema::read),
+            printer_columns: printer_columns(version),
         });
     }
     Some(out)

@@ -438,6 +438,33 @@ fn write_probes() -> Vec<Probe> {
             )
         },
         Probe {
+            accept: "application/json;as=Table;g=meta.k8s.io;v=v1",
+            ..probe(
+                "cr-list-as-table",
+                Method::GET,
+                "/apis/fidelity.example.com/v1/namespaces/fidelity/widgets",
+                Value::Null,
+            )
+        },
+        Probe {
+            accept: "application/json;as=Table;g=meta.k8s.io;v=v1",
+            ..probe(
+                "deploy-list-as-table",
+                Method::GET,
+                "/apis/apps/v1/namespaces/fidelity/deployments",
+                Value::Null,
+            )
+        },
+        Probe {
+            accept: "application/json;as=Table;g=meta.k8s.io;v=v1",
+            ..probe(
+                "service-get-as-table",
+                Method::GET,
+                "/api/v1/namespaces/fidelity/services/web",
+                Value::Null,
+            )
+        },
+        Probe {
             path: "/apis/fidelity.example.com/v1/namespaces/fidelity/widgets/w1/status?fieldManager=controller",
             ..with_type(
                 APPLY,
@@ -694,6 +721,32 @@ fn seen_body(code: u16, body: &str, message: bool) -> Value {
             status["message"] = value.get("message").cloned().unwrap_or(Value::Null);
         }
         return status;
+    }
+    // A Table's ages are as of each server's clock.
+    if value.get("kind").and_then(Value::as_str) == Some("Table") {
+        let ages: Vec<usize> = value["columnDefinitions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+            // Ages are as of each server's clock; allocated addresses differ by server.
+            .filter(|(_, c)| {
+                matches!(
+                    c.get("name").and_then(Value::as_str),
+                    Some("Age" | "Cluster-IP")
+                )
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if let Some(rows) = value.get_mut("rows").and_then(Value::as_array_mut) {
+            for row in rows {
+                for &i in &ages {
+                    if let Some(cell) = row.pointer_mut(&format!("/cells/{i}")) {
+                        *cell = json!("<server-assigned>");
+                    }
+                }
+            }
+        }
     }
     // Values derived from the object's uid (a Job's selector and labels) differ by server.
     if let Some(uid) = value.pointer("/metadata/uid").and_then(Value::as_str) {

@@ -891,6 +891,26 @@ pub(crate) async fn get(rr: &ResourceRequest) -> Result<Response> {
             serde_json::to_vec(&scale_view(info, &obj)).unwrap_or_default(),
         ));
     }
+    if let Some(version) = rr.table.filter(|_| rr.sub.is_none()) {
+        let include = crate::handlers::table::Include::of(rr.query.get("includeObject"))?;
+        let object: Value = serde_json::from_slice(&render(info, &obj)).unwrap_or(Value::Null);
+        let rv = obj
+            .pointer("/metadata/resourceVersion")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let t = crate::handlers::table::table(
+            info,
+            version,
+            &[object],
+            json!({"resourceVersion": rv}),
+            include,
+            true,
+        );
+        return Ok(json_response(
+            200,
+            serde_json::to_vec(&t).unwrap_or_default(),
+        ));
+    }
     Ok(json_response(200, render(info, &obj)))
 }
 
@@ -1076,6 +1096,18 @@ pub(crate) async fn list(rr: &ResourceRequest) -> Result<Response> {
         }
     }
     let info = &rr.info;
+    if let Some(version) = rr.table {
+        let include = crate::handlers::table::Include::of(rr.query.get("includeObject"))?;
+        let objects: Vec<Value> = items
+            .iter()
+            .map(|o| serde_json::from_slice(&render(info, o)).unwrap_or(Value::Null))
+            .collect();
+        let t = crate::handlers::table::table(info, version, &objects, meta, include, true);
+        return Ok(json_response(
+            200,
+            serde_json::to_vec(&t).unwrap_or_default(),
+        ));
+    }
     let mut out = Vec::with_capacity(64 + items.len() * 512);
     out.extend_from_slice(b"{\"kind\":");
     out.extend(serde_json::to_vec(&info.list_kind).unwrap_or_default());

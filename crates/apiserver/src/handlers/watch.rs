@@ -123,6 +123,41 @@ pub(crate) fn watch(rr: ResourceRequest) -> Result<Response> {
         _ => None,
     };
     let send_initial = rr.query.flag("sendInitialEvents");
+    // `kubectl get -w`: every event's object is a one-row Table; only the first carries the
+    // column definitions.
+    let table = match rr.table {
+        Some(version) => Some((
+            version,
+            crate::handlers::table::Include::of(rr.query.get("includeObject"))?,
+        )),
+        None => None,
+    };
+    let first = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let encode = {
+        let info = info.clone();
+        let first = first.clone();
+        move |o: &Value| -> Vec<u8> {
+            let rendered = render(&info, o);
+            let Some((version, include)) = table else {
+                return rendered;
+            };
+            let obj: Value = serde_json::from_slice(&rendered).unwrap_or(Value::Null);
+            let rv = o
+                .pointer("/metadata/resourceVersion")
+                .cloned()
+                .unwrap_or(Value::Null);
+            let definitions = first.swap(false, std::sync::atomic::Ordering::Relaxed);
+            let t = crate::handlers::table::table(
+                &info,
+                version,
+                &[obj],
+                json!({"resourceVersion": rv}),
+                include,
+                definitions,
+            );
+            serde_json::to_vec(&t).unwrap_or_default()
+        }
+    };
     let bookmark_interval = rr.bookmark_interval.max(Duration::from_millis(10));
     let rv_param = rr.query.get("resourceVersion").unwrap_or("").to_string();
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(256);
@@ -146,7 +181,7 @@ pub(crate) fn watch(rr: ResourceRequest) -> Result<Response> {
                 .unwrap_or_default()
         });
         for o in objs {
-            initial.push(line("ADDED", render(&info, &o)));
+            initial.push(line("ADDED", encode(&o)));
         }
         if send_initial && bookmarks {
             initial.push(bookmark(&info, rv, true));
@@ -192,11 +227,7 @@ pub(crate) fn watch(rr: ResourceRequest) -> Result<Response> {
                 return;
             }
         };
-        let deliver = |e: &WatchEvent| {
-            filter
-                .translate(e)
-                .map(|k| line(k, render(&info, &e.object)))
-        };
+        let deliver = |e: &WatchEvent| filter.translate(e).map(|k| line(k, encode(&e.object)));
         for e in backlog {
             last_rv = e.rv;
             if let Some(b) = deliver(&e)
