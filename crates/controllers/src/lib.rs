@@ -2,6 +2,7 @@
 //! plain functions that hold the logic. Controllers speak only `kube::Client`; this crate never
 //! links the embedded API server, reads flags or environment variables.
 
+pub mod binding;
 pub mod cluster;
 pub mod cluster_status;
 pub mod error;

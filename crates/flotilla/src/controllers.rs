@@ -18,6 +18,8 @@ pub struct Options {
     pub cluster: flotilla_controllers::cluster::Options,
     /// The scheduler's settings.
     pub scheduler: flotilla_scheduler::controller::Options,
+    /// The binding controller's settings.
+    pub binding: flotilla_controllers::binding::Options,
 }
 
 type Build = fn(&Arc<Context>, &Options) -> anyhow::Result<BoxFuture<'static, ()>>;
@@ -58,6 +60,14 @@ pub const ALL: &[Controller] = &[
         build: |ctx, options| {
             let run = flotilla_scheduler::controller::controller(ctx, options.scheduler.clone())
                 .context("scheduler")?;
+            Ok(run.boxed())
+        },
+    },
+    Controller {
+        name: "binding",
+        build: |ctx, options| {
+            let run = flotilla_controllers::binding::controller(ctx, options.binding.clone())
+                .context("binding")?;
             Ok(run.boxed())
         },
     },
@@ -130,10 +140,19 @@ mod tests {
 
     #[test]
     fn controller_lists() {
-        assert_eq!(names("*"), ["cluster-status", "cluster", "scheduler"]);
-        assert_eq!(names("*,-scheduler"), ["cluster-status", "cluster"]);
+        assert_eq!(
+            names("*"),
+            ["cluster-status", "cluster", "scheduler", "binding"]
+        );
+        assert_eq!(
+            names("*,-scheduler"),
+            ["cluster-status", "cluster", "binding"]
+        );
         // Names match whole: removing `cluster` keeps `cluster-status`.
-        assert_eq!(names("*,-cluster"), ["cluster-status", "scheduler"]);
+        assert_eq!(
+            names("*,-cluster"),
+            ["cluster-status", "scheduler", "binding"]
+        );
         assert_eq!(
             names("scheduler,cluster,cluster-status"),
             ["cluster-status", "cluster", "scheduler"]

@@ -628,6 +628,25 @@ fn probes() -> Vec<Probe> {
             )
         },
         Probe {
+            content_type: "application/json-patch+json",
+            ..probe(
+                "patch-json-test-null-missing",
+                Method::PATCH,
+                "/api/v1/namespaces/fidelity/configmaps/a",
+                json!([{"op": "test", "path": "/metadata/finalizers", "value": null},
+                       {"op": "add", "path": "/metadata/finalizers", "value": ["example.com/x"]}]),
+            )
+        },
+        Probe {
+            content_type: "application/json-patch+json",
+            ..probe(
+                "patch-json-remove-finalizer",
+                Method::PATCH,
+                "/api/v1/namespaces/fidelity/configmaps/a",
+                json!([{"op": "remove", "path": "/metadata/finalizers"}]),
+            )
+        },
+        Probe {
             content_type: "application/strategic-merge-patch+json",
             ..probe(
                 "patch-strategic",

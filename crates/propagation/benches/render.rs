@@ -49,7 +49,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let (ops, cops) = (vec![op], vec![cop]);
     let once = render::manifest(&template, &target, true, None, &cluster, &cops, &ops)?;
-    assert_eq!(once.applied.overrides.len(), 1, "the OverridePolicy applied");
+    assert_eq!(
+        once.applied.overrides.len(),
+        1,
+        "the OverridePolicy applied"
+    );
     let start = Instant::now();
     for _ in 0..n {
         let r = render::manifest(&template, &target, true, None, &cluster, &cops, &ops)?;

@@ -1415,13 +1415,25 @@ pub(crate) async fn patch(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -
             write_with(rr, &mut w, move |old| {
                 let mut doc = old.clone();
                 // kube-apiserver says no more than this about a JSON patch that cannot apply.
-                json_patch::patch(&mut doc, &p).map_err(|_| Error::Api {
+                let rejected = || Error::Api {
                     code: 422,
                     reason: "Invalid",
                     message: "the server rejected our request due to an error in our request"
                         .into(),
                     details: Some(Box::new(json!({}))),
-                })?;
+                };
+                for op in &p.0 {
+                    // As kube-apiserver's JSON patch library does, a `test` for null passes
+                    // where the path is absent (kube-runtime's finalizer helper relies on it).
+                    if let json_patch::PatchOperation::Test(t) = op
+                        && t.value.is_null()
+                        && doc.pointer(t.path.as_str()).is_none_or(Value::is_null)
+                    {
+                        continue;
+                    }
+                    json_patch::patch(&mut doc, std::slice::from_ref(op))
+                        .map_err(|_| rejected())?;
+                }
                 Ok(doc)
             })
             .await
