@@ -423,13 +423,18 @@ async fn reflector_and_watcher_track_changes() -> Result<()> {
             .await?;
     }
     api.delete("r0", &DeleteParams::default()).await?;
+    // Wait for the store to hold exactly the expected set: four objects may also be r0..r3
+    // before the last create and the delete arrive.
+    let names = || {
+        let mut names: Vec<String> = reader.state().iter().map(|c| c.name_any()).collect();
+        names.sort();
+        names
+    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while reader.state().len() != 4 && tokio::time::Instant::now() < deadline {
+    while names() != ["r1", "r2", "r3", "r4"] && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let mut names: Vec<String> = reader.state().iter().map(|c| c.name_any()).collect();
-    names.sort();
-    assert_eq!(names, vec!["r1", "r2", "r3", "r4"]);
+    assert_eq!(names(), vec!["r1", "r2", "r3", "r4"]);
     handle.abort();
     Ok(())
 }
