@@ -129,15 +129,23 @@ pub fn binding_name(kind: &str, name: &str) -> String {
 }
 
 /// The name of the Work that carries a template to one cluster:
-/// `<name>-<hash of namespace, name and kind>`, so templates of different kinds or namespaces
-/// with the same name never collide in one execution namespace.
-pub fn work_name(kind: &str, namespace: Option<&str>, name: &str) -> String {
-    let key = format!(
-        "{}/{}/{}",
-        namespace.unwrap_or(""),
-        name,
-        kind.to_lowercase()
-    );
+/// `<name>-<hash of namespace, name, kind and API group>`, so templates of different kinds,
+/// groups (core `Service` and Knative's `serving.knative.dev` `Service`) or namespaces with the
+/// same name never collide in one execution namespace. The version in `api_version` does not
+/// count: one object served at two versions keeps one Work. (A core kind hashes as before the
+/// group counted, so core templates keep their Work names.)
+pub fn work_name(api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> String {
+    let group = api_version
+        .split_once('/')
+        .map_or("", |(group, _)| group)
+        .to_lowercase();
+    let kind = kind.to_lowercase();
+    let qualified = if group.is_empty() {
+        kind
+    } else {
+        format!("{kind}.{group}")
+    };
+    let key = format!("{}/{}/{}", namespace.unwrap_or(""), name, qualified);
     let full = format!(
         "{}-{:x}",
         name.to_lowercase().replace(':', "."),
@@ -277,16 +285,29 @@ mod tests {
     }
 
     #[test]
-    fn work_names_differ_by_kind_and_namespace() {
-        let deployment = work_name("Deployment", Some("default"), "nginx");
-        let service = work_name("Service", Some("default"), "nginx");
-        let other_ns = work_name("Deployment", Some("prod"), "nginx");
+    fn work_names_differ_by_kind_group_and_namespace() {
+        let deployment = work_name("apps/v1", "Deployment", Some("default"), "nginx");
+        let service = work_name("v1", "Service", Some("default"), "nginx");
+        let knative = work_name(
+            "serving.knative.dev/v1",
+            "Service",
+            Some("default"),
+            "nginx",
+        );
+        let other_ns = work_name("apps/v1", "Deployment", Some("prod"), "nginx");
         assert!(deployment.starts_with("nginx-"));
         assert_ne!(deployment, service);
+        assert_ne!(service, knative, "core and Knative Services of one name");
         assert_ne!(deployment, other_ns);
         assert_eq!(
             deployment,
-            work_name("Deployment", Some("default"), "nginx")
+            work_name("apps/v1beta1", "Deployment", Some("default"), "nginx"),
+            "the version does not count"
+        );
+        // Core kinds keep the names they had before the group counted.
+        assert_eq!(
+            service,
+            format!("nginx-{:x}", fnv32a(b"default/nginx/service"))
         );
     }
 

@@ -4,22 +4,27 @@
 //! ([`flotilla_propagation::render::manifest`]: replicas revised for Divided placements,
 //! overrides applied) and writes it as the Work `names::work_name(..)` in the cluster's
 //! execution namespace `flotilla-es-<cluster>` (server-side apply under `flotilla-binding`, only
-//! when the Work's content would change). It deletes the binding's Works in clusters it no
-//! longer targets (except clusters under graceful eviction), and all of them when the binding is
-//! deleted (finalizer `flotilla.io/binding-controller`). An overrider that cannot apply leaves
-//! that cluster's Work as it was and is reported on the binding's `OverridesApplied` condition,
-//! the only status it writes. It never writes a template, a binding's spec, or a member.
+//! when the Work's content would change), labelled with the binding's uid. It deletes the
+//! binding's other Works (clusters it no longer targets, except clusters under graceful
+//! eviction), and all of them when the binding is deleted (finalizer
+//! `flotilla.io/binding-controller`, through kube-runtime's finalizer helper). A Work of that
+//! name carrying another binding's id is never overwritten. Every cluster whose Work is not up
+//! to date (no Cluster, an overrider that cannot apply — that cluster keeps its last good Work
+//! —, a Work of another binding, a failed write) is reported on the binding's
+//! `OverridesApplied` condition, as is a missing template; the condition is the only status it
+//! writes. It never writes a template, a binding's spec, or a member.
 //!
-//! Woken by a binding's spec, labels or finalizers changing, by its Works' content changing, by
-//! OverridePolicy and ClusterOverridePolicy changes (every binding the policy could reach), by
-//! a target Cluster's labels or spec changing, and on its resync period.
+//! Woken by a binding's spec or finalizers changing, by its Works' content changing or a Work
+//! it wants going, by OverridePolicy and ClusterOverridePolicy spec changes and deletions
+//! (every binding the policy could reach), by a target Cluster's labels or spec changing, and
+//! on its resync period.
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     fmt::Debug,
     future::Future,
     hash::{DefaultHasher, Hash, Hasher},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::Duration,
 };
 
@@ -50,6 +55,7 @@ use kube::{
     discovery,
     runtime::{
         controller::Action,
+        finalizer::{self, Event as FinalizerEvent, finalizer},
         reflector::{ObjectRef, Store},
     },
 };
@@ -58,14 +64,23 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tracing::{debug, info, warn};
 
-/// The condition this controller owns on a binding: True when every target cluster's manifest
-/// rendered, False (reason [`OVERRIDE_FAILED`]) naming the policy, rule and path of each
-/// overrider that could not apply. Not (yet) in `flotilla_api::conditions`.
+/// The condition this controller owns on a binding: True when every target cluster's Work is
+/// up to date, False naming each cluster whose Work is not and why (reasons below). Not (yet)
+/// in `flotilla_api::conditions`.
 pub const OVERRIDES_APPLIED: &str = "OverridesApplied";
-/// Reason of a True [`OVERRIDES_APPLIED`]: every target cluster's manifest rendered.
+/// Reason of a True [`OVERRIDES_APPLIED`]: every target cluster's Work is up to date.
 pub const RENDERED: &str = "Rendered";
 /// Reason of a False [`OVERRIDES_APPLIED`]: an overrider could not apply for some cluster.
 pub const OVERRIDE_FAILED: &str = "OverrideFailed";
+/// Reason of a False [`OVERRIDES_APPLIED`]: the resource template or its kind does not exist.
+pub const TEMPLATE_NOT_FOUND: &str = "TemplateNotFound";
+/// Reason of a False [`OVERRIDES_APPLIED`]: a target cluster has no Cluster object.
+pub const CLUSTER_NOT_FOUND: &str = "ClusterNotFound";
+/// Reason of a False [`OVERRIDES_APPLIED`]: a cluster's Work name is taken by another
+/// binding's Work, which is left as it is.
+pub const WORK_CONFLICT: &str = "WorkConflict";
+/// Reason of a False [`OVERRIDES_APPLIED`]: writing or deleting a cluster's Work failed.
+pub const APPLY_FAILED: &str = "ApplyFailed";
 
 /// The result type of this controller.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -180,6 +195,13 @@ pub enum Error {
         source: kube::Error,
     },
 
+    /// The finalizer helper refused the binding (no name, or an invalid finalizer path).
+    #[error("cannot manage the finalizer of {binding}: it has no name or the finalizer is invalid")]
+    Finalizer {
+        /// The binding.
+        binding: String,
+    },
+
     /// The controller platform failed (a cache asked for too late).
     #[error(transparent)]
     Platform(#[from] flotilla_runtime::Error),
@@ -198,7 +220,7 @@ impl Error {
             | Error::WriteBindingStatus { source, .. }
             | Error::AddFinalizer { source, .. }
             | Error::RemoveFinalizer { source, .. } => Some(source),
-            Error::Platform(_) => None,
+            Error::Finalizer { .. } | Error::Platform(_) => None,
         }
     }
 }
@@ -216,6 +238,7 @@ impl flotilla_runtime::ReconcileError for Error {
             Error::WriteBindingStatus { .. } => "WriteBindingStatus",
             Error::AddFinalizer { .. } => "AddFinalizer",
             Error::RemoveFinalizer { .. } => "RemoveFinalizer",
+            Error::Finalizer { .. } => "Finalizer",
             Error::Platform(_) => "Platform",
         }
     }
@@ -232,7 +255,7 @@ pub struct Options {
     /// How many bindings of each kind are reconciled at once.
     pub concurrency: u16,
     /// How often every binding is re-rendered even when nothing woke it (a template created
-    /// after its binding, a Work deleted by hand).
+    /// after its binding).
     pub resync: Duration,
 }
 
@@ -249,7 +272,7 @@ impl Default for Options {
 pub trait Binding: CachedKind + Serialize {
     /// The runner's name (its metrics label).
     const RUNNER: &'static str;
-    /// The label that links a Work to its binding.
+    /// The label that links a Work to its binding: its value is the binding's uid.
     const PERMANENT_ID_LABEL: &'static str;
     /// The spec shared by both kinds.
     fn binding_spec(&self) -> &ResourceBindingSpec;
@@ -296,13 +319,10 @@ impl Binding for ClusterResourceBinding {
     }
 }
 
-/// The id that links a binding's Works to it: its permanent-id label, or its uid.
+/// The id that links a binding's Works to it (as their [`Binding::PERMANENT_ID_LABEL`]): its
+/// uid, which the server sets and no user can, so no label decides which Works it deletes.
 pub fn permanent_id<B: Binding>(binding: &B) -> Option<String> {
-    binding
-        .labels()
-        .get(B::PERMANENT_ID_LABEL)
-        .cloned()
-        .or_else(|| binding.meta().uid.clone())
+    binding.meta().uid.clone()
 }
 
 fn label_of<B: Binding>(binding: &B) -> String {
@@ -390,26 +410,119 @@ pub fn work_differs(current: &Work, desired: &Work) -> bool {
     labels_differ || annotations_differ
 }
 
-/// The [`OVERRIDES_APPLIED`] condition for the clusters whose rendering `failures` names
-/// (`cluster: message`), at `generation`.
-pub fn overrides_condition(failures: &[String], generation: Option<i64>) -> Condition {
-    if failures.is_empty() {
-        conditions::new(
+/// Why one target cluster's Work is not up to date.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// No Cluster object has the target's name (or the name makes no execution namespace).
+    ClusterNotFound,
+    /// An overrider cannot apply; the message names the policy, rule and path.
+    OverrideFailed(String),
+    /// The Work's name is taken by another binding's Work, which is left as it is; the
+    /// message names the Work and that binding.
+    WorkConflict(String),
+    /// Writing or deleting the cluster's Work failed.
+    ApplyFailed(String),
+}
+
+impl Problem {
+    /// The condition reason of this problem.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Problem::ClusterNotFound => CLUSTER_NOT_FOUND,
+            Problem::OverrideFailed(_) => OVERRIDE_FAILED,
+            Problem::WorkConflict(_) => WORK_CONFLICT,
+            Problem::ApplyFailed(_) => APPLY_FAILED,
+        }
+    }
+
+    /// Which problem's reason a condition with several shows: the lowest.
+    fn rank(&self) -> u8 {
+        match self {
+            Problem::ApplyFailed(_) => 0,
+            Problem::OverrideFailed(_) => 1,
+            Problem::WorkConflict(_) => 2,
+            Problem::ClusterNotFound => 3,
+        }
+    }
+
+    fn message(&self, cluster: &str) -> String {
+        match self {
+            Problem::ClusterNotFound => format!(
+                "cluster {cluster}: no Cluster of that name is registered; register it or \
+                 remove it from spec.clusters"
+            ),
+            Problem::OverrideFailed(m) | Problem::WorkConflict(m) | Problem::ApplyFailed(m) => {
+                format!("cluster {cluster}: {m}")
+            }
+        }
+    }
+}
+
+/// The [`OVERRIDES_APPLIED`] condition of a pass whose target clusters had `problems`
+/// (`(cluster, problem)`), at `generation`: True (reason [`RENDERED`]) when there are none;
+/// else False with the most pressing problem's reason and a message naming every cluster and
+/// its problem.
+pub fn work_condition(problems: &[(String, Problem)], generation: Option<i64>) -> Condition {
+    let Some(reason) = problems
+        .iter()
+        .map(|(_, p)| p)
+        .min_by_key(|p| p.rank())
+        .map(Problem::reason)
+    else {
+        return conditions::new(
             OVERRIDES_APPLIED,
             true,
             RENDERED,
-            "the manifest of every target cluster rendered",
+            "the Work of every target cluster is up to date",
             generation,
-        )
-    } else {
-        conditions::new(
-            OVERRIDES_APPLIED,
-            false,
-            OVERRIDE_FAILED,
-            failures.join("; "),
-            generation,
-        )
-    }
+        );
+    };
+    let message = problems
+        .iter()
+        .map(|(cluster, problem)| problem.message(cluster))
+        .collect::<Vec<_>>()
+        .join("; ");
+    conditions::new(OVERRIDES_APPLIED, false, reason, message, generation)
+}
+
+/// The [`OVERRIDES_APPLIED`] condition of a binding whose template (or its kind) does not
+/// exist, at `generation`.
+pub fn template_not_found(reference: &ObjectReference, generation: Option<i64>) -> Condition {
+    conditions::new(
+        OVERRIDES_APPLIED,
+        false,
+        TEMPLATE_NOT_FOUND,
+        format!(
+            "the resource template {} ({}) does not exist or its kind is not served; create \
+             it or fix spec.resource (the clusters' Works are left as they are)",
+            template_label(reference),
+            reference.api_version
+        ),
+        generation,
+    )
+}
+
+/// The binding a Work belongs to other than the one with `id` under `B`'s label, if any (a
+/// Work names its binding by its id label): `the ResourceBinding with uid ..`.
+pub fn other_owner<B: Binding>(work: &Work, id: &str) -> Option<String> {
+    [
+        (labels::RESOURCE_BINDING_PERMANENT_ID, "ResourceBinding"),
+        (
+            labels::CLUSTER_RESOURCE_BINDING_PERMANENT_ID,
+            "ClusterResourceBinding",
+        ),
+    ]
+    .into_iter()
+    .find_map(|(label, kind)| {
+        work.labels()
+            .get(label)
+            .filter(|v| !(label == B::PERMANENT_ID_LABEL && v.as_str() == id))
+            .map(|v| format!("the {kind} with uid {v}"))
+    })
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Remembers a hash per object, to tell content changes from writes to fields nobody reads;
@@ -445,6 +558,95 @@ impl<K: CachedKind> Changes<K> {
     }
 }
 
+/// Which cached Works carry which binding id under `B`'s id label, and which binding has each
+/// id: kept from the Work cache's changes and gone notices and from reconciles, so a pass looks
+/// up its binding's Works instead of scanning the fleet's, and a Work that goes is mapped back
+/// to its binding.
+struct Index<B: Binding> {
+    works: HashMap<String, HashSet<ObjectRef<Work>>>,
+    ids: HashMap<ObjectRef<Work>, String>,
+    bindings: HashMap<String, ObjectRef<B>>,
+}
+
+impl<B: Binding> Index<B> {
+    fn new() -> Self {
+        Self {
+            works: HashMap::new(),
+            ids: HashMap::new(),
+            bindings: HashMap::new(),
+        }
+    }
+
+    /// Records the id label `work` carries now.
+    fn saw(&mut self, work: &Work) {
+        let key = ObjectRef::from_obj(work);
+        let id = work.labels().get(B::PERMANENT_ID_LABEL);
+        if self.ids.get(&key) == id {
+            return;
+        }
+        self.forget(&key);
+        if let Some(id) = id {
+            self.ids.insert(key.clone(), id.clone());
+            self.works.entry(id.clone()).or_default().insert(key);
+        }
+    }
+
+    /// Forgets a Work that left the cache; returns the id it carried.
+    fn forget(&mut self, key: &ObjectRef<Work>) -> Option<String> {
+        let id = self.ids.remove(key)?;
+        if let Some(works) = self.works.get_mut(&id) {
+            works.remove(key);
+            if works.is_empty() {
+                self.works.remove(&id);
+            }
+        }
+        Some(id)
+    }
+
+    /// Rebuilds the Work side from the cache (after gone notices were missed).
+    fn rebuild(&mut self, works: &Store<Work>) {
+        self.works.clear();
+        self.ids.clear();
+        for work in works.state() {
+            self.saw(&work);
+        }
+    }
+
+    /// The Works carrying `id`.
+    fn works_of(&self, id: &str) -> Vec<ObjectRef<Work>> {
+        self.works
+            .get(id)
+            .map(|works| works.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether the Work `key`, which just left the cache, is one a live binding still wants:
+    /// its Work name in a cluster it targets. Forgets the Work.
+    fn wanted(&mut self, key: &ObjectRef<Work>, bindings: &Store<B>) -> bool {
+        let Some(id) = self.forget(key) else {
+            return false;
+        };
+        let Some(binding) = self.bindings.get(&id).and_then(|b| bindings.get(b)) else {
+            return false;
+        };
+        let spec = binding.binding_spec();
+        let cluster = key
+            .namespace
+            .as_deref()
+            .and_then(names::cluster_of_execution_namespace);
+        binding.meta().uid.as_deref() == Some(id.as_str())
+            && binding.meta().deletion_timestamp.is_none()
+            && cluster.is_some_and(|c| spec.clusters.iter().any(|t| t.name == c))
+            && key.name == work_name_of(&spec.resource)
+    }
+}
+
+/// What one binding kind's reconciles share: the controller's state and the kind's index.
+struct Shared<B: Binding> {
+    state: Arc<State>,
+    index: Mutex<Index<B>>,
+}
+
 /// A stream that yields once per notice (or burst of lagged notices) on `gone`.
 fn on_gone<K: CachedKind>(
     gone: broadcast::Receiver<ObjectRef<K>>,
@@ -453,6 +655,34 @@ fn on_gone<K: CachedKind>(
         match gone.recv().await {
             Ok(_) | Err(RecvError::Lagged(_)) => Some(((), gone)),
             Err(RecvError::Closed) => None,
+        }
+    })
+}
+
+/// A stream that yields when a Work a live binding of kind `B` still wants left the cache
+/// (deleted by hand, say), or after missed notices.
+fn on_work_gone<B: Binding>(
+    gone: broadcast::Receiver<ObjectRef<Work>>,
+    shared: Arc<Shared<B>>,
+    bindings: Store<B>,
+) -> impl Stream<Item = ()> + Send + 'static {
+    futures::stream::unfold(gone, move |mut gone| {
+        let shared = shared.clone();
+        let bindings = bindings.clone();
+        async move {
+            loop {
+                let wake = match gone.recv().await {
+                    Ok(key) => lock(&shared.index).wanted(&key, &bindings),
+                    Err(RecvError::Lagged(_)) => {
+                        lock(&shared.index).rebuild(&shared.state.works);
+                        true
+                    }
+                    Err(RecvError::Closed) => return None,
+                };
+                if wake {
+                    return Some(((), gone));
+                }
+            }
         }
     })
 }
@@ -472,6 +702,26 @@ struct State {
 
 fn is_not_found(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 404)
+}
+
+/// The Work name of a binding's template.
+fn work_name_of(reference: &ObjectReference) -> String {
+    names::work_name(
+        &reference.api_version,
+        &reference.kind,
+        reference.namespace.as_deref(),
+        &reference.name,
+    )
+}
+
+/// What [`State::write_work`] did.
+enum Written {
+    /// The Work already had its content.
+    Unchanged,
+    /// The Work was written.
+    Wrote,
+    /// The Work belongs to another binding (named here) and was left as it is.
+    Conflict(String),
 }
 
 impl State {
@@ -553,18 +803,19 @@ impl State {
         Ok(())
     }
 
-    /// Writes `desired` unless the Work already has its content (checked in the cache, then
-    /// against the server before writing). Returns whether it wrote.
-    async fn write_work(&self, desired: &Work) -> Result<bool> {
+    /// Writes `desired` for the binding with `id` (under `B`'s label) unless the Work already
+    /// has its content, or belongs to another binding (checked in the cache, then against the
+    /// server before writing).
+    async fn write_work<B: Binding>(&self, desired: &Work, id: &str) -> Result<Written> {
         let namespace = desired.namespace().unwrap_or_default();
         let name = desired.name_any();
         let key = ObjectRef::new(&name).within(&namespace);
-        if self
-            .works
-            .get(&key)
-            .is_some_and(|current| !work_differs(&current, desired))
-        {
-            return Ok(false);
+        let check = |current: &Work| match other_owner::<B>(current, id) {
+            Some(owner) => Some(Written::Conflict(owner)),
+            None => (!work_differs(current, desired)).then_some(Written::Unchanged),
+        };
+        if let Some(done) = self.works.get(&key).and_then(|current| check(&current)) {
+            return Ok(done);
         }
         let api: Api<Work> = Api::namespaced(self.client.clone(), &namespace);
         let current = api.get_opt(&name).await.map_err(|source| Error::GetWork {
@@ -572,8 +823,8 @@ impl State {
             name: name.clone(),
             source,
         })?;
-        if current.is_some_and(|current| !work_differs(&current, desired)) {
-            return Ok(false);
+        if let Some(done) = current.as_ref().and_then(check) {
+            return Ok(done);
         }
         self.ensure_namespace(&namespace).await?;
         let failed = |source| Error::ApplyWork {
@@ -589,7 +840,7 @@ impl State {
         )
         .await
         .map_err(failed)?;
-        Ok(true)
+        Ok(Written::Wrote)
     }
 
     async fn delete_work(&self, namespace: &str, name: &str) -> Result<()> {
@@ -622,37 +873,62 @@ fn kept_clusters(spec: &ResourceBindingSpec) -> HashSet<&str> {
         .collect()
 }
 
-/// One pass over a live binding.
-async fn apply<B: Binding>(binding: &B, state: &State) -> Result<Action> {
+/// One pass over a live binding. One cluster failing does not stop the others: every
+/// cluster's problem goes on the condition, and the first error is returned after it.
+async fn apply<B: Binding>(binding: &B, shared: &Shared<B>) -> Result<Action> {
+    let state = shared.state.as_ref();
     let resync = Action::requeue(state.options.resync);
     let Some(id) = permanent_id(binding) else {
         return Ok(resync);
     };
     let spec = binding.binding_spec();
+    let generation = binding.meta().generation;
+    let work_name = work_name_of(&spec.resource);
+    let mine = {
+        let mut index = lock(&shared.index);
+        index
+            .bindings
+            .insert(id.clone(), ObjectRef::from_obj(binding));
+        index.works_of(&id)
+    };
+    let mut problems: Vec<(String, Problem)> = Vec::new();
+    let mut first_error: Option<Error> = None;
 
-    // Works of clusters no longer targeted.
+    // The binding's Works it no longer wants: of clusters it no longer keeps, or under another
+    // name (its template reference changed).
     let kept = kept_clusters(spec);
-    for work in state.works.state() {
-        let stale = work.labels().get(B::PERMANENT_ID_LABEL) == Some(&id)
-            && work.meta().deletion_timestamp.is_none()
-            && work
-                .namespace()
-                .as_deref()
-                .and_then(names::cluster_of_execution_namespace)
-                .is_some_and(|cluster| !kept.contains(cluster));
-        if stale {
-            state
-                .delete_work(&work.namespace().unwrap_or_default(), &work.name_any())
-                .await?;
+    for key in mine {
+        let Some(work) = state.works.get(&key) else {
+            continue;
+        };
+        let namespace = work.namespace().unwrap_or_default();
+        let Some(cluster) = names::cluster_of_execution_namespace(&namespace) else {
+            continue;
+        };
+        let wanted = kept.contains(cluster) && work.name_any() == work_name;
+        if wanted || work.meta().deletion_timestamp.is_some() {
+            continue;
+        }
+        if let Err(error) = state.delete_work(&namespace, &work.name_any()).await {
+            warn!(cluster, %error, "cannot delete a Work the binding no longer wants");
+            problems.push((cluster.to_owned(), Problem::ApplyFailed(error.to_string())));
+            first_error.get_or_insert(error);
         }
     }
-    if spec.clusters.is_empty() {
-        return Ok(resync);
+    let done = |first_error: Option<Error>| first_error.map_or(Ok(resync.clone()), Err);
+    if spec.clusters.is_empty() && problems.is_empty() {
+        return done(first_error);
     }
 
     let Some(template) = state.template(&spec.resource).await? else {
         debug!(template = %template_label(&spec.resource), "the template does not exist; nothing to render");
-        return Ok(resync);
+        write_condition(
+            binding,
+            state,
+            &template_not_found(&spec.resource, generation),
+        )
+        .await?;
+        return done(first_error);
     };
     let divided = render::divides(spec);
     let completions = divided
@@ -671,25 +947,19 @@ async fn apply<B: Binding>(binding: &B, state: &State) -> Result<Action> {
         .filter(|p| p.namespace() == spec.resource.namespace)
         .map(|p| (**p).clone())
         .collect();
-    let work_name = names::work_name(
-        &spec.resource.kind,
-        spec.resource.namespace.as_deref(),
-        &spec.resource.name,
-    );
 
-    let mut failures = Vec::new();
     for target in &spec.clusters {
-        let Some(cluster) = state.clusters.get(&ObjectRef::new(&target.name)) else {
+        let cluster = state.clusters.get(&ObjectRef::new(&target.name));
+        let (Some(cluster), Ok(namespace)) = (cluster, names::execution_namespace(&target.name))
+        else {
             debug!(cluster = %target.name, "the target cluster is not registered; its Work is left as it is");
-            continue;
-        };
-        let Ok(namespace) = names::execution_namespace(&target.name) else {
+            problems.push((target.name.clone(), Problem::ClusterNotFound));
             continue;
         };
         let share = completions
             .as_ref()
             .and_then(|c| c.get(&target.name).copied());
-        match render::manifest(
+        let rendered = match render::manifest(
             &template,
             target,
             divided,
@@ -698,32 +968,48 @@ async fn apply<B: Binding>(binding: &B, state: &State) -> Result<Action> {
             &cluster_policies,
             &policies,
         ) {
-            Ok(rendered) => {
-                let desired = desired_work(
-                    &namespace,
-                    &work_name,
-                    (B::PERMANENT_ID_LABEL, &id),
-                    &rendered,
-                    spec,
-                );
-                if state.write_work(&desired).await? {
-                    info!(cluster = %target.name, work = %work_name, "wrote the Work");
-                }
-            }
+            Ok(rendered) => rendered,
             Err(error) => {
                 warn!(cluster = %target.name, %error, "an overrider cannot apply; the cluster's Work keeps its last manifest");
-                failures.push(format!("cluster {}: {error}", target.name));
+                problems.push((
+                    target.name.clone(),
+                    Problem::OverrideFailed(error.to_string()),
+                ));
+                continue;
+            }
+        };
+        let desired = desired_work(
+            &namespace,
+            &work_name,
+            (B::PERMANENT_ID_LABEL, &id),
+            &rendered,
+            spec,
+        );
+        match state.write_work::<B>(&desired, &id).await {
+            Ok(Written::Unchanged) => {}
+            Ok(Written::Wrote) => {
+                info!(cluster = %target.name, work = %work_name, "wrote the Work");
+            }
+            Ok(Written::Conflict(owner)) => {
+                warn!(cluster = %target.name, work = %work_name, %owner, "the Work belongs to another binding; left as it is");
+                problems.push((
+                    target.name.clone(),
+                    Problem::WorkConflict(format!(
+                        "Work {namespace}/{work_name} belongs to {owner} and was left as it \
+                         is; delete that binding or its Work to let this one propagate"
+                    )),
+                ));
+            }
+            Err(error) => {
+                warn!(cluster = %target.name, %error, "cannot write the cluster's Work");
+                problems.push((target.name.clone(), Problem::ApplyFailed(error.to_string())));
+                first_error.get_or_insert(error);
             }
         }
     }
 
-    write_condition(
-        binding,
-        state,
-        &overrides_condition(&failures, binding.meta().generation),
-    )
-    .await?;
-    Ok(resync)
+    write_condition(binding, state, &work_condition(&problems, generation)).await?;
+    done(first_error)
 }
 
 /// Sets the binding's [`OVERRIDES_APPLIED`] condition when it changed.
@@ -747,17 +1033,19 @@ async fn write_condition<B: Binding>(
             source,
         })?;
     if condition.status == FALSE {
-        info!(message = %condition.message, "overrides could not be applied");
+        info!(reason = %condition.reason, message = %condition.message, "not every target cluster's Work is up to date");
     }
     Ok(())
 }
 
 /// The binding is being deleted: delete every Work it owns (listed from the server, so a Work
-/// written a moment ago is not missed).
-async fn cleanup<B: Binding>(binding: &B, state: &State) -> Result<()> {
+/// written a moment ago is not missed). One failed delete does not stop the others; the first
+/// error is returned.
+async fn cleanup<B: Binding>(binding: &B, shared: &Shared<B>) -> Result<Action> {
     let Some(id) = permanent_id(binding) else {
-        return Ok(());
+        return Ok(Action::await_change());
     };
+    let state = shared.state.as_ref();
     let api: Api<Work> = Api::all(state.client.clone());
     let works = api
         .list(&ListParams::default().labels(&format!("{}={id}", B::PERMANENT_ID_LABEL)))
@@ -766,120 +1054,95 @@ async fn cleanup<B: Binding>(binding: &B, state: &State) -> Result<()> {
             binding: label_of(binding),
             source,
         })?;
+    let mut first_error = None;
     for work in works {
-        state
-            .delete_work(&work.namespace().unwrap_or_default(), &work.name_any())
-            .await?;
+        let namespace = work.namespace().unwrap_or_default();
+        if let Err(error) = state.delete_work(&namespace, &work.name_any()).await {
+            warn!(%error, "cannot delete a Work of the deleted binding");
+            first_error.get_or_insert(error);
+        }
     }
-    Ok(())
+    if let Some(error) = first_error {
+        return Err(error);
+    }
+    lock(&shared.index).bindings.remove(&id);
+    Ok(Action::await_change())
 }
 
-/// Adds the finalizer (server-side apply of that one list entry under `flotilla-binding`).
-async fn add_finalizer<B: Binding>(binding: &B, state: &State) -> Result<()> {
-    let mut metadata = json!({"name": binding.name_any(), "finalizers": [BINDING_CONTROLLER]});
-    if let Some(namespace) = binding.namespace() {
-        metadata["namespace"] = json!(namespace);
-    }
-    let apply =
-        json!({"apiVersion": B::api_version(&()), "kind": B::kind(&()), "metadata": metadata});
-    binding
-        .api_for(state.client.clone())
-        .patch(
-            &binding.name_any(),
-            &PatchParams::apply(BINDING).force(),
-            &Patch::Apply(&apply),
-        )
-        .await
-        .map_err(|source| Error::AddFinalizer {
-            binding: label_of(binding),
-            source,
-        })?;
-    Ok(())
-}
-
-/// Removes the finalizer: a merge patch of the remaining list, conditional on the binding's
-/// resourceVersion (a 409 when someone changed the list meanwhile, retried soon).
-async fn remove_finalizer<B: Binding>(binding: &B, state: &State) -> Result<()> {
-    let remaining: Vec<&String> = binding
-        .finalizers()
-        .iter()
-        .filter(|f| *f != BINDING_CONTROLLER)
-        .collect();
-    let patch = json!({"metadata": {
-        "resourceVersion": binding.resource_version(),
-        "finalizers": remaining,
-    }});
-    match binding
-        .api_for(state.client.clone())
-        .patch(
-            &binding.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(source) => Err(Error::RemoveFinalizer {
-            binding: label_of(binding),
+/// One pass, behind kube-runtime's finalizer helper: a live binding gets the finalizer first
+/// (a JSON patch that fails rather than recreate a binding deleted meanwhile) and is then
+/// rendered; a deleted one loses its Works, then the finalizer.
+async fn reconcile<B: Binding>(binding: Arc<B>, shared: Arc<Shared<B>>) -> Result<Action> {
+    let api = binding.api_for(shared.state.client.clone());
+    let label = label_of(binding.as_ref());
+    let result = finalizer(&api, BINDING_CONTROLLER, binding, |event| async {
+        match event {
+            FinalizerEvent::Apply(binding) => apply(binding.as_ref(), &shared).await,
+            FinalizerEvent::Cleanup(binding) => cleanup(binding.as_ref(), &shared).await,
+        }
+    })
+    .await;
+    match result {
+        Ok(action) => Ok(action),
+        Err(finalizer::Error::ApplyFailed(error) | finalizer::Error::CleanupFailed(error)) => {
+            Err(error)
+        }
+        Err(finalizer::Error::AddFinalizer(source)) => Err(Error::AddFinalizer {
+            binding: label,
             source,
         }),
-    }
-}
-
-/// One pass: a live binding gets the finalizer and is rendered; a deleted one loses its Works,
-/// then the finalizer. (Not kube-runtime's `finalizer()` helper: its first add is a JSON patch
-/// testing `/metadata/finalizers` against null, which the embedded API server rejects with 422
-/// when the list is absent.)
-async fn reconcile<B: Binding>(binding: Arc<B>, state: Arc<State>) -> Result<Action> {
-    let has_finalizer = binding.finalizers().iter().any(|f| f == BINDING_CONTROLLER);
-    if binding.meta().deletion_timestamp.is_some() {
-        if has_finalizer {
-            cleanup(binding.as_ref(), &state).await?;
-            remove_finalizer(binding.as_ref(), &state).await?;
+        // Gone meanwhile: nothing left to finalize.
+        Err(finalizer::Error::RemoveFinalizer(source)) if is_not_found(&source) => {
+            Ok(Action::await_change())
         }
-        return Ok(Action::await_change());
+        Err(finalizer::Error::RemoveFinalizer(source)) => Err(Error::RemoveFinalizer {
+            binding: label,
+            source,
+        }),
+        Err(finalizer::Error::UnnamedObject | finalizer::Error::InvalidFinalizer) => {
+            Err(Error::Finalizer { binding: label })
+        }
     }
-    if !has_finalizer {
-        add_finalizer(binding.as_ref(), &state).await?;
-    }
-    apply(binding.as_ref(), &state).await
 }
 
 /// One binding kind's runner, with every trigger.
-fn runner<B: Binding>(ctx: &Arc<Context>, options: &Options) -> Result<Runner<B>> {
-    let runner = Runner::<B>::new(ctx, B::RUNNER, Settings::new(options.concurrency))?
-        .trigger_when_changed(|binding: &B| {
-            (
-                serde_json::to_string(binding.binding_spec()).unwrap_or_default(),
-                binding.labels().clone(),
-                binding.finalizers().to_vec(),
-                binding.meta().deletion_timestamp.is_some(),
-            )
-        });
+fn runner<B: Binding>(ctx: &Arc<Context>, shared: &Arc<Shared<B>>) -> Result<Runner<B>> {
+    let runner = Runner::<B>::new(
+        ctx,
+        B::RUNNER,
+        Settings::new(shared.state.options.concurrency),
+    )?
+    .trigger_when_changed(|binding: &B| {
+        (
+            serde_json::to_string(binding.binding_spec()).unwrap_or_default(),
+            binding.finalizers().to_vec(),
+            binding.meta().deletion_timestamp.is_some(),
+        )
+    });
     let bindings = runner.store();
 
-    // A Work's content changed: its binding.
+    // A Work's content changed: its binding (found through the index, which this also keeps).
     let works = ctx.caches().get::<Work>()?;
     let changes = Changes::new(works.gone());
     let store = bindings.clone();
+    let index = shared.clone();
     let runner = runner.watches(move |work: Arc<Work>| {
+        let mut index = lock(&index.index);
+        index.saw(&work);
         let projection = (
             serde_json::to_string(&work.spec).unwrap_or_default(),
             work.labels().clone(),
             work.annotations().clone(),
         );
-        let changed = changes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .changed(work.as_ref(), projection);
-        let id = work.labels().get(B::PERMANENT_ID_LABEL).cloned();
+        if !lock(&changes).changed(work.as_ref(), projection) {
+            return None;
+        }
+        let id = work.labels().get(B::PERMANENT_ID_LABEL)?;
+        let key = index.bindings.get(id)?;
         store
-            .state()
-            .iter()
-            .filter(|b| changed && id.is_some() && permanent_id(b.as_ref()) == id)
-            .map(|b| ObjectRef::from_obj(b.as_ref()))
-            .collect::<Vec<_>>()
+            .get(key)
+            .filter(|b| b.meta().uid.as_ref() == Some(id))
+            .map(|_| key.clone())
     })?;
 
     // A Cluster's labels or spec changed: the bindings that target it.
@@ -891,23 +1154,27 @@ fn runner<B: Binding>(ctx: &Arc<Context>, options: &Options) -> Result<Runner<B>
             cluster.labels().clone(),
             serde_json::to_string(&cluster.spec).unwrap_or_default(),
         );
-        let changed = changes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .changed(cluster.as_ref(), projection);
+        if !lock(&changes).changed(cluster.as_ref(), projection) {
+            return Vec::new();
+        }
         let name = cluster.name_any();
         store
             .state()
             .iter()
-            .filter(|b| changed && b.binding_spec().clusters.iter().any(|c| c.name == name))
+            .filter(|b| b.binding_spec().clusters.iter().any(|c| c.name == name))
             .map(|b| ObjectRef::from_obj(b.as_ref()))
             .collect::<Vec<_>>()
     })?;
 
-    // An OverridePolicy changed: every binding of a template in its namespace (whether the
-    // policy matches now or matched before).
+    // An OverridePolicy's spec changed: every binding of a template in its namespace (whether
+    // the policy matches now or matched before).
+    let changes = Changes::new(ctx.caches().get::<OverridePolicy>()?.gone());
     let store = bindings.clone();
     let runner = runner.watches(move |policy: Arc<OverridePolicy>| {
+        let projection = serde_json::to_string(&policy.spec).unwrap_or_default();
+        if !lock(&changes).changed(policy.as_ref(), projection) {
+            return Vec::new();
+        }
         let namespace = policy.namespace();
         store
             .state()
@@ -917,9 +1184,14 @@ fn runner<B: Binding>(ctx: &Arc<Context>, options: &Options) -> Result<Runner<B>
             .collect::<Vec<_>>()
     })?;
 
-    // A ClusterOverridePolicy changed: every binding.
-    let store = bindings;
-    let runner = runner.watches(move |_: Arc<ClusterOverridePolicy>| {
+    // A ClusterOverridePolicy's spec changed: every binding.
+    let changes = Changes::new(ctx.caches().get::<ClusterOverridePolicy>()?.gone());
+    let store = bindings.clone();
+    let runner = runner.watches(move |policy: Arc<ClusterOverridePolicy>| {
+        let projection = serde_json::to_string(&policy.spec).unwrap_or_default();
+        if !lock(&changes).changed(policy.as_ref(), projection) {
+            return Vec::new();
+        }
         store
             .state()
             .iter()
@@ -927,10 +1199,17 @@ fn runner<B: Binding>(ctx: &Arc<Context>, options: &Options) -> Result<Runner<B>
             .collect::<Vec<_>>()
     })?;
 
-    // A policy deleted (deletions reach no change stream): every binding.
+    // A policy deleted (deletions reach no change stream): every binding. A Work a live
+    // binding still wants left (deleted by hand): every binding of the kind too, as the runner
+    // wakes chosen objects only from change streams; unwanted Works going (the controller's
+    // own deletes) wake nothing.
     let deleted = futures::stream::select(
         on_gone(ctx.caches().get::<OverridePolicy>()?.gone()),
         on_gone(ctx.caches().get::<ClusterOverridePolicy>()?.gone()),
+    );
+    let deleted = futures::stream::select(
+        deleted,
+        on_work_gone(works.gone(), shared.clone(), bindings),
     );
     Ok(runner.reconcile_all_on(deleted))
 }
@@ -956,10 +1235,16 @@ pub fn controller(
         kinds: Mutex::default(),
         options,
     });
-    let rb = runner::<ResourceBinding>(ctx, &state.options)?
-        .run(reconcile::<ResourceBinding>, state.clone());
-    let crb = runner::<ClusterResourceBinding>(ctx, &state.options)?
-        .run(reconcile::<ClusterResourceBinding>, state);
+    let rb = Arc::new(Shared::<ResourceBinding> {
+        state: state.clone(),
+        index: Mutex::new(Index::new()),
+    });
+    let crb = Arc::new(Shared::<ClusterResourceBinding> {
+        state,
+        index: Mutex::new(Index::new()),
+    });
+    let rb = runner(ctx, &rb)?.run(reconcile::<ResourceBinding>, rb);
+    let crb = runner(ctx, &crb)?.run(reconcile::<ClusterResourceBinding>, crb);
     info!("starting the binding controller");
     Ok(async move {
         futures::future::join(rb, crb).await;
@@ -1105,16 +1390,113 @@ mod tests {
     }
 
     #[test]
-    fn the_condition_names_every_failed_cluster() {
-        let ok = overrides_condition(&[], Some(3));
+    fn the_condition_names_every_cluster_whose_work_is_not_up_to_date() {
+        let ok = work_condition(&[], Some(3));
         assert_eq!((ok.status.as_str(), ok.reason.as_str()), ("True", RENDERED));
         assert_eq!(ok.observed_generation, Some(3));
-        let failed =
-            overrides_condition(&["cluster m1: a".into(), "cluster m2: b".into()], Some(3));
+        let failed = work_condition(
+            &[
+                ("m1".into(), Problem::OverrideFailed("a".into())),
+                ("m2".into(), Problem::OverrideFailed("b".into())),
+            ],
+            Some(3),
+        );
         assert_eq!(
             (failed.status.as_str(), failed.reason.as_str()),
             ("False", OVERRIDE_FAILED)
         );
         assert_eq!(failed.message, "cluster m1: a; cluster m2: b");
+
+        // Several problems: the reason is the most pressing one's, the message names them all.
+        let table: &[(&[Problem], &str)] = &[
+            (&[Problem::ClusterNotFound], CLUSTER_NOT_FOUND),
+            (
+                &[Problem::ClusterNotFound, Problem::WorkConflict("w".into())],
+                WORK_CONFLICT,
+            ),
+            (
+                &[
+                    Problem::WorkConflict("w".into()),
+                    Problem::OverrideFailed("o".into()),
+                ],
+                OVERRIDE_FAILED,
+            ),
+            (
+                &[
+                    Problem::OverrideFailed("o".into()),
+                    Problem::ApplyFailed("e".into()),
+                    Problem::ClusterNotFound,
+                ],
+                APPLY_FAILED,
+            ),
+        ];
+        for (problems, reason) in table {
+            let problems: Vec<(String, Problem)> = problems
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (format!("c{i}"), p.clone()))
+                .collect();
+            let condition = work_condition(&problems, None);
+            assert_eq!(condition.status, "False");
+            assert_eq!(condition.reason, *reason, "{problems:?}");
+            for (cluster, _) in &problems {
+                assert!(
+                    condition.message.contains(&format!("cluster {cluster}:")),
+                    "{cluster} in {}",
+                    condition.message
+                );
+            }
+        }
+        let missing = work_condition(&[("m9".into(), Problem::ClusterNotFound)], None);
+        assert!(missing.message.contains("m9"), "{}", missing.message);
+
+        let reference = ObjectReference {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            namespace: Some("shop".into()),
+            name: "web".into(),
+            ..Default::default()
+        };
+        let gone = template_not_found(&reference, Some(2));
+        assert_eq!(
+            (gone.status.as_str(), gone.reason.as_str()),
+            ("False", TEMPLATE_NOT_FOUND)
+        );
+        assert!(
+            gone.message.contains("Deployment shop/web"),
+            "{}",
+            gone.message
+        );
+    }
+
+    #[test]
+    fn a_work_of_another_binding_is_recognised_by_its_id_label() {
+        let mut work = desired_work(
+            "flotilla-es-m1",
+            "w",
+            (labels::RESOURCE_BINDING_PERMANENT_ID, "mine"),
+            &rendered("m1", Applied::default()),
+            &spec(None),
+        );
+        assert_eq!(other_owner::<ResourceBinding>(&work, "mine"), None);
+        let theirs = other_owner::<ResourceBinding>(&work, "other-uid");
+        assert_eq!(theirs.as_deref(), Some("the ResourceBinding with uid mine"));
+        // A ClusterResourceBinding's id under the ResourceBinding label is another binding's.
+        assert!(other_owner::<ClusterResourceBinding>(&work, "mine").is_some());
+        // A Work with no id label belongs to no binding.
+        work.labels_mut().clear();
+        assert_eq!(other_owner::<ResourceBinding>(&work, "mine"), None);
+    }
+
+    #[test]
+    fn the_permanent_id_is_the_uid_whatever_the_labels_say() {
+        let mut binding = ResourceBinding::new("b", ResourceBindingSpec::default());
+        assert_eq!(permanent_id(&binding), None);
+        binding.metadata.uid = Some("uid-1".into());
+        binding.labels_mut().insert(
+            labels::RESOURCE_BINDING_PERMANENT_ID.into(),
+            "someone-elses".into(),
+        );
+        assert_eq!(permanent_id(&binding).as_deref(), Some("uid-1"));
     }
 }

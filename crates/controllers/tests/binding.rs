@@ -6,8 +6,19 @@
 //! `spec.clusters` loses its Work; a broken overrider is reported on the binding while the
 //! cluster's Work keeps its last good manifest and the other clusters proceed; a deleted binding
 //! takes its Works with it; and a ClusterResourceBinding renders with a ClusterOverridePolicy.
+//! Also: another binding's Work of the same name survives and is reported, a Work deleted by
+//! hand comes back without waiting for the resync, and a missing template or Cluster is
+//! reported.
 
-use std::{collections::BTreeMap, future::Future, time::Duration};
+use std::{
+    collections::BTreeMap,
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use anyhow::{Context as _, Result};
 use flotilla_api::{
@@ -16,8 +27,10 @@ use flotilla_api::{
     names,
     work::{ClusterResourceBindingSpec, ObjectReference, ResourceBindingSpec, TargetCluster},
 };
-use flotilla_apiserver::Verb;
-use flotilla_controllers::binding::{self, OVERRIDE_FAILED, OVERRIDES_APPLIED, RENDERED};
+use flotilla_controllers::binding::{
+    self, CLUSTER_NOT_FOUND, OVERRIDE_FAILED, OVERRIDES_APPLIED, RENDERED, TEMPLATE_NOT_FOUND,
+    WORK_CONFLICT,
+};
 use flotilla_testing::{Controllers, TestHub, fixtures::ClusterBuilder};
 use futures::FutureExt;
 use k8s_openapi::{
@@ -48,11 +61,42 @@ where
 }
 
 fn start_controller(client: &Client) -> Result<Controllers> {
+    start_controller_with(client, binding::Options::default())
+}
+
+fn start_controller_with(client: &Client, options: binding::Options) -> Result<Controllers> {
     Controllers::start(client, |ctx| {
-        Ok(vec![
-            binding::controller(ctx, binding::Options::default())?.boxed(),
-        ])
+        Ok(vec![binding::controller(ctx, options)?.boxed()])
     })
+}
+
+/// A client that sends through `client` and counts the writes (POST, PUT, PATCH) to Works
+/// passing through it: a tower service in front of the controller's client, so the count
+/// holds on any server.
+fn counting_work_writes(client: &Client) -> (Client, Arc<AtomicU64>) {
+    let writes = Arc::new(AtomicU64::new(0));
+    let counter = writes.clone();
+    let inner = client.clone();
+    let service = tower::ServiceBuilder::new()
+        .map_request(move |request: http::Request<kube::client::Body>| {
+            let write = [http::Method::POST, http::Method::PUT, http::Method::PATCH]
+                .contains(request.method());
+            let path = request.uri().path();
+            let works = path.starts_with("/apis/work.flotilla.io/")
+                && path.split('/').any(|segment| segment == "works");
+            if write && works {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+            request
+        })
+        .service_fn(move |request| {
+            let inner = inner.clone();
+            async move { inner.send(request).await }
+        });
+    (
+        Client::new(service, client.default_namespace().to_owned()),
+        writes,
+    )
 }
 
 async fn create<K>(api: &Api<K>, object: Value) -> Result<K>
@@ -124,7 +168,7 @@ async fn create_binding(client: &Client, clusters: &[(&str, i32)]) -> Result<Res
 }
 
 fn work_name() -> String {
-    names::work_name("Deployment", Some(NAMESPACE), "web")
+    names::work_name("apps/v1", "Deployment", Some(NAMESPACE), "web")
 }
 
 fn works(client: &Client, cluster: &str) -> Api<Work> {
@@ -189,11 +233,20 @@ fn overrides_condition(binding: &ResourceBinding) -> Option<Condition> {
 /// Waits until the binding's OverridesApplied condition has `status` and observed the
 /// binding's current generation: the controller finished a pass over that generation.
 async fn wait_condition(client: &Client, status: &str) -> Result<(ResourceBinding, Condition)> {
+    wait_condition_of(client, "web-deployment", status).await
+}
+
+/// [`wait_condition`] for the binding `name`.
+async fn wait_condition_of(
+    client: &Client,
+    name: &str,
+    status: &str,
+) -> Result<(ResourceBinding, Condition)> {
     let api: Api<ResourceBinding> = Api::namespaced(client.clone(), NAMESPACE);
     eventually(
-        &format!("{OVERRIDES_APPLIED} {status} at the current generation"),
+        &format!("{OVERRIDES_APPLIED} {status} of {name} at the current generation"),
         || async {
-            let binding = api.get("web-deployment").await?;
+            let binding = api.get(name).await?;
             let condition = overrides_condition(&binding).filter(|c| {
                 c.status == status && c.observed_generation == binding.metadata.generation
             });
@@ -236,7 +289,8 @@ async fn a_divided_binding_becomes_one_work_per_cluster_that_follows_overrides_a
     let client = hub.client.clone();
     setup(&client).await?;
     let binding = create_binding(&client, &[("m1", 3), ("m2", 2)]).await?;
-    let _controllers = start_controller(&client)?;
+    let (controller_client, work_writes) = counting_work_writes(&client);
+    let _controllers = start_controller(&controller_client)?;
 
     // One Work per cluster, with the cluster's share of the replicas and Flotilla's metadata.
     let uid = binding.uid().context("the binding has a uid")?;
@@ -297,18 +351,14 @@ async fn a_divided_binding_becomes_one_work_per_cluster_that_follows_overrides_a
     // A pass with nothing to change writes no Work: touch a label and a field the controller
     // does not render, and wait until it has seen the new generation.
     let m1_version = m1.resource_version();
-    // A no-op server-side apply keeps the resourceVersion too, so the embedded server also
-    // counts the writes to Works.
-    let work_writes = || {
-        hub.embedded().map(|server| {
-            let counts = server.request_counts();
-            [Verb::Patch, Verb::Update, Verb::Create]
-                .into_iter()
-                .map(|verb| counts.get("default", verb, "work.flotilla.io", "works"))
-                .sum::<u64>()
-        })
-    };
-    let writes_before = work_writes();
+    // A no-op server-side apply keeps the resourceVersion too, so the controller's own writes
+    // to Works are counted (on its client, which works on any server).
+    wait_condition(&client, "True").await?;
+    let writes_before = work_writes.load(Ordering::SeqCst);
+    assert!(
+        writes_before >= 3,
+        "the counter sees the controller's writes"
+    );
     let api: Api<ResourceBinding> = Api::namespaced(client.clone(), NAMESPACE);
     api.patch(
         "web-deployment",
@@ -332,7 +382,7 @@ async fn a_divided_binding_becomes_one_work_per_cluster_that_follows_overrides_a
         "m1 rewritten on an unchanged pass"
     );
     assert_eq!(
-        work_writes(),
+        work_writes.load(Ordering::SeqCst),
         writes_before,
         "Works written on an unchanged pass"
     );
@@ -450,7 +500,7 @@ async fn a_cluster_resource_binding_renders_with_cluster_override_policies() -> 
     .await?;
     let _controllers = start_controller(&client)?;
 
-    let name = names::work_name("Namespace", None, NAMESPACE);
+    let name = names::work_name("v1", "Namespace", None, NAMESPACE);
     let uid = binding.uid().context("the binding has a uid")?;
     let wait = |cluster: &'static str| {
         let api = works(&client, cluster);
@@ -520,5 +570,164 @@ async fn a_cluster_resource_binding_renders_with_cluster_override_policies() -> 
         )
         .await?;
     }
+    eventually("the ClusterResourceBinding deleted", || async {
+        Ok(bindings
+            .get_opt("shop-namespace")
+            .await?
+            .is_none()
+            .then_some(()))
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_bindings_work_of_the_same_name_survives_and_is_reported() -> Result<()> {
+    init_tracing();
+    let hub = TestHub::start().await?;
+    let client = hub.client.clone();
+    setup(&client).await?;
+    // Another binding's Work where m1's would go, carrying that binding's id.
+    create::<Namespace>(
+        &Api::all(client.clone()),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "flotilla-es-m1"}}),
+    )
+    .await?;
+    let theirs = create::<Work>(
+        &works(&client, "m1"),
+        json!({"apiVersion": "work.flotilla.io/v1alpha1", "kind": "Work",
+            "metadata": {"name": work_name(), "namespace": "flotilla-es-m1",
+                "labels": {labels::RESOURCE_BINDING_PERMANENT_ID: "someone-else"}},
+            "spec": {"workload": {"manifests": [{"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "theirs", "namespace": NAMESPACE}}]}}}),
+    )
+    .await?;
+    // The binding carries that id as a label too: a label a user can set decides nothing.
+    create::<ResourceBinding>(
+        &Api::namespaced(client.clone(), NAMESPACE),
+        json!({"apiVersion": "work.flotilla.io/v1alpha1", "kind": "ResourceBinding",
+            "metadata": {"name": "web-deployment", "namespace": NAMESPACE,
+                "labels": {labels::RESOURCE_BINDING_PERMANENT_ID: "someone-else"}},
+            "spec": {"resource": {"apiVersion": "apps/v1", "kind": "Deployment",
+                    "namespace": NAMESPACE, "name": "web"},
+                "replicas": 5,
+                "placement": {"replicaScheduling": {"replicaSchedulingType": "Divided",
+                    "replicaDivisionPreference": "Weighted"}},
+                "clusters": targets(&[("m1", 3), ("m2", 2)])}}),
+    )
+    .await?;
+    let _controllers = start_controller(&client)?;
+
+    let (binding, condition) = wait_condition(&client, "False").await?;
+    assert_eq!(condition.reason, WORK_CONFLICT);
+    for part in ["m1", "someone-else", &work_name()] {
+        assert!(
+            condition.message.contains(part),
+            "{part} in {}",
+            condition.message
+        );
+    }
+    assert!(!condition.message.contains("m2"), "{}", condition.message);
+    // The other cluster proceeds; the other binding's Work is left exactly as it was.
+    let uid = binding.uid().context("the binding has a uid")?;
+    let m2 = wait_work(&client, "m2", "2 replicas", |w| replicas(w) == Some(2)).await?;
+    assert_eq!(
+        m2.labels().get(labels::RESOURCE_BINDING_PERMANENT_ID),
+        Some(&uid),
+        "Works are labelled with the binding's uid, not its label"
+    );
+    let m1 = works(&client, "m1").get(&work_name()).await?;
+    assert_eq!(m1.resource_version(), theirs.resource_version());
+    assert_eq!(manifest(&m1)["metadata"]["name"], "theirs");
+
+    // Deleting the binding takes its own Works only.
+    let api: Api<ResourceBinding> = Api::namespaced(client.clone(), NAMESPACE);
+    api.delete("web-deployment", &DeleteParams::default())
+        .await?;
+    eventually("the binding deleted", || async {
+        Ok(api.get_opt("web-deployment").await?.is_none().then_some(()))
+    })
+    .await?;
+    // The finalizer went only after the cleanup finished: what is left now stays.
+    assert!(works(&client, "m2").get_opt(&work_name()).await?.is_none());
+    let m1 = works(&client, "m1").get_opt(&work_name()).await?;
+    assert_eq!(
+        m1.map(|w| w.uid()),
+        Some(theirs.uid()),
+        "the other binding's Work survives"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_work_deleted_by_hand_comes_back_without_waiting_for_the_resync() -> Result<()> {
+    init_tracing();
+    let hub = TestHub::start().await?;
+    let client = hub.client.clone();
+    setup(&client).await?;
+    create_binding(&client, &[("m1", 3), ("m2", 2)]).await?;
+    // A resync far beyond the test's patience: only the Work going can wake the controller.
+    let options = binding::Options {
+        resync: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let _controllers = start_controller_with(&client, options)?;
+    let first = wait_work(&client, "m1", "3 replicas", |w| replicas(w) == Some(3)).await?;
+    wait_condition(&client, "True").await?;
+
+    works(&client, "m1")
+        .delete(&work_name(), &DeleteParams::default())
+        .await?;
+    let again = wait_work(&client, "m1", "recreated", |w| {
+        w.uid() != first.uid() && replicas(w) == Some(3)
+    })
+    .await?;
+    assert_eq!(
+        again.labels().get(labels::RESOURCE_BINDING_PERMANENT_ID),
+        first.labels().get(labels::RESOURCE_BINDING_PERMANENT_ID)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_template_or_cluster_is_reported() -> Result<()> {
+    init_tracing();
+    let hub = TestHub::start().await?;
+    let client = hub.client.clone();
+    setup(&client).await?;
+    // m9 has no Cluster: m1 proceeds, m9 is named on the condition.
+    create_binding(&client, &[("m1", 3), ("m9", 2)]).await?;
+    // A binding of a Deployment that does not exist.
+    create::<ResourceBinding>(
+        &Api::namespaced(client.clone(), NAMESPACE),
+        json!({"apiVersion": "work.flotilla.io/v1alpha1", "kind": "ResourceBinding",
+            "metadata": {"name": "nothere-deployment", "namespace": NAMESPACE},
+            "spec": {"resource": {"apiVersion": "apps/v1", "kind": "Deployment",
+                    "namespace": NAMESPACE, "name": "nothere"},
+                "clusters": targets(&[("m1", 1)])}}),
+    )
+    .await?;
+    let _controllers = start_controller(&client)?;
+
+    let (_, condition) = wait_condition(&client, "False").await?;
+    assert_eq!(condition.reason, CLUSTER_NOT_FOUND);
+    assert!(condition.message.contains("m9"), "{}", condition.message);
+    wait_work(&client, "m1", "3 replicas", |w| replicas(w) == Some(3)).await?;
+
+    let (_, condition) = wait_condition_of(&client, "nothere-deployment", "False").await?;
+    assert_eq!(condition.reason, TEMPLATE_NOT_FOUND);
+    assert!(
+        condition.message.contains("Deployment shop/nothere"),
+        "{}",
+        condition.message
+    );
+
+    // m9 registers: its Work is written and the condition turns True.
+    Api::<Cluster>::all(client.clone())
+        .create(&PostParams::default(), &ClusterBuilder::new("m9").build())
+        .await?;
+    wait_work(&client, "m9", "2 replicas", |w| replicas(w) == Some(2)).await?;
+    let (_, condition) = wait_condition(&client, "True").await?;
+    assert_eq!(condition.reason, RENDERED);
     Ok(())
 }

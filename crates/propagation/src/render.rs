@@ -177,6 +177,7 @@ pub fn manifest(
     let (mut out, applied) = overrides::apply_overrides(&out, cluster, cluster_policies, policies)?;
     let reference = resource_ref(template);
     let work = names::work_name(
+        &reference.api_version,
         &reference.kind,
         reference.namespace.as_deref(),
         &reference.name,
@@ -486,7 +487,7 @@ mod tests {
                 "metadata": {"name": "web", "namespace": "shop",
                     "labels": {"app": "web", labels::MANAGED_BY: labels::MANAGED_BY_FLOTILLA},
                     "annotations": {annotations::WORK_NAMESPACE: "flotilla-es-m1",
-                        annotations::WORK_NAME: names::work_name("Deployment", Some("shop"), "web")}},
+                        annotations::WORK_NAME: names::work_name("apps/v1", "Deployment", Some("shop"), "web")}},
                 "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
                     "template": {"metadata": {"labels": {"app": "web"}},
                         "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}}}})
