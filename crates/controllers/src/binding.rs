@@ -36,6 +36,8 @@ use flotilla_api::{
     work::{Manifest, ObjectReference, ResourceBindingSpec, WorkSpec, WorkloadTemplate},
 };
 use flotilla_propagation::{interpreter, render};
+
+use crate::kinds::{self, KindError, Kinds};
 use flotilla_runtime::{
     Context, Runner, Settings,
     cache::CachedKind,
@@ -49,10 +51,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{
-        ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
-    },
-    discovery,
+    api::{DeleteParams, ListParams, Patch, PatchParams},
     runtime::{
         controller::Action,
         finalizer::{self, Event as FinalizerEvent, finalizer},
@@ -60,7 +59,7 @@ use kube::{
     },
 };
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tracing::{debug, info, warn};
 
@@ -89,25 +88,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// name is the `reason` label of the reconcile error metric).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Discovering the resource of a template's kind failed.
-    #[error("failed to discover the API resource of {kind}: {source}")]
-    DiscoverKind {
-        /// `apiVersion/kind`.
-        kind: String,
-        /// The client error.
-        #[source]
-        source: kube::Error,
-    },
-
-    /// Reading a resource template failed.
-    #[error("failed to read the resource template {template}: {source}")]
-    GetTemplate {
-        /// `kind namespace/name`.
-        template: String,
-        /// The client error.
-        #[source]
-        source: kube::Error,
-    },
+    /// Discovering a template's kind, or reading the template, failed.
+    #[error(transparent)]
+    Template(#[from] KindError),
 
     /// Creating an execution namespace failed.
     #[error("failed to create the execution namespace {namespace}: {source}")]
@@ -210,9 +193,8 @@ pub enum Error {
 impl Error {
     fn kube(&self) -> Option<&kube::Error> {
         match self {
-            Error::DiscoverKind { source, .. }
-            | Error::GetTemplate { source, .. }
-            | Error::CreateNamespace { source, .. }
+            Error::Template(error) => Some(error.source_error()),
+            Error::CreateNamespace { source, .. }
             | Error::GetWork { source, .. }
             | Error::ApplyWork { source, .. }
             | Error::DeleteWork { source, .. }
@@ -228,8 +210,8 @@ impl Error {
 impl flotilla_runtime::ReconcileError for Error {
     fn reason(&self) -> &'static str {
         match self {
-            Error::DiscoverKind { .. } => "DiscoverKind",
-            Error::GetTemplate { .. } => "GetTemplate",
+            Error::Template(KindError::Discover { .. }) => "DiscoverKind",
+            Error::Template(KindError::Get { .. }) => "GetTemplate",
             Error::CreateNamespace { .. } => "CreateNamespace",
             Error::GetWork { .. } => "GetWork",
             Error::ApplyWork { .. } => "ApplyWork",
@@ -329,13 +311,6 @@ fn label_of<B: Binding>(binding: &B) -> String {
     match binding.namespace() {
         Some(ns) => format!("{} {ns}/{}", B::kind(&()), binding.name_any()),
         None => format!("{} {}", B::kind(&()), binding.name_any()),
-    }
-}
-
-fn template_label(reference: &ObjectReference) -> String {
-    match &reference.namespace {
-        Some(ns) => format!("{} {ns}/{}", reference.kind, reference.name),
-        None => format!("{} {}", reference.kind, reference.name),
     }
 }
 
@@ -495,7 +470,7 @@ pub fn template_not_found(reference: &ObjectReference, generation: Option<i64>) 
         format!(
             "the resource template {} ({}) does not exist or its kind is not served; create \
              it or fix spec.resource (the clusters' Works are left as they are)",
-            template_label(reference),
+            kinds::label(reference),
             reference.api_version
         ),
         generation,
@@ -696,8 +671,8 @@ struct State {
     namespaces: Store<Namespace>,
     overrides: Store<OverridePolicy>,
     cluster_overrides: Store<ClusterOverridePolicy>,
-    /// The API resource of each template kind, from discovery.
-    kinds: Mutex<HashMap<GroupVersionKind, ApiResource>>,
+    /// Template kinds, from discovery.
+    kinds: Kinds,
 }
 
 fn is_not_found(error: &kube::Error) -> bool {
@@ -725,62 +700,6 @@ enum Written {
 }
 
 impl State {
-    /// The template `reference` names, or `None` when it (or its kind) does not exist.
-    async fn template(&self, reference: &ObjectReference) -> Result<Option<Value>> {
-        let (group, version) = reference
-            .api_version
-            .split_once('/')
-            .unwrap_or(("", reference.api_version.as_str()));
-        let gvk = GroupVersionKind::gvk(group, version, &reference.kind);
-        let cached = self
-            .kinds
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&gvk)
-            .cloned();
-        let resource = match cached {
-            Some(resource) => resource,
-            None => match discovery::pinned_kind(&self.client, &gvk).await {
-                Ok((resource, _)) => {
-                    self.kinds
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(gvk.clone(), resource.clone());
-                    resource
-                }
-                Err(kube::Error::Discovery(_)) => return Ok(None),
-                Err(e) if is_not_found(&e) => return Ok(None),
-                Err(source) => {
-                    return Err(Error::DiscoverKind {
-                        kind: format!("{}/{}", reference.api_version, reference.kind),
-                        source,
-                    });
-                }
-            },
-        };
-        let api: Api<DynamicObject> = match &reference.namespace {
-            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
-            None => Api::all_with(self.client.clone(), &resource),
-        };
-        let failed = |source| Error::GetTemplate {
-            template: template_label(reference),
-            source,
-        };
-        match api.get_opt(&reference.name).await.map_err(failed)? {
-            Some(object) => serde_json::to_value(object)
-                .map(Some)
-                .map_err(|e| failed(kube::Error::SerdeError(e))),
-            None => {
-                // Rediscover next time: the kind may have gone or changed.
-                self.kinds
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&gvk);
-                Ok(None)
-            }
-        }
-    }
-
     /// Creates the execution namespace when the cache does not know it.
     async fn ensure_namespace(&self, namespace: &str) -> Result<()> {
         if self.namespaces.get(&ObjectRef::new(namespace)).is_some() {
@@ -920,8 +839,8 @@ async fn apply<B: Binding>(binding: &B, shared: &Shared<B>) -> Result<Action> {
         return done(first_error);
     }
 
-    let Some(template) = state.template(&spec.resource).await? else {
-        debug!(template = %template_label(&spec.resource), "the template does not exist; nothing to render");
+    let Some(template) = state.kinds.get(&spec.resource).await? else {
+        debug!(template = %kinds::label(&spec.resource), "the template does not exist; nothing to render");
         write_condition(
             binding,
             state,
@@ -1232,7 +1151,7 @@ pub fn controller(
         namespaces: caches.get::<Namespace>()?.store(),
         overrides: caches.get::<OverridePolicy>()?.store(),
         cluster_overrides: caches.get::<ClusterOverridePolicy>()?.store(),
-        kinds: Mutex::default(),
+        kinds: Kinds::new(ctx.client().clone()),
         options,
     });
     let rb = Arc::new(Shared::<ResourceBinding> {

@@ -5,8 +5,10 @@
 pub mod binding;
 pub mod cluster;
 pub mod cluster_status;
+pub mod detector;
 pub mod error;
 pub mod fleet;
 pub mod heartbeat;
+pub mod kinds;
 
 pub use error::{Error, Result};

@@ -16,17 +16,18 @@ use std::{
     },
 };
 
-use futures::{StreamExt, future::BoxFuture};
+use futures::{StreamExt, future::BoxFuture, stream::BoxStream};
 use kube::{
     Api, Client, Resource,
     runtime::{
         WatchStreamExt,
-        reflector::{self, ObjectRef, ReflectHandle, Store, store::Writer},
+        reflector::{self, ObjectRef, Store, store::Writer},
         watcher,
     },
 };
 use serde::de::DeserializeOwned;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info_span, warn};
 
@@ -35,28 +36,94 @@ use crate::error::{Error, Result};
 /// How many changes a slow subscriber may fall behind before the watch waits for it.
 const BUFFER: usize = 1024;
 
-/// A kind every cache can hold: a typed Kubernetes object with a static type.
-pub trait CachedKind:
-    Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static
+/// A kind a cache can hold: a Kubernetes object, typed (`DynamicType = ()`) or dynamic
+/// ([`DynamicObject`](kube::api::DynamicObject), whose `ApiResource` names the kind).
+pub trait WatchedKind:
+    Resource<DynamicType: Clone + Debug + Eq + Hash + Unpin + Send + Sync + 'static>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
 {
 }
 
-impl<K> CachedKind for K where
-    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static
+impl<K> WatchedKind for K where
+    K: Resource<DynamicType: Clone + Debug + Eq + Hash + Unpin + Send + Sync + 'static>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static
 {
 }
 
-/// One kind's shared cache: the store every reader shares, change subscriptions for
-/// controllers, and notices of objects that went away.
-pub struct Cache<K: CachedKind> {
+/// A kind the shared caches hold: a typed Kubernetes object with a static type.
+pub trait CachedKind: WatchedKind + Resource<DynamicType = ()> {}
+
+impl<K> CachedKind for K where K: WatchedKind + Resource<DynamicType = ()> {}
+
+/// One kind's cache: the store every reader shares, change subscriptions for controllers, and
+/// notices of objects that went away. The shared caches ([`Caches`]) hold one per typed kind;
+/// [`Cache::dynamic`] makes one for a kind found at run time, watched until its own stop.
+pub struct Cache<K: WatchedKind> {
     store: Store<K>,
     writer: Mutex<Option<Writer<K>>>,
+    dispatch: Dispatch<K>,
     gone: broadcast::Sender<ObjectRef<K>>,
     synced: watch::Sender<bool>,
     kind: String,
+    dyntype: K::DynamicType,
 }
 
-impl<K: CachedKind> Cache<K> {
+/// A stream of changed objects of one cache.
+pub type Changes<K> = BoxStream<'static, Arc<K>>;
+
+/// How a cache hands changes to its subscribers.
+enum Dispatch<K: WatchedKind> {
+    /// A typed kind: kube's shared reflector, whose subscribers may fall [`BUFFER`] changes
+    /// behind before the watch waits for them.
+    Shared(fn(&Writer<K>) -> Option<Changes<K>>),
+    /// A dynamic kind (kube's shared streams need a `Default` dynamic type): the watch task
+    /// sends each change to every subscriber itself, the initial list once it is in the store.
+    Own(Mutex<Vec<mpsc::UnboundedSender<Arc<K>>>>),
+}
+
+fn shared_handle<K: CachedKind>(writer: &Writer<K>) -> Option<Changes<K>> {
+    writer.subscribe().map(StreamExt::boxed)
+}
+
+impl<K: WatchedKind> Cache<K> {
+    /// A cache of the kind `dyntype` names, not yet watching: subscribe first, then
+    /// [`Cache::start`] it.
+    pub fn dynamic(dyntype: K::DynamicType) -> Arc<Self> {
+        let writer = Writer::new(dyntype.clone());
+        Arc::new(Self {
+            store: writer.as_reader(),
+            writer: Mutex::new(Some(writer)),
+            dispatch: Dispatch::Own(Mutex::default()),
+            gone: broadcast::channel(BUFFER).0,
+            synced: watch::channel(false).0,
+            kind: K::kind(&dyntype).into_owned(),
+            dyntype,
+        })
+    }
+
+    /// Starts watching (in every namespace) on a task of its own, until `stop` is cancelled.
+    /// Subscriptions must be taken before; a second start does nothing.
+    pub fn start(&self, client: Client, stop: CancellationToken) {
+        if let Some(task) = self.watch(client, stop) {
+            tokio::spawn(task);
+        }
+    }
+
+    /// What names the kind: `()` for a typed kind, the `ApiResource` of a dynamic one.
+    pub fn dyntype(&self) -> &K::DynamicType {
+        &self.dyntype
+    }
+
     /// The store: every object of the kind as last seen.
     pub fn store(&self) -> Store<K> {
         self.store.clone()
@@ -68,13 +135,22 @@ impl<K: CachedKind> Cache<K> {
     ///
     /// [`Error::CachesStarted`] once the caches have started: a late subscriber would miss the
     /// objects listed before it came.
-    pub fn subscribe(&self) -> Result<ReflectHandle<K>> {
+    pub fn subscribe(&self) -> Result<Changes<K>> {
         let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        match writer.as_ref().and_then(Writer::subscribe) {
-            Some(handle) => Ok(handle),
-            None => Err(Error::CachesStarted {
-                kind: self.kind.clone(),
-            }),
+        let started = || Error::CachesStarted {
+            kind: self.kind.clone(),
+        };
+        let writer = writer.as_ref().ok_or_else(started)?;
+        match &self.dispatch {
+            Dispatch::Shared(subscribe) => subscribe(writer).ok_or_else(started),
+            Dispatch::Own(subscribers) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                subscribers
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(tx);
+                Ok(UnboundedReceiverStream::new(rx).boxed())
+            }
         }
     }
 
@@ -106,21 +182,50 @@ impl<K: CachedKind> Cache<K> {
         let synced = self.synced.clone();
         let kind = self.kind.clone();
         let span = info_span!("cache", kind = %kind);
-        let api: Api<K> = Api::all(client);
+        let api: Api<K> = Api::all_with(client, &self.dyntype);
+        let dyntype = self.dyntype.clone();
         let mut listed: Option<HashSet<ObjectRef<K>>> = None;
+        let subscribers = match &self.dispatch {
+            Dispatch::Shared(_) => Vec::new(),
+            Dispatch::Own(subscribers) => {
+                std::mem::take(&mut *subscribers.lock().unwrap_or_else(|p| p.into_inner()))
+            }
+        };
+        let mut initial: Vec<Arc<K>> = Vec::new();
         let events = reflector::reflector(writer, watcher(api, watcher::Config::default()))
             .default_backoff()
             .for_each(move |event| {
+                if !subscribers.is_empty() {
+                    match &event {
+                        Ok(watcher::Event::Apply(object)) => {
+                            let object = Arc::new(object.clone());
+                            for subscriber in &subscribers {
+                                let _ = subscriber.send(object.clone());
+                            }
+                        }
+                        Ok(watcher::Event::InitApply(object)) => {
+                            initial.push(Arc::new(object.clone()));
+                        }
+                        Ok(watcher::Event::InitDone) => {
+                            for object in initial.drain(..) {
+                                for subscriber in &subscribers {
+                                    let _ = subscriber.send(object.clone());
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
                 match event {
                     Ok(watcher::Event::Delete(object)) => {
-                        let _ = gone.send(ObjectRef::from_obj(&object));
+                        let _ = gone.send(ObjectRef::from_obj_with(&object, dyntype.clone()));
                     }
                     Ok(watcher::Event::Init) => {
                         listed = Some(
                             store
                                 .state()
                                 .iter()
-                                .map(|o| ObjectRef::from_obj(o.as_ref()))
+                                .map(|o| ObjectRef::from_obj_with(o.as_ref(), dyntype.clone()))
                                 .collect(),
                         );
                     }
@@ -210,9 +315,11 @@ impl Caches {
         let cache = Arc::new(Cache {
             store,
             writer: Mutex::new(Some(writer)),
+            dispatch: Dispatch::Shared(shared_handle::<K>),
             gone: broadcast::channel(BUFFER).0,
             synced: watch::channel(false).0,
-            kind,
+            kind: kind.clone(),
+            dyntype: (),
         });
         let for_start = cache.clone();
         entries.insert(
@@ -262,13 +369,13 @@ impl Caches {
 /// State a controller keeps per object of a cached kind (a client, a failure tracker, a
 /// heartbeat), forgotten once the object is gone from the cache, so deleted objects never
 /// hold memory.
-pub struct PerObject<K: CachedKind, V> {
+pub struct PerObject<K: WatchedKind, V> {
     values: Mutex<HashMap<ObjectRef<K>, V>>,
     gone: Mutex<broadcast::Receiver<ObjectRef<K>>>,
     store: Store<K>,
 }
 
-impl<K: CachedKind, V> PerObject<K, V> {
+impl<K: WatchedKind, V> PerObject<K, V> {
     /// Per-object state for the objects of `cache`.
     pub fn new(cache: &Cache<K>) -> Self {
         Self {

@@ -28,7 +28,7 @@ use tracing::{Instrument, Span, debug, field, info, info_span, warn};
 
 use crate::{
     backoff::Backoff,
-    cache::CachedKind,
+    cache::{Cache, CachedKind, WatchedKind},
     context::Context,
     error::{Result, chain},
 };
@@ -74,9 +74,11 @@ type Trigger<K> = Box<dyn FnOnce(Controller<K>) -> Controller<K> + Send>;
 
 /// A controller being put together: its primary kind `K`, the triggers that wake it, and how
 /// it runs. Built while the shared caches have not started; [`Runner::run`] runs it.
-pub struct Runner<K: CachedKind> {
+pub struct Runner<K: WatchedKind> {
     name: &'static str,
     ctx: Arc<Context>,
+    dyntype: K::DynamicType,
+    stop: tokio_util::sync::CancellationToken,
     store: Store<K>,
     primary: BoxStream<'static, Arc<K>>,
     gone: broadcast::Receiver<ObjectRef<K>>,
@@ -94,17 +96,41 @@ impl<K: CachedKind> Runner<K> {
     /// [`crate::Error::CachesStarted`] when the caches already started.
     pub fn new(ctx: &Arc<Context>, name: &'static str, settings: Settings) -> Result<Self> {
         let cache = ctx.caches().get::<K>()?;
+        Self::over(ctx, name, &cache, settings)
+    }
+}
+
+impl<K: WatchedKind> Runner<K> {
+    /// A controller named `name` reconciling every object of `cache` — a kind found at run
+    /// time ([`Cache::dynamic`]), not yet started — woken by every change in it. Stops with
+    /// the context, or earlier with [`Runner::stop_on`].
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::CachesStarted`] when `cache` already started.
+    pub fn over(
+        ctx: &Arc<Context>,
+        name: &'static str,
+        cache: &Cache<K>,
+        settings: Settings,
+    ) -> Result<Self> {
         let pending = Arc::new(Pending::new(name, ctx));
+        let dyntype = cache.dyntype().clone();
         let primary = {
             let pending = pending.clone();
+            let dyntype = dyntype.clone();
             cache
                 .subscribe()?
-                .inspect(move |object| pending.mark([ObjectRef::from_obj(object.as_ref())]))
+                .inspect(move |object| {
+                    pending.mark([ObjectRef::from_obj_with(object.as_ref(), dyntype.clone())]);
+                })
                 .boxed()
         };
         Ok(Self {
             name,
             ctx: ctx.clone(),
+            stop: ctx.stop().clone(),
+            dyntype,
             store: cache.store(),
             primary,
             gone: cache.gone(),
@@ -126,6 +152,7 @@ impl<K: CachedKind> Runner<K> {
         let mut gone = self.gone.resubscribe();
         let store = self.store.clone();
         let pending = self.pending.clone();
+        let dyntype = self.dyntype.clone();
         // The primary stream marks objects pending before this filter; unmark what it drops.
         self.primary = self
             .primary
@@ -146,7 +173,7 @@ impl<K: CachedKind> Runner<K> {
                 object.meta().uid.hash(&mut hasher);
                 projection(object).hash(&mut hasher);
                 let hash = hasher.finish();
-                let key = ObjectRef::from_obj(object.as_ref());
+                let key = ObjectRef::from_obj_with(object.as_ref(), dyntype.clone());
                 let changed = seen.insert(key.clone(), hash) != Some(hash);
                 if !changed {
                     pending.unmark(&key);
@@ -185,17 +212,41 @@ impl<K: CachedKind> Runner<K> {
         Ok(self)
     }
 
+    /// Also wakes the controller for the objects `trigger` names (those not in the store are
+    /// skipped).
+    #[must_use]
+    pub fn reconcile_on(
+        mut self,
+        trigger: impl Stream<Item = ObjectRef<K>> + Send + 'static,
+    ) -> Self {
+        let pending = self.pending.clone();
+        let trigger = trigger.inspect(move |key| pending.mark([key.clone()]));
+        self.triggers
+            .push(Box::new(move |controller: Controller<K>| {
+                controller.reconcile_on(trigger)
+            }));
+        self
+    }
+
+    /// Stops the controller when `stop` is cancelled (it also stops with the context).
+    #[must_use]
+    pub fn stop_on(mut self, stop: tokio_util::sync::CancellationToken) -> Self {
+        self.stop = stop;
+        self
+    }
+
     /// Also wakes the controller for every `K` whenever `trigger` yields.
     #[must_use]
     pub fn reconcile_all_on(mut self, trigger: impl Stream<Item = ()> + Send + 'static) -> Self {
         let store = self.store.clone();
         let pending = self.pending.clone();
+        let dyntype = self.dyntype.clone();
         let trigger = trigger.inspect(move |()| {
             pending.mark(
                 store
                     .state()
                     .iter()
-                    .map(|object| ObjectRef::from_obj(object.as_ref())),
+                    .map(|object| ObjectRef::from_obj_with(object.as_ref(), dyntype.clone())),
             );
         });
         self.triggers
@@ -221,6 +272,8 @@ impl<K: CachedKind> Runner<K> {
         let Runner {
             name,
             ctx,
+            dyntype,
+            stop,
             store,
             primary,
             gone,
@@ -229,7 +282,6 @@ impl<K: CachedKind> Runner<K> {
             settings,
         } = self;
         ctx.metrics().register_controller(name);
-        let stop = ctx.stop().clone();
         // Every cache is filled before the first reconcile, so reconciles read complete
         // stores; no reconcile waits on a store's readiness (kube's wakes only one waiter: each
         // cache's own task is that waiter).
@@ -237,9 +289,10 @@ impl<K: CachedKind> Runner<K> {
             () = ctx.caches().wait_synced() => {}
             () = stop.cancelled() => return,
         }
-        let mut controller = Controller::for_shared_stream(primary, store.clone())
-            .with_config(controller::Config::default().concurrency(settings.concurrency))
-            .graceful_shutdown_on(async move { stop.cancelled().await });
+        let mut controller =
+            Controller::for_shared_stream_with(primary, store.clone(), dyntype.clone())
+                .with_config(controller::Config::default().concurrency(settings.concurrency))
+                .graceful_shutdown_on(async move { stop.cancelled().await });
         for trigger in triggers {
             controller = trigger(controller);
         }
@@ -250,6 +303,7 @@ impl<K: CachedKind> Runner<K> {
             backoff: Backoff::new(settings.backoff_base, settings.backoff_max),
             gone: Mutex::new(gone),
             store,
+            dyntype,
             pending,
             ctx,
             conflict_retry: settings.conflict_retry,
@@ -273,13 +327,13 @@ impl<K: CachedKind> Runner<K> {
 }
 
 /// Objects woken by a change and not yet reconciled: the controller's queue depth.
-struct Pending<K: CachedKind> {
+struct Pending<K: WatchedKind> {
     name: &'static str,
     ctx: Arc<Context>,
     keys: Mutex<HashSet<ObjectRef<K>>>,
 }
 
-impl<K: CachedKind> Pending<K> {
+impl<K: WatchedKind> Pending<K> {
     fn new(name: &'static str, ctx: &Arc<Context>) -> Self {
         Self {
             name,
@@ -309,13 +363,14 @@ impl<K: CachedKind> Pending<K> {
 }
 
 /// The running controller's own state, shared by its reconciles.
-struct Inner<K: CachedKind, S, Fut> {
+struct Inner<K: WatchedKind, S, Fut> {
     name: &'static str,
     state: Arc<S>,
     reconcile: fn(Arc<K>, Arc<S>) -> Fut,
     backoff: Backoff<ObjectRef<K>>,
     gone: Mutex<broadcast::Receiver<ObjectRef<K>>>,
     store: Store<K>,
+    dyntype: K::DynamicType,
     pending: Arc<Pending<K>>,
     ctx: Arc<Context>,
     conflict_retry: Duration,
@@ -323,7 +378,7 @@ struct Inner<K: CachedKind, S, Fut> {
 
 impl<K, S, E, Fut> Inner<K, S, Fut>
 where
-    K: CachedKind,
+    K: WatchedKind,
     S: Send + Sync + 'static,
     E: ReconcileError,
     Fut: Future<Output = Result<Action, E>> + Send + 'static,
@@ -339,14 +394,14 @@ where
         if let Some(namespace) = object.namespace() {
             span.record("namespace", namespace.as_str());
         }
-        if let Some(cluster) = cluster_of(object) {
+        if let Some(cluster) = cluster_of(object, &self.dyntype) {
             span.record("cluster", cluster.as_str());
         }
         span
     }
 
     fn reconcile(object: Arc<K>, inner: Arc<Self>) -> impl Future<Output = Result<Action, E>> {
-        let key = ObjectRef::from_obj(object.as_ref());
+        let key = ObjectRef::from_obj_with(object.as_ref(), inner.dyntype.clone());
         inner.pending.unmark(&key);
         let span = inner.span(&object);
         let fut = (inner.reconcile)(object, inner.state.clone());
@@ -377,7 +432,10 @@ where
             debug!(error = %chain(error), "the object changed while it was reconciled; retrying");
             return Action::requeue(inner.conflict_retry);
         }
-        let delay = inner.backoff.failed(&ObjectRef::from_obj(object.as_ref()));
+        let delay = inner.backoff.failed(&ObjectRef::from_obj_with(
+            object.as_ref(),
+            inner.dyntype.clone(),
+        ));
         warn!(error = %chain(error), retry_in = ?delay, "reconcile failed");
         Action::requeue(delay)
     }
@@ -403,8 +461,8 @@ where
 
 /// The member cluster an object belongs to: a Cluster itself, or an object in a cluster's
 /// execution namespace.
-fn cluster_of<K: CachedKind>(object: &K) -> Option<String> {
-    if K::group(&()) == Cluster::group(&()) && K::kind(&()) == Cluster::kind(&()) {
+fn cluster_of<K: WatchedKind>(object: &K, dyntype: &K::DynamicType) -> Option<String> {
+    if K::group(dyntype) == Cluster::group(&()) && K::kind(dyntype) == Cluster::kind(&()) {
         return Some(object.name_any());
     }
     let namespace = object.namespace()?;
