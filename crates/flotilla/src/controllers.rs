@@ -20,6 +20,8 @@ pub struct Options {
     pub scheduler: flotilla_scheduler::controller::Options,
     /// The binding controller's settings.
     pub binding: flotilla_controllers::binding::Options,
+    /// The resource detector's settings.
+    pub detector: flotilla_controllers::detector::Options,
 }
 
 type Build = fn(&Arc<Context>, &Options) -> anyhow::Result<BoxFuture<'static, ()>>;
@@ -52,6 +54,14 @@ pub const ALL: &[Controller] = &[
         build: |ctx, options| {
             let run = flotilla_controllers::cluster::controller(ctx, options.cluster.clone())
                 .context("cluster")?;
+            Ok(run.boxed())
+        },
+    },
+    Controller {
+        name: "detector",
+        build: |ctx, options| {
+            let run = flotilla_controllers::detector::controller(ctx, options.detector.clone())
+                .context("detector")?;
             Ok(run.boxed())
         },
     },
@@ -142,16 +152,22 @@ mod tests {
     fn controller_lists() {
         assert_eq!(
             names("*"),
-            ["cluster-status", "cluster", "scheduler", "binding"]
+            [
+                "cluster-status",
+                "cluster",
+                "detector",
+                "scheduler",
+                "binding"
+            ]
         );
         assert_eq!(
             names("*,-scheduler"),
-            ["cluster-status", "cluster", "binding"]
+            ["cluster-status", "cluster", "detector", "binding"]
         );
         // Names match whole: removing `cluster` keeps `cluster-status`.
         assert_eq!(
             names("*,-cluster"),
-            ["cluster-status", "scheduler", "binding"]
+            ["cluster-status", "detector", "scheduler", "binding"]
         );
         assert_eq!(
             names("scheduler,cluster,cluster-status"),
