@@ -45,6 +45,9 @@ pub mod annotations {
     pub const APPLIED_OVERRIDES: &str = "policy.flotilla.io/applied-overrides";
     /// On a Work: the ClusterOverridePolicies applied, as JSON.
     pub const APPLIED_CLUSTER_OVERRIDES: &str = "policy.flotilla.io/applied-cluster-overrides";
+    /// On a binding with `propagateDeps`: the objects its template depends on, as JSON
+    /// (`[{apiVersion, kind, namespace, name}]`), written by the dependencies distributor.
+    pub const DEPENDENCIES: &str = "resourcebinding.flotilla.io/dependencies";
     /// On a member object: the namespace of the Work that manages it.
     pub const WORK_NAMESPACE: &str = "work.flotilla.io/namespace";
     /// On a member object: the name of the Work that manages it.
@@ -69,6 +72,8 @@ pub mod finalizers {
 pub mod field_managers {
     /// The resource detector.
     pub const DETECTOR: &str = "flotilla-detector";
+    /// The dependencies distributor.
+    pub const DEPENDENCIES: &str = "flotilla-dependencies";
     /// The scheduler.
     pub const SCHEDULER: &str = "flotilla-scheduler";
     /// The binding controller.

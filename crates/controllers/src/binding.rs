@@ -33,7 +33,9 @@ use flotilla_api::{
     conditions::{self, FALSE},
     keys::{annotations, field_managers::BINDING, finalizers::BINDING_CONTROLLER, labels},
     names,
-    work::{Manifest, ObjectReference, ResourceBindingSpec, WorkSpec, WorkloadTemplate},
+    work::{
+        Manifest, ObjectReference, ResourceBindingSpec, TargetCluster, WorkSpec, WorkloadTemplate,
+    },
 };
 use flotilla_propagation::{interpreter, render};
 
@@ -611,7 +613,7 @@ impl<B: Binding> Index<B> {
             .and_then(names::cluster_of_execution_namespace);
         binding.meta().uid.as_deref() == Some(id.as_str())
             && binding.meta().deletion_timestamp.is_none()
-            && cluster.is_some_and(|c| spec.clusters.iter().any(|t| t.name == c))
+            && cluster.is_some_and(|c| targets_cluster(spec, c))
             && key.name == work_name_of(&spec.resource)
     }
 }
@@ -779,11 +781,42 @@ impl State {
     }
 }
 
+/// The clusters a binding renders to: its scheduled `clusters`, then every cluster of the
+/// bindings that require it (`requiredBy`, a dependency following its workloads), once each.
+pub fn targets(spec: &ResourceBindingSpec) -> Vec<TargetCluster> {
+    let mut targets = spec.clusters.clone();
+    for snapshot in &spec.required_by {
+        for cluster in &snapshot.clusters {
+            if !targets.iter().any(|t| t.name == cluster.name) {
+                targets.push(TargetCluster {
+                    name: cluster.name.clone(),
+                    replicas: 0,
+                });
+            }
+        }
+    }
+    targets
+}
+
+/// Whether the binding renders to `cluster` (see [`targets`]).
+fn targets_cluster(spec: &ResourceBindingSpec, cluster: &str) -> bool {
+    spec.clusters.iter().any(|t| t.name == cluster)
+        || spec
+            .required_by
+            .iter()
+            .any(|s| s.clusters.iter().any(|t| t.name == cluster))
+}
+
 /// The clusters whose Works a binding keeps: its targets and the clusters it is leaving.
 fn kept_clusters(spec: &ResourceBindingSpec) -> HashSet<&str> {
     spec.clusters
         .iter()
         .map(|c| c.name.as_str())
+        .chain(
+            spec.required_by
+                .iter()
+                .flat_map(|s| s.clusters.iter().map(|c| c.name.as_str())),
+        )
         .chain(
             spec.graceful_eviction_tasks
                 .iter()
@@ -835,7 +868,8 @@ async fn apply<B: Binding>(binding: &B, shared: &Shared<B>) -> Result<Action> {
         }
     }
     let done = |first_error: Option<Error>| first_error.map_or(Ok(resync.clone()), Err);
-    if spec.clusters.is_empty() && problems.is_empty() {
+    let targets = targets(spec);
+    if targets.is_empty() && problems.is_empty() {
         return done(first_error);
     }
 
@@ -867,7 +901,7 @@ async fn apply<B: Binding>(binding: &B, shared: &Shared<B>) -> Result<Action> {
         .map(|p| (**p).clone())
         .collect();
 
-    for target in &spec.clusters {
+    for target in &targets {
         let cluster = state.clusters.get(&ObjectRef::new(&target.name));
         let (Some(cluster), Ok(namespace)) = (cluster, names::execution_namespace(&target.name))
         else {
@@ -1080,7 +1114,7 @@ fn runner<B: Binding>(ctx: &Arc<Context>, shared: &Arc<Shared<B>>) -> Result<Run
         store
             .state()
             .iter()
-            .filter(|b| b.binding_spec().clusters.iter().any(|c| c.name == name))
+            .filter(|b| targets_cluster(b.binding_spec(), &name))
             .map(|b| ObjectRef::from_obj(b.as_ref()))
             .collect::<Vec<_>>()
     })?;

@@ -222,7 +222,7 @@ fn is_watchable(gvk: &GroupVersionKind) -> bool {
 }
 
 /// The owner reference a detector-made binding carries to its template.
-fn owner_of(template: &Value) -> Option<OwnerReference> {
+pub(crate) fn owner_of(template: &Value) -> Option<OwnerReference> {
     let metadata = template.get("metadata")?;
     Some(OwnerReference {
         api_version: template.get("apiVersion")?.as_str()?.to_owned(),

@@ -5,6 +5,7 @@
 pub mod binding;
 pub mod cluster;
 pub mod cluster_status;
+pub mod dependencies;
 pub mod detector;
 pub mod error;
 pub mod fleet;

@@ -22,6 +22,8 @@ pub struct Options {
     pub binding: flotilla_controllers::binding::Options,
     /// The resource detector's settings.
     pub detector: flotilla_controllers::detector::Options,
+    /// The dependencies distributor's settings.
+    pub dependencies: flotilla_controllers::dependencies::Options,
 }
 
 type Build = fn(&Arc<Context>, &Options) -> anyhow::Result<BoxFuture<'static, ()>>;
@@ -70,6 +72,15 @@ pub const ALL: &[Controller] = &[
         build: |ctx, options| {
             let run = flotilla_scheduler::controller::controller(ctx, options.scheduler.clone())
                 .context("scheduler")?;
+            Ok(run.boxed())
+        },
+    },
+    Controller {
+        name: "dependencies",
+        build: |ctx, options| {
+            let run =
+                flotilla_controllers::dependencies::controller(ctx, options.dependencies.clone())
+                    .context("dependencies")?;
             Ok(run.boxed())
         },
     },
@@ -162,12 +173,24 @@ mod tests {
         );
         assert_eq!(
             names("*,-scheduler"),
-            ["cluster-status", "cluster", "detector", "binding"]
+            [
+                "cluster-status",
+                "cluster",
+                "detector",
+                "dependencies",
+                "binding"
+            ]
         );
         // Names match whole: removing `cluster` keeps `cluster-status`.
         assert_eq!(
             names("*,-cluster"),
-            ["cluster-status", "detector", "scheduler", "binding"]
+            [
+                "cluster-status",
+                "detector",
+                "scheduler",
+                "dependencies",
+                "binding"
+            ]
         );
         assert_eq!(
             names("scheduler,cluster,cluster-status"),

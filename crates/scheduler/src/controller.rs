@@ -287,8 +287,11 @@ async fn reconcile<K: Binding>(binding: Arc<K>, ctx: Arc<Context>) -> Result<Act
 
 async fn reconcile_inner<K: Binding>(binding: &K, ctx: &Context) -> Result<Action> {
     let spec = binding.binding_spec();
+    // A binding without a placement is an attached one (a dependency following its workloads
+    // through `requiredBy`): nothing to schedule, as in Karmada.
     if binding.meta().deletion_timestamp.is_some()
         || !is_ours(spec)
+        || spec.placement.is_none()
         || spec.suspension.as_ref().and_then(|s| s.scheduling) == Some(true)
     {
         return Ok(Action::await_change());

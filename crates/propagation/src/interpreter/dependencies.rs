@@ -18,19 +18,22 @@
 
 use std::collections::BTreeSet;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Kind, array_at, at, namespace_of, str_at};
 
 /// One object a template depends on; all dependencies are core (`v1`) namespaced objects in
 /// the template's namespace.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Dependency {
     /// Always `v1`.
     pub api_version: String,
     /// `ConfigMap`, `PersistentVolumeClaim`, `Secret` or `ServiceAccount`.
     pub kind: String,
     /// The template's namespace (`None` only for a template without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// The referenced name.
     pub name: String,
