@@ -210,6 +210,36 @@ pub fn apply_defaults(obj: &mut Value, node: Node<'_>) {
     }
 }
 
+/// Whether [`apply_defaults`] would change `obj`: some property with a default is absent (or
+/// `null` where not nullable) under an object that exists. Reads only, so callers can skip
+/// copying an object that already has every default (as stored objects do).
+pub fn defaults_missing(obj: &Value, node: Node<'_>) -> bool {
+    match obj {
+        Value::Object(o) => {
+            let absent = node.fields().any(|(k, child)| {
+                let missing = match o.get(k) {
+                    None => true,
+                    Some(Value::Null) => !child.schema().nullable,
+                    Some(_) => false,
+                };
+                missing
+                    && (child.outer().default.is_some() || child.schema().default.is_some())
+            });
+            let additional = node.additional();
+            absent
+                || o.iter().any(|(k, x)| {
+                    node.field(k)
+                        .or(additional)
+                        .is_some_and(|child| defaults_missing(x, child))
+                })
+        }
+        Value::Array(xs) => node
+            .items()
+            .is_some_and(|items| xs.iter().any(|x| defaults_missing(x, items))),
+        _ => false,
+    }
+}
+
 fn json_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -1101,7 +1131,9 @@ mod tests {
                 "spec.unknown"
             ]
         );
+        assert!(defaults_missing(&obj, node), "color has a default and is absent");
         apply_defaults(&mut obj, node);
+        assert!(!defaults_missing(&obj, node), "every default is in place");
         assert_eq!(
             obj,
             json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1"},
@@ -1111,7 +1143,9 @@ mod tests {
         // A nullable null stays null and is not defaulted.
         let mut obj = json!({"spec": {"size": 1, "opt": null}});
         prune(&mut obj, node, true);
+        assert!(defaults_missing(&obj, node));
         apply_defaults(&mut obj, node);
+        assert!(!defaults_missing(&obj, node), "a nullable null needs no default");
         assert_eq!(
             obj,
             json!({"spec": {"size": 1, "opt": null, "color": "red"}})

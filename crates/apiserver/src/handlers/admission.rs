@@ -282,6 +282,11 @@ pub(crate) fn check_applied(
 
 /// Defaults applied when a stored custom resource is read (its CRD may have gained defaults
 /// since it was written), as kube-apiserver does on read.
+/// Whether [`default_on_read`] would change `obj`.
+pub(crate) fn defaults_missing_on_read(info: &ResourceInfo, obj: &Value) -> bool {
+    info.custom && schema_of(info).is_some_and(|node| validate::defaults_missing(obj, node))
+}
+
 pub(crate) fn default_on_read(info: &ResourceInfo, obj: &mut Value) {
     if info.custom
         && let Some(node) = schema_of(info)

@@ -27,7 +27,9 @@ pub(crate) fn now() -> String {
 /// Render a stored object for the requested version.
 pub(crate) fn render(info: &ResourceInfo, obj: &Value) -> Vec<u8> {
     let api_version = info.api_version();
-    if info.schema.as_ref().is_some_and(|s| s.has_defaults()) {
+    if info.schema.as_ref().is_some_and(|s| s.has_defaults())
+        && admission::defaults_missing_on_read(info, obj)
+    {
         // A CRD's defaults apply on read too, as kube-apiserver applies them when decoding
         // from storage.
         let mut o = obj.clone();
