@@ -1,16 +1,22 @@
 //! `flotilla up` end to end: the hub and members come up, members are registered with working
-//! credentials, kubectl sees the fleet, and the scheduler places bindings the way the README's
-//! examples say.
+//! credentials, kubectl sees the fleet, the README's walkthrough propagates a Deployment into
+//! Works, and the scheduler places bindings the way the README's examples say.
 
 use std::{process::Command, time::Duration};
 
 use flotilla_api::{
-    Cluster, ResourceBinding, conditions,
+    Cluster, PropagationPolicy, ResourceBinding, Work, conditions,
     work::{ResourceBindingSpec, TargetCluster},
 };
 use flotilla_e2e::{TestFleet, eventually, kubectl};
-use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::{Api, api::PostParams};
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{Namespace, Secret},
+};
+use kube::{
+    Api,
+    api::{DeleteParams, Patch, PatchParams, PostParams},
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_are_registered_with_working_credentials() -> anyhow::Result<()> {
@@ -189,20 +195,55 @@ async fn scheduled(api: &Api<ResourceBinding>, name: &str) -> anyhow::Result<Vec
     .await
 }
 
+/// Waits until each cluster's Work of the nginx Deployment carries its replicas.
+async fn work_replicas(test: &TestFleet, want: &[(&str, i64)]) -> anyhow::Result<()> {
+    let name = flotilla_api::names::work_name("apps/v1", "Deployment", Some("default"), "nginx");
+    for (cluster, replicas) in want {
+        let works: Api<Work> =
+            Api::namespaced(test.fleet.hub.clone(), &format!("flotilla-es-{cluster}"));
+        eventually(
+            Duration::from_secs(20),
+            &format!("nginx with {replicas} replicas in {cluster}'s Work"),
+            || async {
+                let work = works.get_opt(&name).await?;
+                Ok(work.filter(|w| {
+                    w.spec
+                        .workload
+                        .manifests
+                        .first()
+                        .and_then(|m| m.0.pointer("/spec/replicas"))
+                        == Some(&serde_json::json!(replicas))
+                }))
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_scheduler_places_bindings_on_the_fleet() -> anyhow::Result<()> {
+async fn the_readme_walkthrough_propagates_a_deployment_and_the_scheduler_places_bindings()
+-> anyhow::Result<()> {
     let test = TestFleet::start(2).await?;
     test.wait_ready().await?;
     let api: Api<ResourceBinding> = Api::namespaced(test.fleet.hub.clone(), "default");
 
-    // The README's walkthrough: examples/what-if/nginx-binding.yaml, 3 replicas divided 2:1
-    // by static weight.
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/what-if/nginx-binding.yaml"
-    );
-    let weighted: ResourceBinding = serde_saphyr::from_str(&std::fs::read_to_string(path)?)?;
-    api.create(&PostParams::default(), &weighted).await?;
+    // The README's walkthrough: the nginx Deployment and its PropagationPolicy from examples/,
+    // 3 replicas divided 2:1 by static weight. The detector writes the binding.
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/");
+    let deployment: Deployment = serde_saphyr::from_str(&std::fs::read_to_string(format!(
+        "{examples}nginx-deployment.yaml"
+    ))?)?;
+    let policy: PropagationPolicy = serde_saphyr::from_str(&std::fs::read_to_string(format!(
+        "{examples}nginx-propagationpolicy.yaml"
+    ))?)?;
+    let deployments: Api<Deployment> = Api::namespaced(test.fleet.hub.clone(), "default");
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await?;
+    Api::<PropagationPolicy>::namespaced(test.fleet.hub.clone(), "default")
+        .create(&PostParams::default(), &policy)
+        .await?;
     let mut clusters = scheduled(&api, "nginx-deployment").await?;
     clusters.sort_by(|a, b| a.name.cmp(&b.name));
     assert_eq!(
@@ -218,6 +259,47 @@ async fn the_scheduler_places_bindings_on_the_fleet() -> anyhow::Result<()> {
             }
         ]
     );
+    work_replicas(&test, &[("member1", 2), ("member2", 1)]).await?;
+
+    // Scaled on the hub: the binding and the Works follow (4 and 2).
+    deployments
+        .patch(
+            "nginx",
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"spec": {"replicas": 6}})),
+        )
+        .await?;
+    work_replicas(&test, &[("member1", 4), ("member2", 2)]).await?;
+
+    // Deleted: its binding and Works go.
+    deployments
+        .delete("nginx", &DeleteParams::default())
+        .await?;
+    eventually(Duration::from_secs(20), "the binding deleted", || async {
+        Ok(api
+            .get_opt("nginx-deployment")
+            .await?
+            .is_none()
+            .then_some(()))
+    })
+    .await?;
+    for cluster in ["member1", "member2"] {
+        let works: Api<Work> =
+            Api::namespaced(test.fleet.hub.clone(), &format!("flotilla-es-{cluster}"));
+        eventually(
+            Duration::from_secs(20),
+            &format!("no Work left in {cluster}"),
+            || async {
+                Ok(works
+                    .list(&Default::default())
+                    .await?
+                    .items
+                    .is_empty()
+                    .then_some(()))
+            },
+        )
+        .await?;
+    }
 
     // Duplicated to every production cluster.
     let duplicated = binding(
