@@ -222,8 +222,7 @@ pub fn defaults_missing(obj: &Value, node: Node<'_>) -> bool {
                     Some(Value::Null) => !child.schema().nullable,
                     Some(_) => false,
                 };
-                missing
-                    && (child.outer().default.is_some() || child.schema().default.is_some())
+                missing && (child.outer().default.is_some() || child.schema().default.is_some())
             });
             let additional = node.additional();
             absent
@@ -1131,7 +1130,10 @@ mod tests {
                 "spec.unknown"
             ]
         );
-        assert!(defaults_missing(&obj, node), "color has a default and is absent");
+        assert!(
+            defaults_missing(&obj, node),
+            "color has a default and is absent"
+        );
         apply_defaults(&mut obj, node);
         assert!(!defaults_missing(&obj, node), "every default is in place");
         assert_eq!(
@@ -1145,7 +1147,10 @@ mod tests {
         prune(&mut obj, node, true);
         assert!(defaults_missing(&obj, node));
         apply_defaults(&mut obj, node);
-        assert!(!defaults_missing(&obj, node), "a nullable null needs no default");
+        assert!(
+            !defaults_missing(&obj, node),
+            "a nullable null needs no default"
+        );
         assert_eq!(
             obj,
             json!({"spec": {"size": 1, "opt": null, "color": "red"}})
