@@ -39,6 +39,8 @@ pub mod annotations {
     pub const PROPAGATION_POLICY_NAME: &str = "propagationpolicy.flotilla.io/name";
     /// On a template: the name of the ClusterPropagationPolicy that claims it.
     pub const CLUSTER_PROPAGATION_POLICY_NAME: &str = "clusterpropagationpolicy.flotilla.io/name";
+    /// On a binding: the `metadata.generation` of the template it was built from.
+    pub const RESOURCE_TEMPLATE_GENERATION: &str = "resourcetemplate.flotilla.io/generation";
     /// On a binding: the placement the scheduler last scheduled, as JSON.
     pub const APPLIED_PLACEMENT: &str = "policy.flotilla.io/applied-placement";
     /// On a Work: the OverridePolicies applied, as JSON.

@@ -34,7 +34,7 @@ use std::{
 
 use flotilla_api::{
     ClusterPropagationPolicy, ClusterResourceBinding, PropagationPolicy, ResourceBinding,
-    keys::field_managers::DETECTOR,
+    keys::{annotations::RESOURCE_TEMPLATE_GENERATION, field_managers::DETECTOR},
     names,
     work::{ObjectReference, ResourceBindingSpec},
 };
@@ -286,10 +286,14 @@ fn binding_body(
             ClusterResourceBinding::kind(&()),
         ),
     };
+    let mut annotations = claim.annotations();
+    if let Some(generation) = template_generation(template) {
+        annotations.insert(RESOURCE_TEMPLATE_GENERATION.to_owned(), generation);
+    }
     let mut metadata = json!({
         "name": name,
         "labels": claim.labels(),
-        "annotations": claim.annotations(),
+        "annotations": annotations,
         "ownerReferences": owner_of(template).into_iter().collect::<Vec<_>>(),
     });
     if let Some(namespace) = namespace {
@@ -302,6 +306,14 @@ fn binding_body(
         "spec": spec,
     });
     (body, spec)
+}
+
+/// The template's `metadata.generation`, as the binding's annotation records it.
+fn template_generation(template: &Value) -> Option<String> {
+    template
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64)
+        .map(|g| g.to_string())
 }
 
 /// Whether the binding already carries everything the detector would apply.
@@ -323,9 +335,16 @@ fn binding_up_to_date(
             .as_ref()
             .is_some_and(|owners| owners.contains(&owner))
     });
+    let generation = template_generation(template);
+    let same_generation = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(RESOURCE_TEMPLATE_GENERATION))
+        == generation.as_ref();
     same_owned_fields(current, desired)
         && has_all(&meta.labels, claim.labels())
         && has_all(&meta.annotations, claim.annotations())
+        && same_generation
         && owned
 }
 

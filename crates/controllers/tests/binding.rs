@@ -10,15 +10,7 @@
 //! hand comes back without waiting for the resync, and a missing template or Cluster is
 //! reported.
 
-use std::{
-    collections::BTreeMap,
-    future::Future,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{collections::BTreeMap, sync::atomic::Ordering, time::Duration};
 
 use anyhow::{Context as _, Result};
 use flotilla_api::{
@@ -43,21 +35,15 @@ use kube::{
 };
 use serde_json::{Value, json};
 
+mod support;
+
+use support::{create, eventually, init_tracing};
+
 const NAMESPACE: &str = "shop";
 
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_test_writer()
-        .try_init();
-}
-
-async fn eventually<T, F, Fut>(what: &str, probe: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Option<T>>>,
-{
-    flotilla_testing::eventually(Duration::from_secs(30), what, probe).await
+/// Whether a request path names Works.
+fn is_work(path: &str) -> bool {
+    path.starts_with("/apis/work.flotilla.io/") && path.split('/').any(|segment| segment == "works")
 }
 
 fn start_controller(client: &Client) -> Result<Controllers> {
@@ -68,45 +54,6 @@ fn start_controller_with(client: &Client, options: binding::Options) -> Result<C
     Controllers::start(client, |ctx| {
         Ok(vec![binding::controller(ctx, options)?.boxed()])
     })
-}
-
-/// A client that sends through `client` and counts the writes (POST, PUT, PATCH) to Works
-/// passing through it: a tower service in front of the controller's client, so the count
-/// holds on any server.
-fn counting_work_writes(client: &Client) -> (Client, Arc<AtomicU64>) {
-    let writes = Arc::new(AtomicU64::new(0));
-    let counter = writes.clone();
-    let inner = client.clone();
-    let service = tower::ServiceBuilder::new()
-        .map_request(move |request: http::Request<kube::client::Body>| {
-            let write = [http::Method::POST, http::Method::PUT, http::Method::PATCH]
-                .contains(request.method());
-            let path = request.uri().path();
-            let works = path.starts_with("/apis/work.flotilla.io/")
-                && path.split('/').any(|segment| segment == "works");
-            if write && works {
-                counter.fetch_add(1, Ordering::SeqCst);
-            }
-            request
-        })
-        .service_fn(move |request| {
-            let inner = inner.clone();
-            async move { inner.send(request).await }
-        });
-    (
-        Client::new(service, client.default_namespace().to_owned()),
-        writes,
-    )
-}
-
-async fn create<K>(api: &Api<K>, object: Value) -> Result<K>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    let object: K = serde_json::from_value(object)?;
-    api.create(&PostParams::default(), &object)
-        .await
-        .with_context(|| format!("create {}", object.name_any()))
 }
 
 /// The `shop` namespace, the Deployment `web` (5 replicas, nginx:1.27) in it, and the Clusters
@@ -289,7 +236,7 @@ async fn a_divided_binding_becomes_one_work_per_cluster_that_follows_overrides_a
     let client = hub.client.clone();
     setup(&client).await?;
     let binding = create_binding(&client, &[("m1", 3), ("m2", 2)]).await?;
-    let (controller_client, work_writes) = counting_work_writes(&client);
+    let (controller_client, work_writes) = support::counting_writes(&client, is_work);
     let _controllers = start_controller(&controller_client)?;
 
     // One Work per cluster, with the cluster's share of the replicas and Flotilla's metadata.
@@ -421,6 +368,9 @@ async fn a_broken_overrider_is_reported_and_its_cluster_keeps_the_last_good_mani
         json!({"plaintext": [{"path": "/spec/nothere", "operator": "replace", "value": 1}]}),
     )
     .await?;
+    // Reported once the controller has seen the policy (waiting first keeps the placement
+    // change below from being rendered before the policy reached the controller's cache).
+    wait_condition(&client, "False").await?;
     // The placement changes too: m2 proceeds, m1 cannot render.
     patch_binding_spec(
         &client,

@@ -6,39 +6,26 @@
 //! workloads share goes to both clusters and leaves one when its workload there is deleted, an
 //! edit of the ConfigMap reaches its Work, and the attached bindings go with the last workload.
 
-use std::{future::Future, time::Duration};
-
 use anyhow::{Context as _, Result};
-use flotilla_api::{Cluster, PropagationPolicy, ResourceBinding, Work, keys::annotations, names};
+use flotilla_api::{PropagationPolicy, ResourceBinding, Work, keys::annotations, names};
 use flotilla_controllers::{binding, dependencies, detector};
 use flotilla_testing::{Controllers, TestHub, fixtures::ClusterBuilder};
 use futures::FutureExt;
 use k8s_openapi::api::{
     apps::v1::Deployment,
-    core::v1::{ConfigMap, Namespace, Secret},
+    core::v1::{ConfigMap, Secret},
 };
 use kube::{
     Api, Client, ResourceExt,
-    api::{DeleteParams, Patch, PatchParams, PostParams},
+    api::{DeleteParams, Patch, PatchParams},
 };
 use serde_json::{Value, json};
 
+mod support;
+
+use support::{create, create_clusters, create_namespace, eventually, init_tracing};
+
 const NAMESPACE: &str = "shop";
-
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_test_writer()
-        .try_init();
-}
-
-async fn eventually<T, F, Fut>(what: &str, probe: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Option<T>>>,
-{
-    flotilla_testing::eventually(Duration::from_secs(30), what, probe).await
-}
 
 fn start(client: &Client) -> Result<Controllers> {
     Controllers::start(client, |ctx| {
@@ -53,39 +40,6 @@ fn start(client: &Client) -> Result<Controllers> {
             binding::controller(ctx, binding::Options::default())?.boxed(),
         ])
     })
-}
-
-async fn create<K>(api: &Api<K>, object: Value) -> Result<K>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    let object: K = serde_json::from_value(object)?;
-    api.create(&PostParams::default(), &object)
-        .await
-        .with_context(|| format!("create {}", object.name_any()))
-}
-
-async fn setup(client: &Client) -> Result<()> {
-    create::<Namespace>(
-        &Api::all(client.clone()),
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),
-    )
-    .await?;
-    let api: Api<Cluster> = Api::all(client.clone());
-    for cluster in [
-        ClusterBuilder::new("m1").build(),
-        ClusterBuilder::new("m2").build(),
-    ] {
-        let name = cluster.name_any();
-        api.create(&PostParams::default(), &cluster).await?;
-        api.patch_status(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"status": cluster.status})),
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 fn config_map(data: &str) -> Value {
@@ -179,7 +133,15 @@ async fn dependencies_follow_their_workloads_and_leave_with_them() -> Result<()>
     init_tracing();
     let hub = TestHub::start().await?;
     let client = hub.client.clone();
-    setup(&client).await?;
+    create_namespace(&client, NAMESPACE).await?;
+    create_clusters(
+        &client,
+        vec![
+            ClusterBuilder::new("m1").build(),
+            ClusterBuilder::new("m2").build(),
+        ],
+    )
+    .await?;
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), NAMESPACE);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
     let policies: Api<PropagationPolicy> = Api::namespaced(client.clone(), NAMESPACE);

@@ -8,19 +8,11 @@
 //! template takes its binding and Works with it. Also: claim precedence and preemption, a CRD
 //! created after the detector started, and reserved namespaces.
 
-use std::{
-    future::Future,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::sync::atomic::Ordering;
 
 use anyhow::{Context as _, Result};
 use flotilla_api::{
-    Cluster, ClusterPropagationPolicy, ClusterResourceBinding, PropagationPolicy, ResourceBinding,
-    Work,
+    ClusterPropagationPolicy, ClusterResourceBinding, PropagationPolicy, ResourceBinding, Work,
     keys::{annotations, field_managers::DETECTOR, labels},
     names,
 };
@@ -28,10 +20,7 @@ use flotilla_controllers::{binding, detector};
 use flotilla_testing::{Controllers, TestHub, fixtures::ClusterBuilder};
 use futures::FutureExt;
 use k8s_openapi::{
-    api::{
-        apps::v1::Deployment,
-        core::v1::{ConfigMap, Namespace},
-    },
+    api::{apps::v1::Deployment, core::v1::ConfigMap},
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{
@@ -42,21 +31,19 @@ use kube::{
 };
 use serde_json::{Value, json};
 
+mod support;
+
+use support::{create_clusters, create_namespace, eventually, init_tracing};
+
 const NAMESPACE: &str = "shop";
 
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_test_writer()
-        .try_init();
-}
-
-async fn eventually<T, F, Fut>(what: &str, probe: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Option<T>>>,
-{
-    flotilla_testing::eventually(Duration::from_secs(30), what, probe).await
+/// The writes the unchanged-pass check counts: to bindings and templates, not Works or status.
+fn is_counted(path: &str) -> bool {
+    let templates_or_bindings = path.contains("/resourcebindings/")
+        || path.contains("/clusterresourcebindings/")
+        || path.contains("/deployments/")
+        || path.contains("/configmaps/");
+    templates_or_bindings && !path.ends_with("/status")
 }
 
 /// The detector, the scheduler and the binding controller on one context.
@@ -83,42 +70,6 @@ fn start_detector(client: &Client) -> Result<Controllers> {
     })
 }
 
-/// A client that sends through `client` and counts its writes (POST, PUT, PATCH, DELETE) to
-/// anything but Works and statuses: a tower service in front of the controllers' client, so
-/// the count holds on any server.
-fn counting_writes(client: &Client) -> (Client, Arc<AtomicU64>) {
-    let writes = Arc::new(AtomicU64::new(0));
-    let counter = writes.clone();
-    let inner = client.clone();
-    let service = tower::ServiceBuilder::new()
-        .map_request(move |request: http::Request<kube::client::Body>| {
-            let write = [
-                http::Method::POST,
-                http::Method::PUT,
-                http::Method::PATCH,
-                http::Method::DELETE,
-            ]
-            .contains(request.method());
-            let path = request.uri().path();
-            let counted = path.contains("/resourcebindings/")
-                || path.contains("/clusterresourcebindings/")
-                || path.contains("/deployments/")
-                || path.contains("/configmaps/");
-            if write && counted && !path.ends_with("/status") {
-                counter.fetch_add(1, Ordering::SeqCst);
-            }
-            request
-        })
-        .service_fn(move |request| {
-            let inner = inner.clone();
-            async move { inner.send(request).await }
-        });
-    (
-        Client::new(service, client.default_namespace().to_owned()),
-        writes,
-    )
-}
-
 /// How many template reconciles the detector finished.
 fn detector_reconciles(controllers: &Controllers) -> u64 {
     let text = controllers.ctx.metrics().render();
@@ -130,39 +81,6 @@ fn detector_reconciles(controllers: &Controllers) -> u64 {
         .find_map(|line| line.strip_prefix(&prefix))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0)
-}
-
-async fn create_namespace(client: &Client, name: &str) -> Result<()> {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let ns = serde_json::from_value(
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
-    )?;
-    match api.create(&PostParams::default(), &ns).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("create namespace {name}")),
-    }
-}
-
-/// Ready Clusters `m1` and `m2` (status written through the status subresource).
-async fn create_clusters(client: &Client) -> Result<()> {
-    let api: Api<Cluster> = Api::all(client.clone());
-    for cluster in [
-        ClusterBuilder::new("m1").build(),
-        ClusterBuilder::new("m2").build(),
-    ] {
-        let name = cluster.name_any();
-        api.create(&PostParams::default(), &cluster)
-            .await
-            .with_context(|| format!("create Cluster {name}"))?;
-        api.patch_status(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"status": cluster.status})),
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 fn deployment(name: &str, replicas: i64) -> Value {
@@ -312,7 +230,14 @@ async fn a_deployment_and_its_policy_become_a_binding_and_works_per_cluster() ->
     let hub = TestHub::start().await?;
     let client = hub.client.clone();
     create_namespace(&client, NAMESPACE).await?;
-    create_clusters(&client).await?;
+    create_clusters(
+        &client,
+        vec![
+            ClusterBuilder::new("m1").build(),
+            ClusterBuilder::new("m2").build(),
+        ],
+    )
+    .await?;
     create_deployment(&client, "web", 5).await?;
     create_deployment(&client, "other", 1).await?;
     let policy = create_policy(
@@ -322,7 +247,7 @@ async fn a_deployment_and_its_policy_become_a_binding_and_works_per_cluster() ->
             "placement": divided(), "conflictResolution": "Overwrite"}),
     )
     .await?;
-    let (controllers_client, writes) = counting_writes(&client);
+    let (controllers_client, writes) = support::counting_writes(&client, is_counted);
     let controllers = start_hub_controllers(&controllers_client)?;
 
     // The template is claimed: the policy's permanent id (its uid) and name.
@@ -382,6 +307,13 @@ async fn a_deployment_and_its_policy_become_a_binding_and_works_per_cluster() ->
     assert_eq!(resource.uid, web.uid());
     assert_eq!(resource.resource_version, web.resource_version());
     assert_eq!(binding.spec.replicas, 5);
+    assert_eq!(
+        binding
+            .annotations()
+            .get(annotations::RESOURCE_TEMPLATE_GENERATION),
+        web.metadata.generation.map(|g| g.to_string()).as_ref(),
+        "the binding names the template's generation"
+    );
     let requests = binding
         .spec
         .replica_requirements
@@ -457,10 +389,18 @@ async fn a_deployment_and_its_policy_become_a_binding_and_works_per_cluster() ->
         &Patch::Merge(&json!({"spec": {"replicas": 10}})),
     )
     .await?;
-    wait_binding(&client, &binding_name, "10 replicas", |b| {
+    let scaled = wait_binding(&client, &binding_name, "10 replicas", |b| {
         b.spec.replicas == 10
     })
     .await?;
+    let generation = api.get("web").await?.metadata.generation;
+    assert_eq!(
+        scaled
+            .annotations()
+            .get(annotations::RESOURCE_TEMPLATE_GENERATION),
+        generation.map(|g| g.to_string()).as_ref(),
+        "the binding follows the template's generation"
+    );
     wait_works(&client, "web", &[("m1", 6), ("m2", 4)]).await?;
 
     // The template is deleted: its binding and Works go.
@@ -491,7 +431,14 @@ async fn a_deleted_policy_releases_the_claim_and_leaves_binding_and_works() -> R
     let hub = TestHub::start().await?;
     let client = hub.client.clone();
     create_namespace(&client, NAMESPACE).await?;
-    create_clusters(&client).await?;
+    create_clusters(
+        &client,
+        vec![
+            ClusterBuilder::new("m1").build(),
+            ClusterBuilder::new("m2").build(),
+        ],
+    )
+    .await?;
     create_deployment(&client, "web", 5).await?;
     create_policy(
         &client,
