@@ -833,8 +833,10 @@ pub fn apply(
     let live_obj = live
         .map(without_managed_fields)
         .unwrap_or_else(|| json!({}));
-    let result = match apply_once(ty, &live_obj, applied, managed.clone(), req, req.force) {
-        Err(ApplyError::Conflicts(conflicts)) if req.manager == "kubectl" => {
+    // Only kubectl's retry needs the managed fields again: keep a copy for it alone.
+    let retry = (req.manager == "kubectl" && !req.force).then(|| managed.clone());
+    let result = match apply_once(ty, &live_obj, applied, managed, req, req.force) {
+        Err(ApplyError::Conflicts(conflicts)) if let Some(managed) = retry => {
             let allowed = allowed_from_last_applied(ty, &live_obj);
             let remaining: Vec<Conflict> = conflicts
                 .into_iter()

@@ -340,15 +340,17 @@ fn require_namespace(txn: &Txn<'_>, namespace: &str) -> Result<()> {
     Ok(())
 }
 
-fn strip_for_generation(obj: &Value) -> Value {
-    let mut o = obj.clone();
-    if let Some(m) = o.as_object_mut() {
-        m.remove("metadata");
-        m.remove("status");
-        m.remove("apiVersion");
-        m.remove("kind");
+/// Whether two objects differ outside metadata, status, apiVersion and kind: the change that
+/// bumps `metadata.generation`. Compares in place, without copying either object.
+fn generation_changes(old: &Value, new: &Value) -> bool {
+    const IGNORED: [&str; 4] = ["metadata", "status", "apiVersion", "kind"];
+    fn counted(m: &Map<String, Value>) -> impl Iterator<Item = (&String, &Value)> {
+        m.iter().filter(|(k, _)| !IGNORED.contains(&k.as_str()))
     }
-    o
+    match (old.as_object(), new.as_object()) {
+        (Some(a), Some(b)) => !counted(a).eq(counted(b)),
+        _ => old != new,
+    }
 }
 
 /// CRD strategy: validate and compute status (acceptedNames, conditions, storedVersions).
@@ -1242,7 +1244,7 @@ fn apply_update(
             .cloned()
             .unwrap_or(Value::Null),
     );
-    if info.generation && strip_for_generation(old) != strip_for_generation(&merged) {
+    if info.generation && generation_changes(old, &merged) {
         let g = old_meta
             .get("generation")
             .and_then(Value::as_i64)
