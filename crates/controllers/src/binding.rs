@@ -38,6 +38,7 @@ use flotilla_api::{
     },
 };
 use flotilla_propagation::{interpreter, render};
+use flotilla_runtime::error::is_not_found;
 
 use crate::kinds::{self, KindError, Kinds};
 use flotilla_runtime::{
@@ -309,7 +310,8 @@ pub fn permanent_id<B: Binding>(binding: &B) -> Option<String> {
     binding.meta().uid.clone()
 }
 
-fn label_of<B: Binding>(binding: &B) -> String {
+/// `Kind namespace/name` of a binding, for messages.
+pub(crate) fn label_of<B: Binding>(binding: &B) -> String {
     match binding.namespace() {
         Some(ns) => format!("{} {ns}/{}", B::kind(&()), binding.name_any()),
         None => format!("{} {}", B::kind(&()), binding.name_any()),
@@ -675,10 +677,6 @@ struct State {
     cluster_overrides: Store<ClusterOverridePolicy>,
     /// Template kinds, from discovery.
     kinds: Kinds,
-}
-
-fn is_not_found(error: &kube::Error) -> bool {
-    matches!(error, kube::Error::Api(status) if status.code == 404)
 }
 
 /// The Work name of a binding's template.

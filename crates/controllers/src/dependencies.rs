@@ -25,6 +25,7 @@ use flotilla_api::{
     work::BindingSnapshot,
 };
 use flotilla_propagation::interpreter::{self, Dependency};
+use flotilla_runtime::error::is_not_found;
 use flotilla_runtime::{Context, Runner, Settings, cache::CachedKind};
 use futures::{Stream, StreamExt};
 use k8s_openapi::{
@@ -135,10 +136,6 @@ impl Default for Options {
     fn default() -> Self {
         Self { concurrency: 4 }
     }
-}
-
-fn is_not_found(error: &kube::Error) -> bool {
-    matches!(error, kube::Error::Api(status) if status.code == 404)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ use flotilla_propagation::{
     matching::{self, PolicyRef},
     render,
 };
+use flotilla_runtime::error::is_not_found;
 use flotilla_runtime::{Context, Runner, Settings, cache::Cache};
 use futures::{FutureExt, Stream, StreamExt, stream::BoxStream};
 use k8s_openapi::{
@@ -187,10 +188,6 @@ impl Default for Options {
             rediscover: Duration::from_secs(30),
         }
     }
-}
-
-fn is_not_found(error: &kube::Error) -> bool {
-    matches!(error, kube::Error::Api(status) if status.code == 404)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -800,10 +797,7 @@ async fn collect<B: Binding>(binding: Arc<B>, shared: Arc<Collect>) -> Result<Ac
     if alive {
         return Ok(Action::await_change());
     }
-    let label = match binding.namespace() {
-        Some(ns) => format!("{} {ns}/{}", B::kind(&()), binding.name_any()),
-        None => format!("{} {}", B::kind(&()), binding.name_any()),
-    };
+    let label = crate::binding::label_of(binding.as_ref());
     let params = DeleteParams {
         preconditions: Some(Preconditions {
             uid: binding.meta().uid.clone(),

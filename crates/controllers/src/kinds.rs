@@ -10,6 +10,7 @@ use std::{
 };
 
 use flotilla_api::work::ObjectReference;
+use flotilla_runtime::error::is_not_found;
 use kube::{
     Api, Client,
     api::{ApiResource, DynamicObject, GroupVersionKind},
@@ -79,10 +80,6 @@ pub fn label(reference: &ObjectReference) -> String {
         Some(ns) => format!("{} {ns}/{}", reference.kind, reference.name),
         None => format!("{} {}", reference.kind, reference.name),
     }
-}
-
-fn is_not_found(error: &kube::Error) -> bool {
-    matches!(error, kube::Error::Api(status) if status.code == 404)
 }
 
 /// Discovery answers, remembered per kind.

@@ -78,6 +78,11 @@ pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     line
 }
 
+/// Whether a client error is a 404 Not Found: the object (or its kind) does not exist.
+pub fn is_not_found(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404)
+}
+
 /// Whether a client error is a 409 Conflict: the object changed since it was read.
 pub fn is_conflict(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 409)
