@@ -33,8 +33,10 @@ use flotilla_api::{
     conditions::{self, FALSE},
     keys::{annotations, field_managers::BINDING, finalizers::BINDING_CONTROLLER, labels},
     names,
+    policy::ConflictResolution,
     work::{
-        Manifest, ObjectReference, ResourceBindingSpec, TargetCluster, WorkSpec, WorkloadTemplate,
+        Manifest, ObjectReference, ResourceBindingSpec, ResourceBindingStatus, TargetCluster,
+        WorkSpec, WorkloadTemplate,
     },
 };
 use flotilla_propagation::{interpreter, render};
@@ -257,21 +259,29 @@ impl Default for Options {
 pub trait Binding: CachedKind + Serialize {
     /// The runner's name (its metrics label).
     const RUNNER: &'static str;
+    /// The binding-status runner's name.
+    const STATUS_RUNNER: &'static str;
     /// The label that links a Work to its binding: its value is the binding's uid.
     const PERMANENT_ID_LABEL: &'static str;
     /// The spec shared by both kinds.
     fn binding_spec(&self) -> &ResourceBindingSpec;
     /// The binding's conditions.
     fn binding_conditions(&self) -> &[Condition];
+    /// The binding's status.
+    fn binding_status(&self) -> Option<&ResourceBindingStatus>;
     /// The API to write this binding through.
     fn api_for(&self, client: Client) -> Api<Self>;
 }
 
 impl Binding for ResourceBinding {
     const RUNNER: &'static str = "binding-resourcebinding";
+    const STATUS_RUNNER: &'static str = "binding-status-resourcebinding";
     const PERMANENT_ID_LABEL: &'static str = labels::RESOURCE_BINDING_PERMANENT_ID;
     fn binding_spec(&self) -> &ResourceBindingSpec {
         &self.spec
+    }
+    fn binding_status(&self) -> Option<&ResourceBindingStatus> {
+        self.status.as_ref()
     }
     fn binding_conditions(&self) -> &[Condition] {
         self.status
@@ -289,9 +299,13 @@ impl Binding for ResourceBinding {
 
 impl Binding for ClusterResourceBinding {
     const RUNNER: &'static str = "binding-clusterresourcebinding";
+    const STATUS_RUNNER: &'static str = "binding-status-clusterresourcebinding";
     const PERMANENT_ID_LABEL: &'static str = labels::CLUSTER_RESOURCE_BINDING_PERMANENT_ID;
     fn binding_spec(&self) -> &ResourceBindingSpec {
         &self.spec.spec
+    }
+    fn binding_status(&self) -> Option<&ResourceBindingStatus> {
+        self.status.as_ref()
     }
     fn binding_conditions(&self) -> &[Condition] {
         self.status
@@ -331,7 +345,9 @@ pub fn suspend_dispatching(spec: &ResourceBindingSpec, cluster: &str) -> Option<
 }
 
 /// The Work a rendered manifest becomes: `name` in `namespace`, labelled with the binding's
-/// `id` under `id_label`, annotated with the applied overrides (absent when none applied).
+/// `id` under `id_label`, annotated with the applied overrides (absent when none applied); the
+/// manifest carries the binding's conflict setting (`work.flotilla.io/conflict-resolution`),
+/// which the execution controller reads.
 pub fn desired_work(
     namespace: &str,
     name: &str,
@@ -339,11 +355,24 @@ pub fn desired_work(
     rendered: &render::Rendered,
     spec: &ResourceBindingSpec,
 ) -> Work {
+    let mut manifest = rendered.manifest.clone();
+    if let Some(resolution) = spec.conflict_resolution
+        && let Some(meta) = manifest.get_mut("metadata").and_then(|m| m.as_object_mut())
+    {
+        let notes = meta.entry("annotations").or_insert_with(|| json!({}));
+        if let Some(notes) = notes.as_object_mut() {
+            let value = match resolution {
+                ConflictResolution::Abort => "abort",
+                ConflictResolution::Overwrite => "overwrite",
+            };
+            notes.insert(annotations::CONFLICT_RESOLUTION.to_owned(), json!(value));
+        }
+    }
     let mut work = Work::new(
         name,
         WorkSpec {
             workload: WorkloadTemplate {
-                manifests: vec![Manifest(rendered.manifest.clone())],
+                manifests: vec![Manifest(manifest)],
             },
             suspend_dispatching: suspend_dispatching(spec, &rendered.cluster),
             preserve_resources_on_deletion: spec.preserve_resources_on_deletion,
@@ -680,7 +709,7 @@ struct State {
 }
 
 /// The Work name of a binding's template.
-fn work_name_of(reference: &ObjectReference) -> String {
+pub(crate) fn work_name_of(reference: &ObjectReference) -> String {
     names::work_name(
         &reference.api_version,
         &reference.kind,

@@ -18,26 +18,32 @@ use std::{
 };
 
 use flotilla_api::{
-    Cluster,
+    Cluster, Work,
     cluster::ClusterStatus,
     conditions::{self, READY},
-    keys::field_managers::CLUSTER,
+    keys::{field_managers::CLUSTER, finalizers::CLUSTER_CONTROLLER},
+    names,
 };
 use flotilla_runtime::{
     Context, Runner, Settings,
     cache::PerObject,
+    error::is_not_found,
     status::{self, StatusWrite},
 };
 use k8s_openapi::{
-    api::{coordination::v1::Lease, core::v1::Taint},
+    api::{
+        coordination::v1::Lease,
+        core::v1::{Namespace, Taint},
+    },
     apimachinery::pkg::apis::meta::v1::Time,
     jiff::Timestamp,
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{Patch, PatchParams},
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
     runtime::{
         controller::Action,
+        finalizer::{self, Event as FinalizerEvent, finalizer},
         reflector::{ObjectRef, Store},
     },
 };
@@ -79,6 +85,7 @@ struct State {
     hub: Client,
     options: Options,
     leases: Store<Lease>,
+    namespaces: Store<Namespace>,
     /// Per cluster: its heartbeat as last seen.
     heartbeats: PerObject<Cluster, Heartbeat>,
 }
@@ -103,12 +110,114 @@ impl State {
     }
 }
 
+/// One pass, behind the finalizer `flotilla.io/cluster-controller`: a live Cluster gets its
+/// execution namespace and its health monitored; a leaving one loses its Works (the execution
+/// controller deletes their member objects while the member is Ready) and then the namespace.
 async fn reconcile(cluster: Arc<Cluster>, state: Arc<State>) -> Result<Action> {
     let name = cluster.name_any();
-    if cluster.meta().deletion_timestamp.is_some() {
-        state.forget(&name);
-        return Ok(Action::await_change());
+    let api: Api<Cluster> = Api::all(state.hub.clone());
+    let result = finalizer(&api, CLUSTER_CONTROLLER, cluster, |event| async {
+        match event {
+            FinalizerEvent::Apply(cluster) => monitor(cluster, &state).await,
+            FinalizerEvent::Cleanup(cluster) => leave(&cluster, &state).await,
+        }
+    })
+    .await;
+    match result {
+        Ok(action) => Ok(action),
+        Err(finalizer::Error::ApplyFailed(error) | finalizer::Error::CleanupFailed(error)) => {
+            Err(error)
+        }
+        Err(finalizer::Error::AddFinalizer(source) | finalizer::Error::RemoveFinalizer(source))
+            if is_not_found(&source) =>
+        {
+            Ok(Action::await_change())
+        }
+        Err(finalizer::Error::AddFinalizer(source) | finalizer::Error::RemoveFinalizer(source)) => {
+            Err(Error::ClusterFinalizer {
+                cluster: name,
+                source,
+            })
+        }
+        Err(finalizer::Error::UnnamedObject | finalizer::Error::InvalidFinalizer) => {
+            Ok(Action::await_change())
+        }
     }
+}
+
+/// Creates the Cluster's execution namespace `flotilla-es-<cluster>` unless it exists.
+async fn ensure_execution_namespace(state: &State, cluster: &str) -> Result<()> {
+    let Ok(namespace) = names::execution_namespace(cluster) else {
+        return Ok(());
+    };
+    if state.namespaces.get(&ObjectRef::new(&namespace)).is_some() {
+        return Ok(());
+    }
+    let api: Api<Namespace> = Api::all(state.hub.clone());
+    let object: Namespace = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace},
+    }))
+    .map_err(|e| Error::CreateNamespace {
+        namespace: namespace.clone(),
+        source: kube::Error::SerdeError(e),
+    })?;
+    match api.create(&PostParams::default(), &object).await {
+        Ok(_) => {
+            info!(%namespace, "created the cluster's execution namespace");
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(source) => Err(Error::CreateNamespace { namespace, source }),
+    }
+}
+
+/// The Cluster is leaving: its Works are deleted (and waited for), then its execution
+/// namespace.
+async fn leave(cluster: &Cluster, state: &State) -> Result<Action> {
+    let name = cluster.name_any();
+    state.forget(&name);
+    let Ok(namespace) = names::execution_namespace(&name) else {
+        return Ok(Action::await_change());
+    };
+    let failed = |source| Error::CleanupCluster {
+        cluster: name.clone(),
+        source,
+    };
+    let works: Api<Work> = Api::namespaced(state.hub.clone(), &namespace);
+    let left = works.list(&ListParams::default()).await.map_err(failed)?;
+    if !left.items.is_empty() {
+        for work in &left.items {
+            if work.meta().deletion_timestamp.is_none() {
+                match works
+                    .delete(&work.name_any(), &DeleteParams::default())
+                    .await
+                {
+                    Ok(_) | Err(kube::Error::Api(_)) => {}
+                    Err(source) => return Err(failed(source)),
+                }
+            }
+        }
+        return Err(Error::WorksRemain {
+            cluster: name,
+            namespace,
+            works: left.items.len(),
+        });
+    }
+    let namespaces: Api<Namespace> = Api::all(state.hub.clone());
+    match namespaces
+        .delete(&namespace, &DeleteParams::default())
+        .await
+    {
+        Ok(_) => info!(%namespace, "deleted the execution namespace of the leaving cluster"),
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(source) => return Err(failed(source)),
+    }
+    Ok(Action::await_change())
+}
+
+async fn monitor(cluster: Arc<Cluster>, state: &State) -> Result<Action> {
+    let name = cluster.name_any();
+    ensure_execution_namespace(state, &name).await?;
     let silent = state.silence(&name);
     let current = cluster.status.clone().unwrap_or_default();
     let mut ready = cluster.ready_condition().cloned();
@@ -121,7 +230,7 @@ async fn reconcile(cluster: Arc<Cluster>, state: Arc<State>) -> Result<Action> {
         Time(Timestamp::now()),
     ) {
         // The taints below are written on the object as this write left it.
-        cluster = Arc::new(write_unknown(&state, &cluster, &current, unknown.clone()).await?);
+        cluster = Arc::new(write_unknown(state, &cluster, &current, unknown.clone()).await?);
         warn!(silent_for = ?silent, reason = %unknown.reason, "nothing reports this cluster's status; Ready is Unknown");
         ready = Some(unknown);
     }
@@ -225,6 +334,7 @@ pub fn controller(
         hub: ctx.client().clone(),
         options,
         leases,
+        namespaces: ctx.caches().get::<Namespace>()?.store(),
         heartbeats,
     });
     info!(grace_period = ?state.options.grace_period, "starting the cluster controller");

@@ -99,6 +99,37 @@ pub enum Error {
         source: kube::Error,
     },
 
+    /// Adding or removing the cluster controller's finalizer failed.
+    #[error("failed to update the finalizers of Cluster {cluster}: {source}")]
+    ClusterFinalizer {
+        /// The Cluster.
+        cluster: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+
+    /// Removing a leaving Cluster's Works or execution namespace failed.
+    #[error("failed to clean up after Cluster {cluster}: {source}")]
+    CleanupCluster {
+        /// The Cluster.
+        cluster: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+
+    /// A leaving Cluster still has Works being finalized; retried until they are gone.
+    #[error("Cluster {cluster} is leaving: waiting for {works} Works in {namespace} to go")]
+    WorksRemain {
+        /// The Cluster.
+        cluster: String,
+        /// Its execution namespace.
+        namespace: String,
+        /// How many Works are left.
+        works: usize,
+    },
+
     /// The controller platform failed (a cache asked for too late, a member client).
     #[error(transparent)]
     Platform(#[from] flotilla_runtime::Error),
@@ -114,7 +145,9 @@ impl Error {
             | Error::InstallCrd { source, .. }
             | Error::CreateNamespace { source, .. }
             | Error::WriteMemberSecret { source, .. }
-            | Error::RegisterCluster { source, .. } => Some(source),
+            | Error::RegisterCluster { source, .. }
+            | Error::ClusterFinalizer { source, .. }
+            | Error::CleanupCluster { source, .. } => Some(source),
             _ => None,
         }
     }
@@ -132,6 +165,9 @@ impl flotilla_runtime::ReconcileError for Error {
             Error::CreateNamespace { .. } => "CreateNamespace",
             Error::WriteMemberSecret { .. } => "WriteMemberSecret",
             Error::RegisterCluster { .. } => "RegisterCluster",
+            Error::ClusterFinalizer { .. } => "ClusterFinalizer",
+            Error::CleanupCluster { .. } => "CleanupCluster",
+            Error::WorksRemain { .. } => "WorksRemain",
             Error::Platform(_) => "Platform",
         }
     }

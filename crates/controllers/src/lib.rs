@@ -3,13 +3,15 @@
 //! links the embedded API server, reads flags or environment variables.
 
 pub mod binding;
+pub mod binding_status;
 pub mod cluster;
 pub mod cluster_status;
 pub mod dependencies;
 pub mod detector;
 pub mod error;
+pub mod execution;
 pub mod fleet;
 pub mod heartbeat;
-pub mod kinds;
+pub use flotilla_work::kinds;
 
 pub use error::{Error, Result};

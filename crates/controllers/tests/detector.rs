@@ -72,15 +72,7 @@ fn start_detector(client: &Client) -> Result<Controllers> {
 
 /// How many template reconciles the detector finished.
 fn detector_reconciles(controllers: &Controllers) -> u64 {
-    let text = controllers.ctx.metrics().render();
-    let prefix = format!(
-        "flotilla_controller_reconcile_total{{controller=\"{}\"}} ",
-        detector::RUNNER
-    );
-    text.lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
+    support::reconciles(controllers, detector::RUNNER)
 }
 
 fn deployment(name: &str, replicas: i64) -> Value {

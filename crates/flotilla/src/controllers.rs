@@ -24,6 +24,10 @@ pub struct Options {
     pub detector: flotilla_controllers::detector::Options,
     /// The dependencies distributor's settings.
     pub dependencies: flotilla_controllers::dependencies::Options,
+    /// The execution controller's settings.
+    pub execution: flotilla_controllers::execution::Options,
+    /// The binding-status controller's settings.
+    pub binding_status: flotilla_controllers::binding_status::Options,
 }
 
 type Build = fn(&Arc<Context>, &Options) -> anyhow::Result<BoxFuture<'static, ()>>;
@@ -89,6 +93,25 @@ pub const ALL: &[Controller] = &[
         build: |ctx, options| {
             let run = flotilla_controllers::binding::controller(ctx, options.binding.clone())
                 .context("binding")?;
+            Ok(run.boxed())
+        },
+    },
+    Controller {
+        name: "execution",
+        build: |ctx, options| {
+            let run = flotilla_controllers::execution::controller(ctx, options.execution.clone())
+                .context("execution")?;
+            Ok(run.boxed())
+        },
+    },
+    Controller {
+        name: "binding-status",
+        build: |ctx, options| {
+            let run = flotilla_controllers::binding_status::controller(
+                ctx,
+                options.binding_status.clone(),
+            )
+            .context("binding-status")?;
             Ok(run.boxed())
         },
     },
@@ -169,7 +192,9 @@ mod tests {
                 "detector",
                 "scheduler",
                 "dependencies",
-                "binding"
+                "binding",
+                "execution",
+                "binding-status"
             ]
         );
         assert_eq!(
@@ -179,7 +204,9 @@ mod tests {
                 "cluster",
                 "detector",
                 "dependencies",
-                "binding"
+                "binding",
+                "execution",
+                "binding-status"
             ]
         );
         // Names match whole: removing `cluster` keeps `cluster-status`.
@@ -190,7 +217,9 @@ mod tests {
                 "detector",
                 "scheduler",
                 "dependencies",
-                "binding"
+                "binding",
+                "execution",
+                "binding-status"
             ]
         );
         assert_eq!(

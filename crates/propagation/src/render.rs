@@ -153,7 +153,9 @@ fn insert_in(meta: &mut Map<String, Value>, field: &str, key: &str, value: &str)
 /// The manifest `template` becomes in `target.name`'s Work: stripped ([`strip`]), replicas
 /// revised to the cluster's share when the placement divides them (`completions` is the
 /// cluster's share of a Job's completions, when divided), overrides applied, and the labels and
-/// annotations naming the Work (`flotilla-es-<cluster>/<work name>`) and the manager.
+/// annotations naming the Work (`flotilla-es-<cluster>/<work name>`), the manager, and the
+/// template's generation (`resourcetemplate.flotilla.io/generation`, so the status the member
+/// reports back says which generation it runs).
 ///
 /// # Errors
 ///
@@ -198,6 +200,17 @@ pub fn manifest(
         );
         insert_in(meta, "annotations", annotations::WORK_NAMESPACE, &namespace);
         insert_in(meta, "annotations", annotations::WORK_NAME, &work);
+        if let Some(generation) = template
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+        {
+            insert_in(
+                meta,
+                "annotations",
+                annotations::RESOURCE_TEMPLATE_GENERATION,
+                &generation.to_string(),
+            );
+        }
     }
     Ok(Rendered {
         cluster: target.name.clone(),

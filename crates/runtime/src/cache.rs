@@ -76,6 +76,7 @@ pub struct Cache<K: WatchedKind> {
     synced: watch::Sender<bool>,
     kind: String,
     dyntype: K::DynamicType,
+    config: watcher::Config,
 }
 
 /// A stream of changed objects of one cache.
@@ -99,6 +100,16 @@ impl<K: WatchedKind> Cache<K> {
     /// A cache of the kind `dyntype` names, not yet watching: subscribe first, then
     /// [`Cache::start`] it.
     pub fn dynamic(dyntype: K::DynamicType) -> Arc<Self> {
+        Self::selected(dyntype, None)
+    }
+
+    /// A cache of the kind `dyntype` names holding only the objects `labels` (a label
+    /// selector) selects, when given; not yet watching.
+    pub fn selected(dyntype: K::DynamicType, labels: Option<&str>) -> Arc<Self> {
+        let mut config = watcher::Config::default();
+        if let Some(labels) = labels {
+            config = config.labels(labels);
+        }
         let writer = Writer::new(dyntype.clone());
         Arc::new(Self {
             store: writer.as_reader(),
@@ -108,6 +119,7 @@ impl<K: WatchedKind> Cache<K> {
             synced: watch::channel(false).0,
             kind: K::kind(&dyntype).into_owned(),
             dyntype,
+            config,
         })
     }
 
@@ -192,7 +204,7 @@ impl<K: WatchedKind> Cache<K> {
             }
         };
         let mut initial: Vec<Arc<K>> = Vec::new();
-        let events = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+        let events = reflector::reflector(writer, watcher(api, self.config.clone()))
             .default_backoff()
             .for_each(move |event| {
                 if !subscribers.is_empty() {
@@ -320,6 +332,7 @@ impl Caches {
             synced: watch::channel(false).0,
             kind: kind.clone(),
             dyntype: (),
+            config: watcher::Config::default(),
         });
         let for_start = cache.clone();
         entries.insert(

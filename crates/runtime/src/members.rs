@@ -55,20 +55,32 @@ impl Members {
     ///
     /// [`Error::MemberClient`] saying what is wrong with the Cluster or its Secret.
     pub async fn client(&self, cluster: &Cluster) -> Result<Client> {
+        self.connection(cluster).await.map(|(client, _)| client)
+    }
+
+    /// The client for `cluster` and a fingerprint of what it was built from: while the
+    /// fingerprint stays the same, so does the client, so whatever a caller built on a client
+    /// (a watch, a discovery cache) can be kept until it changes. The fingerprint holds no
+    /// credential.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MemberClient`] saying what is wrong with the Cluster or its Secret.
+    pub async fn connection(&self, cluster: &Cluster) -> Result<(Client, String)> {
         let secret = self.secret(cluster)?;
         let key = ObjectRef::from_obj(cluster);
         let fingerprint = fingerprint(cluster, &secret);
         if let Some((cached, client)) = self.clients.lock().get(&key)
             && *cached == fingerprint
         {
-            return Ok(client.clone());
+            return Ok((client.clone(), fingerprint));
         }
         let config = config(cluster, &secret, self.timeout).await?;
         let client = client(config, cluster)?;
         self.clients
             .lock()
-            .insert(key, (fingerprint, client.clone()));
-        Ok(client)
+            .insert(key, (fingerprint.clone(), client.clone()));
+        Ok((client, fingerprint))
     }
 
     /// How many member clients are held.

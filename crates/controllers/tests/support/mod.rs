@@ -118,3 +118,13 @@ pub fn counting_writes(client: &Client, counted: fn(&str) -> bool) -> (Client, A
         writes,
     )
 }
+
+/// How many reconciles the runner `controller` of `controllers` finished.
+pub fn reconciles(controllers: &flotilla_testing::Controllers, controller: &str) -> u64 {
+    let text = controllers.ctx.metrics().render();
+    let prefix = format!("flotilla_controller_reconcile_total{{controller=\"{controller}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}

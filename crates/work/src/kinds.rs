@@ -1,7 +1,7 @@
 //! The kinds of resource templates, found at run time: an `apiVersion` and `kind` resolved
 //! through the API server's discovery (`/api/v1`, `/apis/<group>/<version>`) to the resource
 //! and scope a dynamic client needs, remembered until told to forget, and the read of one
-//! template by its reference. Shared by the detector and the binding controller; owns no
+//! template by its reference. Shared by the hub's controllers and the execution path; owns no
 //! decision about what a template means.
 
 use std::{
