@@ -256,8 +256,7 @@ async fn reconcile<B: Binding>(binding: Arc<B>, state: Arc<State>) -> Result<Act
         return Ok(Action::await_change());
     }
     let duplicated = !render::divides(spec);
-    let Some(aggregated) = interpreter::aggregate_status(&template, &items /*TEMP*/) else {
-        let _ = duplicated;
+    let Some(aggregated) = interpreter::aggregate_status(&template, &items, duplicated) else {
         return Ok(Action::await_change());
     };
     if template.get("status") == Some(&aggregated) {

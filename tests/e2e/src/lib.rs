@@ -16,6 +16,14 @@ pub struct TestFleet {
 impl TestFleet {
     /// Starts an in-memory hub with `members` members and every controller.
     pub async fn start(members: usize) -> anyhow::Result<TestFleet> {
+        Self::start_with(members, flotilla::controllers::Options::default()).await
+    }
+
+    /// Starts an in-memory hub with `members` members and every controller, with `options`.
+    pub async fn start_with(
+        members: usize,
+        options: flotilla::controllers::Options,
+    ) -> anyhow::Result<TestFleet> {
         let dir = tempfile::tempdir()?;
         let options = UpOptions {
             data_dir: dir.path().to_owned(),
@@ -27,7 +35,7 @@ impl TestFleet {
                 metrics_bind_address: None,
                 leader_election: None,
                 controllers: flotilla::controllers::select("*")?,
-                controller_options: Default::default(),
+                controller_options: options,
             },
             log_format: flotilla::cli::LogFormat::Text,
         };
@@ -57,10 +65,60 @@ impl TestFleet {
         Ok(())
     }
 
+    /// An administrator's client for member `name`.
+    pub async fn member(&self, name: &str) -> anyhow::Result<kube::Client> {
+        Ok(self.fleet.server.client(Some(name)).await?)
+    }
+
+    /// Applies every YAML document in `yaml` to the hub with server-side apply (as
+    /// `kubectl apply --server-side` does), resolving each kind through discovery.
+    pub async fn apply(&self, yaml: &str) -> anyhow::Result<()> {
+        apply(&self.fleet.hub, yaml).await
+    }
+
     /// The kubeconfig a user would export.
     pub fn kubeconfig(&self) -> PathBuf {
         self.fleet.server.kubeconfig_path().to_owned()
     }
+}
+
+/// Applies every YAML document in `yaml` through `client` with server-side apply (manager
+/// `e2e`, forced), resolving each kind through discovery.
+pub async fn apply(client: &kube::Client, yaml: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams};
+    for document in yaml.split("\n---") {
+        if document.trim().is_empty() {
+            continue;
+        }
+        let object: serde_json::Value =
+            serde_saphyr::from_str(document).with_context(|| format!("parsing {document}"))?;
+        let api_version = object["apiVersion"].as_str().unwrap_or_default();
+        let kind = object["kind"].as_str().unwrap_or_default();
+        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let (resource, capabilities) = kube::discovery::pinned_kind(client, &gvk)
+            .await
+            .with_context(|| format!("discovering {api_version} {kind}"))?;
+        let api: Api<DynamicObject> = match object["metadata"]["namespace"].as_str() {
+            Some(ns) if capabilities.scope == kube::discovery::Scope::Namespaced => {
+                Api::namespaced_with(client.clone(), ns, &resource)
+            }
+            _ if capabilities.scope == kube::discovery::Scope::Namespaced => {
+                Api::namespaced_with(client.clone(), "default", &resource)
+            }
+            _ => Api::all_with(client.clone(), &resource),
+        };
+        api.patch(
+            name,
+            &PatchParams::apply("e2e").force(),
+            &Patch::Apply(&object),
+        )
+        .await
+        .with_context(|| format!("applying {kind} {name}"))?;
+    }
+    Ok(())
 }
 
 pub use flotilla_testing::{eventually, kubectl};
