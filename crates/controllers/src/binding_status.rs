@@ -446,7 +446,7 @@ mod tests {
             Some("ConflictWithExisting: in the way")
         );
 
-        let all = fully_applied(&[unhealthy.clone()], Some(4));
+        let all = fully_applied(std::slice::from_ref(&unhealthy), Some(4));
         assert_eq!(
             (
                 all.status.as_str(),

@@ -704,7 +704,7 @@ async fn reconcile(work: Arc<Work>, state: Arc<State>) -> Result<Action> {
     let push = cluster.as_deref().is_some_and(is_push);
     // Works of Pull clusters (and of clusters not registered) are not this controller's, unless
     // it already holds their finalizer.
-    if !push && !(deleting && ours) {
+    if !(push || (deleting && ours)) {
         return Ok(Action::await_change());
     }
     let api: Api<Work> = Api::namespaced(state.client.clone(), &namespace);

@@ -70,6 +70,22 @@ pub async fn install_crds(client: &Client) -> Result<()> {
     Ok(())
 }
 
+/// Whether the hub API server serves every Flotilla kind (asked through discovery, which needs
+/// no permission): `false` means some CRD is missing or not Established yet.
+pub async fn crds_served(client: &Client) -> bool {
+    for crd in flotilla_api::crds::all() {
+        let Some(version) = crd.spec.versions.iter().find(|v| v.storage) else {
+            continue;
+        };
+        let gvk =
+            kube::api::GroupVersionKind::gvk(&crd.spec.group, &version.name, &crd.spec.names.kind);
+        if kube::discovery::pinned_kind(client, &gvk).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
 /// What the hub needs to reach a Push member.
 #[derive(Clone, Debug)]
 pub struct Member {

@@ -133,7 +133,8 @@ pub enum Command {
         /// Leader election.
         #[command(flatten)]
         leader: LeaderFlags,
-        /// Also install or update the Flotilla CRDs first.
+        /// Install or update the Flotilla CRDs first (they are installed anyway when the hub
+        /// API server does not serve them yet).
         #[arg(long)]
         install_crds: bool,
     },
@@ -386,9 +387,11 @@ async fn hub(
     install_crds: bool,
 ) -> anyhow::Result<ExitCode> {
     let config = connection.config().await.context("connecting to the hub")?;
-    if install_crds {
-        let client = kube::Client::try_from(config.clone()).context("connecting to the hub")?;
-        flotilla_controllers::fleet::install_crds(&client).await?;
+    let client = kube::Client::try_from(config.clone()).context("connecting to the hub")?;
+    if install_crds || !flotilla_controllers::fleet::crds_served(&client).await {
+        flotilla_controllers::fleet::install_crds(&client)
+            .await
+            .context("installing the Flotilla CRDs (or apply config/crd/ as an administrator)")?;
     }
     let stop = CancellationToken::new();
     crate::hub::stop_on_signals(stop.clone());

@@ -6,7 +6,8 @@
 //! This module does no I/O and never decides *where* a workload goes (the scheduler does) or
 //! *when* a status is written (the status controllers do). Kinds it does not know (any CRD,
 //! ConfigMap, Service…) get the neutral answer: no replicas, no dependencies, the whole
-//! status reflected, nothing aggregated, Healthy when present.
+//! status reflected, only the standard `Ready` / `Reconciling` / `Stalled` conditions and
+//! `observedGeneration` aggregated, Healthy when present.
 //!
 //! Kinds are recognised by API group and kind, whatever the version (`apps/v1` and a future
 //! `apps/v2` Deployment are read alike); Karmada keys its interpreters on the exact

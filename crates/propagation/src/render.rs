@@ -500,7 +500,8 @@ mod tests {
                 "metadata": {"name": "web", "namespace": "shop",
                     "labels": {"app": "web", labels::MANAGED_BY: labels::MANAGED_BY_FLOTILLA},
                     "annotations": {annotations::WORK_NAMESPACE: "flotilla-es-m1",
-                        annotations::WORK_NAME: names::work_name("apps/v1", "Deployment", Some("shop"), "web")}},
+                        annotations::WORK_NAME: names::work_name("apps/v1", "Deployment", Some("shop"), "web"),
+                        annotations::RESOURCE_TEMPLATE_GENERATION: "3"}},
                 "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
                     "template": {"metadata": {"labels": {"app": "web"}},
                         "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}}}})

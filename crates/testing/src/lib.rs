@@ -1,9 +1,9 @@
 //! Test support shared by the crates' tests and benchmarks and by `tests/e2e`: a hub API server
 //! (the embedded one in memory, or a real control plane with `FLOTILLA_TEST_SERVER=kube`, see
 //! [`kube`]) with the Flotilla CRDs installed, member clusters registered on it, a polling
-//! helper, a finder for a real kubectl, and [`fixtures`] (builders for Clusters and
-//! ResourceBindings). Only ever a dev-dependency: production code must not link it (it links
-//! the embedded API server).
+//! helper, a finder for a real kubectl, [`fixtures`] (builders for Clusters and
+//! ResourceBindings) and [`health`] (Argo CD's and kstatus's verdicts on an object). Only ever
+//! a dev-dependency: production code must not link it (it links the embedded API server).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -21,6 +21,7 @@ use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 pub mod fixtures;
+pub mod health;
 pub mod kube;
 
 /// Which API server tests run against, from `FLOTILLA_TEST_SERVER`: `embedded` (the default:

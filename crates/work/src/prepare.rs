@@ -212,17 +212,17 @@ pub fn prepare(manifest: &Value, owner: &WorkRef, live: Option<&Value>) -> Value
                 }
                 spec.remove("healthCheckNodePort");
             }
-            ("batch", "Job") => {
-                if spec.get("manualSelector").and_then(Value::as_bool) != Some(true) {
-                    spec.remove("selector");
-                    if let Some(template_labels) = spec
-                        .get_mut("template")
-                        .and_then(|t| t.pointer_mut("/metadata/labels"))
-                        .and_then(Value::as_object_mut)
-                    {
-                        template_labels.remove("controller-uid");
-                        template_labels.remove("batch.kubernetes.io/controller-uid");
-                    }
+            ("batch", "Job")
+                if spec.get("manualSelector").and_then(Value::as_bool) != Some(true) =>
+            {
+                spec.remove("selector");
+                if let Some(template_labels) = spec
+                    .get_mut("template")
+                    .and_then(|t| t.pointer_mut("/metadata/labels"))
+                    .and_then(Value::as_object_mut)
+                {
+                    template_labels.remove("controller-uid");
+                    template_labels.remove("batch.kubernetes.io/controller-uid");
                 }
             }
             _ => {}

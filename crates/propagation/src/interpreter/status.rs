@@ -3,30 +3,55 @@
 //! aggregated into the template's `.status` (`AggregateStatus`). Computes values only; the
 //! work-status and binding-status controllers decide when to write them.
 //!
+//! The aggregate is built so that a GitOps tool reading the hub's template judges the whole
+//! fleet: Argo CD's Deployment and StatefulSet health checks and kstatus (Flux's `wait`) report
+//! Healthy / Current exactly when every scheduled cluster is done, and Progressing / InProgress
+//! before (`flotilla_testing::health` holds ports of both to test this against).
+//!
 //! Everything here is deterministic: the same inputs give byte-equal outputs (clusters are
-//! folded in name order, no clock is read), so a controller writing the result never triggers
-//! itself.
+//! folded in name order, no clock is read; condition times come from the members' conditions),
+//! so a controller writing the result never triggers itself.
+//!
+//! The generation rule. The binding controller stamps the template's `metadata.generation` on
+//! every member object as the annotation `resourcetemplate.flotilla.io/generation`;
+//! [`reflect_status`] reports it as `resourceTemplateGeneration`, beside the member's own
+//! `metadata.generation` as `generation`. The aggregated `observedGeneration` becomes the
+//! template's generation only when every scheduled cluster has reported a status with
+//! `resourceTemplateGeneration` equal to that generation (the cluster applied it) and
+//! `observedGeneration ≥ generation` (its controller observed it). A status without the stamp
+//! does not count, nor does a cluster without a status (one that never reported, or is
+//! unreachable without a report); until then the template keeps its previous
+//! `observedGeneration`.
 //!
 //! Where Flotilla differs from Karmada:
 //!
-//! - Workload reflections carry the member's `metadata.generation` as `generation` beside
-//!   `observedGeneration`, and the aggregated `observedGeneration` becomes the template's
-//!   generation only once every target cluster has reported a status whose controller has
-//!   caught up (`observedGeneration ≥ generation`); until then the template keeps its previous
-//!   `observedGeneration`. Karmada also stamps the template generation into the member object
-//!   and requires the reflected stamp (`resourceTemplateGeneration`) to equal the template's
-//!   generation. Flotilla has no such stamp yet, so a member still running an older manifest
-//!   but fully reconciled counts as caught up; a reflected status that does carry
-//!   `resourceTemplateGeneration` is held to Karmada's rule.
-//! - Deployment reflections keep `conditions` (not aggregated), so per-cluster conditions stay
+//! - Placement matters. For a Duplicated placement (every cluster runs the whole template)
+//!   Deployment, StatefulSet and ReplicaSet counters are those of the least progressed cluster,
+//!   so a finished rollout reads `replicas == spec.replicas`, not a multiple of it; the
+//!   per-cluster counters stay in the binding's `aggregatedStatus`. Karmada sums them whatever
+//!   the placement. Divided placements are summed, as in Karmada; DaemonSets are always summed
+//!   (each cluster has its own desired count, so the sums keep every equality a health check
+//!   compares).
+//! - The generation rule is Karmada's (it stamps members the same way and compares the
+//!   reflected stamp in its built-in workload aggregations), extended: Flotilla reflects the
+//!   stamp for every kind whose reflection is an object and applies the rule to ReplicaSets
+//!   and to kinds without a specific rule, custom resources included.
+//! - Deployment conditions are aggregated (Karmada drops them, karmada-io/karmada#4642):
+//!   `Available` and `Progressing`, each the worst across clusters, replace the template's
+//!   conditions. Deployment reflections keep `conditions`, so per-cluster conditions also stay
 //!   visible in the binding's `aggregatedStatus`.
-//! - ReplicaSet statuses are reflected and summed like the other replicated kinds.
+//! - StatefulSet reflections keep `currentRevision`, `updateRevision` and `conditions`; the
+//!   aggregated revisions are equal only when every cluster has rolled out.
+//! - Kinds without a specific rule (custom resources, HPAs, …) get `Ready`, `Reconciling` and
+//!   `Stalled` aggregated into their existing status, plus the generation rule; Karmada
+//!   aggregates nothing for them without a customization.
+//! - ReplicaSet statuses are reflected and aggregated like the other replicated kinds.
 //! - An aggregated Job condition takes its `lastTransitionTime` (and `lastProbeTime`) from the
 //!   latest member condition of that type instead of the hub's clock.
 
-use std::collections::BTreeMap;
+use std::{cmp::Reverse, collections::BTreeMap};
 
-use flotilla_api::work::AggregatedStatusItem;
+use flotilla_api::{keys::annotations::RESOURCE_TEMPLATE_GENERATION, work::AggregatedStatusItem};
 use serde_json::{Map, Value, json};
 
 use super::{Kind, array_at, at, int_at, str_at};
@@ -67,89 +92,152 @@ const PDB_COUNTERS: &[&str] = &[
     "disruptionsAllowed",
 ];
 
+/// The condition types aggregated for kinds without a specific rule, in output order.
+const GENERIC_CONDITIONS: &[&str] = &["Ready", "Reconciling", "Stalled"];
+
+/// Reasons of the aggregated Deployment conditions. `MinimumReplicasAvailable`,
+/// `MinimumReplicasUnavailable`, `ProgressDeadlineExceeded`, `NewReplicaSetAvailable` and
+/// `ReplicaSetUpdated` are the Deployment controller's own reasons.
+mod reasons {
+    pub const MINIMUM_REPLICAS_AVAILABLE: &str = "MinimumReplicasAvailable";
+    pub const MINIMUM_REPLICAS_UNAVAILABLE: &str = "MinimumReplicasUnavailable";
+    pub const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
+    pub const NEW_REPLICA_SET_AVAILABLE: &str = "NewReplicaSetAvailable";
+    pub const REPLICA_SET_UPDATED: &str = "ReplicaSetUpdated";
+    /// Some cluster has not reported the condition.
+    pub const NOT_REPORTED: &str = "NotReported";
+}
+
 /// The part of a member `object`'s status worth reporting to the hub, or `None` when it has no
 /// status (or, for a Service, is not a LoadBalancer).
 ///
-/// - Deployment: the replica counters, `observedGeneration`, `conditions` and the member's
-///   `generation`.
-/// - StatefulSet, ReplicaSet, DaemonSet: their counters, `observedGeneration` and `generation`.
+/// - Deployment: the replica counters, `observedGeneration` and `conditions`.
+/// - StatefulSet: its counters, `observedGeneration`, `currentRevision`, `updateRevision` and
+///   `conditions`.
+/// - ReplicaSet, DaemonSet: their counters and `observedGeneration`.
 /// - Job: `active`, `succeeded`, `failed`, `conditions`, `startTime`, `completionTime`.
 /// - Service of type LoadBalancer: `loadBalancer`.
 /// - PodDisruptionBudget: its counters and `disruptedPods`.
 /// - HorizontalPodAutoscaler: `currentReplicas`, `desiredReplicas`.
 /// - Every other kind (Ingress, Pod, PVC, any CRD…): the whole status.
+///
+/// Every reflection also carries the member's `metadata.generation` as `generation` and the
+/// template generation stamped on the member (annotation
+/// `resourcetemplate.flotilla.io/generation`, a decimal integer) as
+/// `resourceTemplateGeneration`, each when present; in a whole-status reflection they replace
+/// any status fields of those names.
 pub fn reflect_status(object: &Value) -> Option<Value> {
     let status = object.get("status").and_then(Value::as_object)?;
     let kind = Kind::of_object(object);
-    let (fields, with_generation): (Vec<&str>, bool) = match kind {
-        Kind::Deployment => (
-            [DEPLOYMENT_COUNTERS, &["observedGeneration", "conditions"]].concat(),
-            true,
-        ),
-        Kind::StatefulSet => (
-            [STATEFUL_SET_COUNTERS, &["observedGeneration"]].concat(),
-            true,
-        ),
-        Kind::ReplicaSet => (
-            [REPLICA_SET_COUNTERS, &["observedGeneration"]].concat(),
-            true,
-        ),
-        Kind::DaemonSet => (
-            [DAEMON_SET_COUNTERS, &["observedGeneration"]].concat(),
-            true,
-        ),
-        Kind::Job => (
-            vec![
-                "active",
-                "succeeded",
-                "failed",
+    let fields: Vec<&str> = match kind {
+        Kind::Deployment => [DEPLOYMENT_COUNTERS, &["observedGeneration", "conditions"]].concat(),
+        Kind::StatefulSet => [
+            STATEFUL_SET_COUNTERS,
+            &[
+                "observedGeneration",
+                "currentRevision",
+                "updateRevision",
                 "conditions",
-                "startTime",
-                "completionTime",
             ],
-            false,
-        ),
+        ]
+        .concat(),
+        Kind::ReplicaSet => [REPLICA_SET_COUNTERS, &["observedGeneration"]].concat(),
+        Kind::DaemonSet => [DAEMON_SET_COUNTERS, &["observedGeneration"]].concat(),
+        Kind::Job => vec![
+            "active",
+            "succeeded",
+            "failed",
+            "conditions",
+            "startTime",
+            "completionTime",
+        ],
         Kind::Service => {
             if str_at(object, &["spec", "type"]) != Some("LoadBalancer") {
                 return None;
             }
-            (vec!["loadBalancer"], false)
+            vec!["loadBalancer"]
         }
-        Kind::PodDisruptionBudget => ([PDB_COUNTERS, &["disruptedPods"]].concat(), false),
-        Kind::HorizontalPodAutoscaler => (vec!["currentReplicas", "desiredReplicas"], false),
-        _ => return Some(Value::Object(status.clone())),
+        Kind::PodDisruptionBudget => [PDB_COUNTERS, &["disruptedPods"]].concat(),
+        Kind::HorizontalPodAutoscaler => vec!["currentReplicas", "desiredReplicas"],
+        _ => Vec::new(),
     };
-    let mut reflected: Map<String, Value> = fields
-        .iter()
-        .filter_map(|field| Some(((*field).to_owned(), status.get(*field)?.clone())))
-        .collect();
-    if with_generation && let Some(generation) = int_at(object, &["metadata", "generation"]) {
+    let mut reflected: Map<String, Value> = if fields.is_empty() {
+        status.clone()
+    } else {
+        fields
+            .iter()
+            .filter_map(|field| Some(((*field).to_owned(), status.get(*field)?.clone())))
+            .collect()
+    };
+    if let Some(generation) = int_at(object, &["metadata", "generation"]) {
         reflected.insert("generation".to_owned(), Value::from(generation));
+    }
+    if let Some(stamp) = str_at(
+        object,
+        &["metadata", "annotations", RESOURCE_TEMPLATE_GENERATION],
+    )
+    .and_then(|stamp| stamp.trim().parse::<i64>().ok())
+    {
+        reflected.insert("resourceTemplateGeneration".to_owned(), Value::from(stamp));
     }
     Some(Value::Object(reflected))
 }
 
-/// The template's new `.status`, aggregated from the statuses its target clusters reflected,
-/// or `None` for kinds whose status is not aggregated (any CRD, ConfigMap, a Service that is not
-/// a LoadBalancer, …) and for a Pod with no clusters yet. The caller compares the result with
-/// the template's current status and writes only a difference.
+/// The template's new `.status`, aggregated from the statuses its scheduled clusters
+/// reflected (`items`, one per cluster), or `None` when there is nothing to aggregate (see
+/// below). `duplicated` says the binding's placement duplicates the template to every cluster
+/// rather than dividing its replicas. The caller compares the result with the template's
+/// current status and writes only a difference.
 ///
-/// - Deployment, StatefulSet, ReplicaSet, DaemonSet: the counters are summed into the
-///   template's existing status (other fields kept); `observedGeneration` as described in the
-///   module notes.
+/// - Deployment: the counters (below) into the template's existing status, the generation rule
+///   (module notes), and exactly two conditions replacing the template's: `Available` (True
+///   only when every cluster has it True, False when any has it False, else Unknown; a
+///   cluster without it counts as Unknown) and `Progressing` (False with reason
+///   `ProgressDeadlineExceeded` when any cluster has that reason; True with reason
+///   `NewReplicaSetAvailable` only when every cluster has it True with that reason; else True
+///   with reason `ReplicaSetUpdated`). Messages name the clusters concerned; the condition
+///   times are the latest of the member conditions that decided it.
+/// - StatefulSet: the counters, the generation rule, and `currentRevision` / `updateRevision`:
+///   both the first cluster's (by name) revision when every cluster reports
+///   `currentRevision == updateRevision` (non-empty); otherwise those of the first cluster, by
+///   name, whose two revisions differ, and neither when no cluster reports differing ones (a
+///   cluster without a report is not rolled out, and its absence already holds the counters or
+///   the generation back).
+/// - ReplicaSet: the counters and the generation rule. DaemonSet: counters summed, and the
+///   generation rule.
+/// - Counters: summed over the clusters for a divided placement; for a duplicated one those of
+///   the least progressed cluster, as a set. The least progressed is a cluster that has not
+///   reported (all zeros; the first by name if several), else the one with the lowest
+///   `updatedReplicas`, then lowest `availableReplicas`, then lowest `readyReplicas`, then the
+///   most `unavailableReplicas`, then the most `replicas`, then the first by name.
 /// - Job: counters summed, earliest `startTime`, latest `completionTime`; a `Failed` condition
 ///   naming the clusters where it failed, or `Complete` once it completed in every cluster.
 ///   A template Job that is already finished keeps its status.
 /// - CronJob: `active` concatenated, latest `lastScheduleTime` and `lastSuccessfulTime`.
 /// - Service (LoadBalancer) and Ingress: all load-balancer ingress points, a missing hostname
-///   set to the cluster's name so users can tell where each comes from.
+///   set to the cluster's name so users can tell where each comes from. `None` for a Service
+///   that is not a LoadBalancer.
 /// - Pod: the worst phase (Failed, Pending, Running, Succeeded; a cluster yet to report counts
-///   as Pending) and each container's `ready` and `state`.
+///   as Pending) and each container's `ready` and `state`; `None` with no clusters yet.
 /// - PersistentVolume: the worst phase (Failed, Pending, Available, Bound, Released).
 /// - PersistentVolumeClaim: `Lost` if lost anywhere, else the last phase that is not `Bound`,
 ///   else `Bound`.
 /// - PodDisruptionBudget: counters summed, `disruptedPods` keyed `<cluster>/<pod>`.
-pub fn aggregate_status(template: &Value, items: &[AggregatedStatusItem]) -> Option<Value> {
+/// - Every other kind (custom resources, HorizontalPodAutoscaler, ConfigMap…): into the
+///   template's existing status, `Ready` (True only when every cluster has it True, False when
+///   any has it False, else Unknown), `Reconciling` and `Stalled` (each True when any cluster
+///   has it True, else False), one entry per type and only for types some cluster reports,
+///   replacing the template's entries of those types (its other conditions kept, these after
+///   them); each takes its reason from the first cluster (by name) that decided it, or
+///   `NotReported`, and its message names the clusters. Plus the generation rule when the
+///   template has `metadata.generation`. `None` when no cluster reports any of the three
+///   types, the template's status has none of them either, and the generation does not
+///   advance.
+pub fn aggregate_status(
+    template: &Value,
+    items: &[AggregatedStatusItem],
+    duplicated: bool,
+) -> Option<Value> {
     let mut items: Vec<&AggregatedStatusItem> = items.iter().collect();
     items.sort_by(|a, b| a.cluster_name.cmp(&b.cluster_name));
     let old = template
@@ -158,10 +246,31 @@ pub fn aggregate_status(template: &Value, items: &[AggregatedStatusItem]) -> Opt
         .cloned()
         .unwrap_or_default();
     let status = match Kind::of_object(template) {
-        Kind::Deployment => counters(template, old, &items, DEPLOYMENT_COUNTERS),
-        Kind::StatefulSet => counters(template, old, &items, STATEFUL_SET_COUNTERS),
-        Kind::ReplicaSet => counters(template, old, &items, REPLICA_SET_COUNTERS),
-        Kind::DaemonSet => counters(template, old, &items, DAEMON_SET_COUNTERS),
+        Kind::Deployment => {
+            let mut status = counters(old, &items, DEPLOYMENT_COUNTERS, duplicated);
+            status.insert(
+                "conditions".to_owned(),
+                Value::Array(deployment_conditions(&items)),
+            );
+            advance_observed_generation(template, &mut status, &items);
+            status
+        }
+        Kind::StatefulSet => {
+            let mut status = counters(old, &items, STATEFUL_SET_COUNTERS, duplicated);
+            stateful_set_revisions(&mut status, &items);
+            advance_observed_generation(template, &mut status, &items);
+            status
+        }
+        Kind::ReplicaSet => {
+            let mut status = counters(old, &items, REPLICA_SET_COUNTERS, duplicated);
+            advance_observed_generation(template, &mut status, &items);
+            status
+        }
+        Kind::DaemonSet => {
+            let mut status = counters(old, &items, DAEMON_SET_COUNTERS, false);
+            advance_observed_generation(template, &mut status, &items);
+            status
+        }
         Kind::Job => job(old, &items),
         Kind::CronJob => cron_job(old, &items),
         Kind::Service => {
@@ -175,7 +284,7 @@ pub fn aggregate_status(template: &Value, items: &[AggregatedStatusItem]) -> Opt
         Kind::PersistentVolume => persistent_volume(&items),
         Kind::PersistentVolumeClaim => persistent_volume_claim(&items),
         Kind::PodDisruptionBudget => pod_disruption_budget(&items),
-        _ => return None,
+        Kind::HorizontalPodAutoscaler | Kind::Other => generic(template, old, &items)?,
     };
     Some(Value::Object(status))
 }
@@ -189,35 +298,367 @@ fn int(status: &Value, field: &str) -> i64 {
     int_at(status, &[field]).unwrap_or(0)
 }
 
-/// Sums `fields` of every reported status into `old`, and applies the observedGeneration rule.
+/// Writes `fields` into `status`: summed over every reported status, or, when `least`, those
+/// of the least progressed cluster ([`least_progressed`]; zeros when it has not reported).
 fn counters(
-    template: &Value,
     mut status: Map<String, Value>,
     items: &[&AggregatedStatusItem],
     fields: &[&str],
+    least: bool,
 ) -> Map<String, Value> {
+    let least = least
+        .then(|| least_progressed(items))
+        .map(|item| item.and_then(|item| reflected(item)));
     for field in fields {
-        let sum = items
-            .iter()
-            .filter_map(|item| reflected(item))
-            .fold(0i64, |sum, s| sum.saturating_add(int(s, field)));
-        status.insert((*field).to_owned(), Value::from(sum));
+        let value = match least {
+            Some(reported) => reported.map_or(0, |s| int(s, field)),
+            None => items
+                .iter()
+                .filter_map(|item| reflected(item))
+                .fold(0i64, |sum, s| sum.saturating_add(int(s, field))),
+        };
+        status.insert((*field).to_owned(), Value::from(value));
     }
+    status
+}
+
+/// The least progressed cluster of a duplicated workload: one that has not reported (the first
+/// by name), else the lowest `(updatedReplicas, availableReplicas, readyReplicas)`, then the
+/// most `unavailableReplicas`, then the most `replicas`, then the first by name.
+fn least_progressed<'a>(items: &[&'a AggregatedStatusItem]) -> Option<&'a AggregatedStatusItem> {
+    type Key<'k> = (bool, i64, i64, i64, Reverse<i64>, Reverse<i64>, &'k str);
+    let key = |item: &'a AggregatedStatusItem| -> Key<'a> {
+        let name = item.cluster_name.as_str();
+        match reflected(item) {
+            None => (false, 0, 0, 0, Reverse(0), Reverse(0), name),
+            Some(s) => (
+                true,
+                int(s, "updatedReplicas"),
+                int(s, "availableReplicas"),
+                int(s, "readyReplicas"),
+                Reverse(int(s, "unavailableReplicas")),
+                Reverse(int(s, "replicas")),
+                name,
+            ),
+        }
+    };
+    items.iter().copied().min_by_key(|item| key(item))
+}
+
+/// The generation rule (module notes): sets `observedGeneration` to the template's generation
+/// when every cluster applied and observed it; otherwise leaves `status` as it is. Returns
+/// whether it set it.
+fn advance_observed_generation(
+    template: &Value,
+    status: &mut Map<String, Value>,
+    items: &[&AggregatedStatusItem],
+) -> bool {
     let Some(generation) = int_at(template, &["metadata", "generation"]) else {
-        return status;
+        return false;
     };
     let caught_up = !items.is_empty()
         && items.iter().all(|item| {
             reflected(item).is_some_and(|s| {
-                int_at(s, &["observedGeneration"]).is_some()
-                    && int(s, "observedGeneration") >= int(s, "generation")
-                    && int_at(s, &["resourceTemplateGeneration"]).is_none_or(|g| g == generation)
+                int_at(s, &["observedGeneration"])
+                    .is_some_and(|observed| observed >= int(s, "generation"))
+                    && int_at(s, &["resourceTemplateGeneration"]) == Some(generation)
             })
         });
     if caught_up {
         status.insert("observedGeneration".to_owned(), Value::from(generation));
     }
-    status
+    caught_up
+}
+
+/// The condition of `kind` a cluster reported, if any.
+fn condition_of<'a>(item: &'a AggregatedStatusItem, kind: &str) -> Option<&'a Value> {
+    array_at(reflected(item)?, &["conditions"])
+        .iter()
+        .find(|c| str_at(c, &["type"]) == Some(kind))
+}
+
+fn condition_status(condition: Option<&Value>) -> &str {
+    condition
+        .and_then(|c| str_at(c, &["status"]))
+        .unwrap_or("Unknown")
+}
+
+/// One aggregated condition. Its `lastUpdateTime` and `lastTransitionTime` are the latest among
+/// the conditions in `decided` (those of the clusters that decided it), or among `all` the
+/// clusters' conditions of that type when those have none.
+fn aggregated_condition(
+    kind: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    decided: &[&Value],
+    all: &[&Value],
+) -> Value {
+    let mut condition = json!({
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message,
+    });
+    for field in ["lastUpdateTime", "lastTransitionTime"] {
+        let time = latest(decided.iter().filter_map(|c| str_at(c, &[field])))
+            .or_else(|| latest(all.iter().filter_map(|c| str_at(c, &[field]))));
+        if let Some(time) = time {
+            condition[field] = Value::from(time);
+        }
+    }
+    condition
+}
+
+/// The clusters of `group`, by name, for messages (`none` when there are none).
+fn names(group: &[(&str, Option<&Value>)]) -> String {
+    if group.is_empty() {
+        return "none".to_owned();
+    }
+    group
+        .iter()
+        .map(|(cluster, _)| *cluster)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn present<'a>(group: &[(&str, Option<&'a Value>)]) -> Vec<&'a Value> {
+    group.iter().filter_map(|(_, c)| *c).collect()
+}
+
+/// The clusters of `group` whose condition passes `keep`.
+fn select<'a>(
+    group: &[(&'a str, Option<&'a Value>)],
+    keep: impl Fn(Option<&Value>) -> bool,
+) -> Vec<(&'a str, Option<&'a Value>)> {
+    group.iter().filter(|(_, c)| keep(*c)).copied().collect()
+}
+
+/// The aggregated Deployment conditions, `Available` then `Progressing`.
+fn deployment_conditions(items: &[&AggregatedStatusItem]) -> Vec<Value> {
+    let of = |kind: &str| -> Vec<(&str, Option<&Value>)> {
+        items
+            .iter()
+            .map(|item| (item.cluster_name.as_str(), condition_of(item, kind)))
+            .collect()
+    };
+    let available = of("Available");
+    let all = present(&available);
+    let unavailable = select(&available, |c| condition_status(c) == "False");
+    let unknown = select(&available, |c| condition_status(c) != "True");
+    let available = if !unavailable.is_empty() {
+        aggregated_condition(
+            "Available",
+            "False",
+            reasons::MINIMUM_REPLICAS_UNAVAILABLE,
+            format!(
+                "Deployment does not have minimum availability in member clusters: {}",
+                names(&unavailable)
+            ),
+            &present(&unavailable),
+            &all,
+        )
+    } else if !items.is_empty() && unknown.is_empty() {
+        aggregated_condition(
+            "Available",
+            "True",
+            reasons::MINIMUM_REPLICAS_AVAILABLE,
+            format!(
+                "Deployment has minimum availability in every member cluster: {}",
+                names(&available)
+            ),
+            &all,
+            &all,
+        )
+    } else {
+        aggregated_condition(
+            "Available",
+            "Unknown",
+            reasons::NOT_REPORTED,
+            format!(
+                "Availability not reported by member clusters: {}",
+                names(&unknown)
+            ),
+            &present(&unknown),
+            &all,
+        )
+    };
+
+    let progressing = of("Progressing");
+    let all = present(&progressing);
+    let reason_is =
+        |c: Option<&Value>, reason: &str| c.and_then(|c| str_at(c, &["reason"])) == Some(reason);
+    let exceeded = select(&progressing, |c| {
+        reason_is(c, reasons::PROGRESS_DEADLINE_EXCEEDED)
+    });
+    let rolling = select(&progressing, |c| {
+        !(reason_is(c, reasons::NEW_REPLICA_SET_AVAILABLE) && condition_status(c) == "True")
+    });
+    let progressing = if !exceeded.is_empty() {
+        aggregated_condition(
+            "Progressing",
+            "False",
+            reasons::PROGRESS_DEADLINE_EXCEEDED,
+            format!(
+                "Progress deadline exceeded in member clusters: {}",
+                names(&exceeded)
+            ),
+            &present(&exceeded),
+            &all,
+        )
+    } else if !items.is_empty() && rolling.is_empty() {
+        aggregated_condition(
+            "Progressing",
+            "True",
+            reasons::NEW_REPLICA_SET_AVAILABLE,
+            format!(
+                "New ReplicaSet available in every member cluster: {}",
+                names(&progressing)
+            ),
+            &all,
+            &all,
+        )
+    } else {
+        aggregated_condition(
+            "Progressing",
+            "True",
+            reasons::REPLICA_SET_UPDATED,
+            format!(
+                "Rollout in progress in member clusters: {}",
+                names(&rolling)
+            ),
+            &present(&rolling),
+            &all,
+        )
+    };
+    vec![available, progressing]
+}
+
+/// Sets the template's `currentRevision` and `updateRevision` as [`aggregate_status`] says.
+fn stateful_set_revisions(status: &mut Map<String, Value>, items: &[&AggregatedStatusItem]) {
+    let rolled_out = items.iter().all(|item| {
+        revisions(item).is_some_and(|(current, update)| !current.is_empty() && current == update)
+    });
+    let (current, update) = match items.first() {
+        Some(first) if rolled_out => {
+            let revision = revisions(first).map(|(current, _)| current);
+            (revision, revision)
+        }
+        _ => items
+            .iter()
+            .filter_map(|item| revisions(item))
+            .find(|(current, update)| current != update)
+            .map_or((None, None), |(current, update)| {
+                (Some(current), Some(update))
+            }),
+    };
+    set_or_remove(status, "currentRevision", current.filter(|r| !r.is_empty()));
+    set_or_remove(status, "updateRevision", update.filter(|r| !r.is_empty()));
+}
+
+/// A cluster's reported `(currentRevision, updateRevision)`, absent ones empty.
+fn revisions(item: &AggregatedStatusItem) -> Option<(&str, &str)> {
+    reflected(item).map(|s| {
+        (
+            str_at(s, &["currentRevision"]).unwrap_or_default(),
+            str_at(s, &["updateRevision"]).unwrap_or_default(),
+        )
+    })
+}
+
+/// One aggregated condition of a kind without a specific rule, or `None` when no cluster
+/// reports `kind`.
+fn generic_condition(kind: &str, items: &[&AggregatedStatusItem]) -> Option<Value> {
+    let reported: Vec<(&str, Option<&Value>)> = items
+        .iter()
+        .map(|item| (item.cluster_name.as_str(), condition_of(item, kind)))
+        .collect();
+    let all = present(&reported);
+    if all.is_empty() {
+        return None;
+    }
+    let with = |status: &str| select(&reported, |c| condition_status(c) == status);
+    let (status, decided) = if kind == "Ready" {
+        let not_ready = with("False");
+        if !not_ready.is_empty() {
+            ("False", not_ready)
+        } else if with("True").len() == reported.len() {
+            ("True", reported.clone())
+        } else {
+            (
+                "Unknown",
+                select(&reported, |c| condition_status(c) != "True"),
+            )
+        }
+    } else {
+        let set = with("True");
+        if set.is_empty() {
+            ("False", reported.clone())
+        } else {
+            ("True", set)
+        }
+    };
+    let reason = decided
+        .iter()
+        .filter_map(|(_, c)| c.and_then(|c| str_at(c, &["reason"])))
+        .find(|reason| !reason.is_empty())
+        .unwrap_or(reasons::NOT_REPORTED);
+    let message = decided
+        .iter()
+        .map(|(cluster, c)| match c {
+            None => format!("{cluster}: not reported"),
+            Some(c) => match str_at(c, &["message"]).filter(|m| !m.is_empty()) {
+                Some(message) => format!("{cluster}: {message}"),
+                None => (*cluster).to_owned(),
+            },
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    Some(aggregated_condition(
+        kind,
+        status,
+        reason,
+        message,
+        &present(&decided),
+        &all,
+    ))
+}
+
+/// The aggregate of a kind without a specific rule, as [`aggregate_status`] says.
+fn generic(
+    template: &Value,
+    mut status: Map<String, Value>,
+    items: &[&AggregatedStatusItem],
+) -> Option<Map<String, Value>> {
+    let is_generic =
+        |c: &Value| str_at(c, &["type"]).is_some_and(|kind| GENERIC_CONDITIONS.contains(&kind));
+    let old_conditions: Vec<Value> = status
+        .get("conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let had_generic = old_conditions.iter().any(is_generic);
+    let aggregated: Vec<Value> = GENERIC_CONDITIONS
+        .iter()
+        .filter_map(|kind| generic_condition(kind, items))
+        .collect();
+    let advanced = advance_observed_generation(template, &mut status, items);
+    if aggregated.is_empty() && !had_generic && !advanced {
+        return None;
+    }
+    if had_generic || !aggregated.is_empty() {
+        let conditions: Vec<Value> = old_conditions
+            .into_iter()
+            .filter(|c| !is_generic(c))
+            .chain(aggregated)
+            .collect();
+        if conditions.is_empty() {
+            status.remove("conditions");
+        } else {
+            status.insert("conditions".to_owned(), Value::Array(conditions));
+        }
+    }
+    Some(status)
 }
 
 /// Whether `status` has a condition of `kind` with status True; returns it.
@@ -509,6 +950,12 @@ mod tests {
         })
     }
 
+    /// `object` with the template generation stamp the binding controller puts on members.
+    fn stamped(mut object: Value, generation: &str) -> Value {
+        object["metadata"]["annotations"] = json!({RESOURCE_TEMPLATE_GENERATION: generation});
+        object
+    }
+
     #[test]
     fn reflect_keeps_the_fields_each_kind_reports() {
         let cases = [
@@ -538,7 +985,10 @@ mod tests {
                     json!({}),
                     json!({"replicas": 2, "currentRevision": "r1", "observedGeneration": 3}),
                 ),
-                Some(json!({"replicas": 2, "observedGeneration": 3, "generation": 4})),
+                Some(
+                    json!({"replicas": 2, "currentRevision": "r1", "observedGeneration": 3,
+                            "generation": 4}),
+                ),
             ),
             (
                 "daemonset",
@@ -558,7 +1008,7 @@ mod tests {
                     json!({}),
                     json!({"active": 1, "ready": 1, "startTime": "2026-01-01T00:00:00Z"}),
                 ),
-                Some(json!({"active": 1, "startTime": "2026-01-01T00:00:00Z"})),
+                Some(json!({"active": 1, "startTime": "2026-01-01T00:00:00Z", "generation": 4})),
             ),
             (
                 "loadbalancer service",
@@ -568,7 +1018,8 @@ mod tests {
                     json!({"type": "LoadBalancer"}),
                     json!({"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}, "conditions": []}),
                 ),
-                Some(json!({"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}})),
+                Some(json!({"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]},
+                            "generation": 4})),
             ),
             (
                 "clusterip service",
@@ -588,7 +1039,7 @@ mod tests {
                     json!({}),
                     json!({"currentReplicas": 2, "desiredReplicas": 3, "currentMetrics": []}),
                 ),
-                Some(json!({"currentReplicas": 2, "desiredReplicas": 3})),
+                Some(json!({"currentReplicas": 2, "desiredReplicas": 3, "generation": 4})),
             ),
             (
                 "crd whole status",
@@ -598,7 +1049,55 @@ mod tests {
                     json!({}),
                     json!({"anything": {"nested": true}}),
                 ),
-                Some(json!({"anything": {"nested": true}})),
+                Some(json!({"anything": {"nested": true}, "generation": 4})),
+            ),
+            (
+                "stamped statefulset",
+                stamped(
+                    object(
+                        "apps/v1",
+                        "StatefulSet",
+                        json!({}),
+                        json!({"replicas": 2, "currentRevision": "db-1",
+                               "updateRevision": "db-2", "observedGeneration": 4,
+                               "conditions": [], "collisionCount": 0}),
+                    ),
+                    "9",
+                ),
+                Some(
+                    json!({"replicas": 2, "currentRevision": "db-1", "updateRevision": "db-2",
+                            "observedGeneration": 4, "conditions": [], "generation": 4,
+                            "resourceTemplateGeneration": 9}),
+                ),
+            ),
+            (
+                "stamped custom resource",
+                stamped(
+                    object(
+                        "example.com/v1",
+                        "Widget",
+                        json!({}),
+                        json!({"observedGeneration": 4,
+                               "conditions": [{"type": "Ready", "status": "True"}]}),
+                    ),
+                    "12",
+                ),
+                Some(json!({"observedGeneration": 4, "generation": 4,
+                            "resourceTemplateGeneration": 12,
+                            "conditions": [{"type": "Ready", "status": "True"}]})),
+            ),
+            (
+                "unreadable stamp is left out",
+                stamped(
+                    object(
+                        "apps/v1",
+                        "Deployment",
+                        json!({}),
+                        json!({"observedGeneration": 4}),
+                    ),
+                    "seven",
+                ),
+                Some(json!({"observedGeneration": 4, "generation": 4})),
             ),
             (
                 "no status",
@@ -620,14 +1119,18 @@ mod tests {
     }
 
     #[test]
-    fn deployment_counters_of_two_clusters_add_up() {
-        let template = deployment_template(7, json!({"conditions": [{"type": "Kept"}]}));
+    fn divided_deployment_counters_of_two_clusters_add_up() {
+        let template = deployment_template(
+            7,
+            json!({"collisionCount": 1, "conditions": [{"type": "Replaced"}]}),
+        );
         let items = [
             item(
                 "b",
                 Some(
                     json!({"replicas": 2, "readyReplicas": 2, "updatedReplicas": 2,
-                            "availableReplicas": 2, "observedGeneration": 3, "generation": 3}),
+                            "availableReplicas": 2, "observedGeneration": 3, "generation": 3,
+                            "resourceTemplateGeneration": 7}),
                 ),
             ),
             item(
@@ -635,18 +1138,122 @@ mod tests {
                 Some(
                     json!({"replicas": 3, "readyReplicas": 1, "updatedReplicas": 3,
                             "availableReplicas": 1, "unavailableReplicas": 2,
-                            "observedGeneration": 5, "generation": 5}),
+                            "observedGeneration": 5, "generation": 5,
+                            "resourceTemplateGeneration": 7}),
                 ),
             ),
         ];
         assert_eq!(
-            aggregate_status(&template, &items),
+            aggregate_status(&template, &items, false),
             Some(json!({
-                "conditions": [{"type": "Kept"}],
+                "collisionCount": 1,
+                "conditions": [
+                    {"type": "Available", "status": "Unknown", "reason": "NotReported",
+                     "message": "Availability not reported by member clusters: a, b"},
+                    {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
+                     "message": "Rollout in progress in member clusters: a, b"},
+                ],
                 "replicas": 5, "readyReplicas": 3, "updatedReplicas": 5,
                 "availableReplicas": 3, "unavailableReplicas": 2, "observedGeneration": 7,
             }))
         );
+    }
+
+    /// A member Deployment's reflected status: `[replicas, updated, ready, available,
+    /// unavailable]`, caught up on template generation 7.
+    fn member(counts: [i64; 5]) -> Value {
+        let [replicas, updated, ready, available, unavailable] = counts;
+        json!({"replicas": replicas, "updatedReplicas": updated, "readyReplicas": ready,
+               "availableReplicas": available, "unavailableReplicas": unavailable,
+               "observedGeneration": 2, "generation": 2, "resourceTemplateGeneration": 7})
+    }
+
+    #[test]
+    fn duplicated_counters_are_the_least_progressed_clusters() {
+        let template = deployment_template(7, json!({}));
+        let done = member([5, 5, 5, 5, 0]);
+        let cases = [
+            (
+                "finished rollout reads spec.replicas, not a multiple",
+                vec![item("a", Some(done.clone())), item("b", Some(done.clone()))],
+                [5, 5, 5, 5, 0],
+            ),
+            (
+                "fewest updated",
+                vec![
+                    item("a", Some(done.clone())),
+                    item("b", Some(member([6, 2, 5, 5, 1]))),
+                ],
+                [6, 2, 5, 5, 1],
+            ),
+            (
+                "then fewest available",
+                vec![
+                    item("a", Some(member([5, 5, 5, 3, 2]))),
+                    item("b", Some(member([5, 5, 5, 4, 1]))),
+                ],
+                [5, 5, 5, 3, 2],
+            ),
+            (
+                "then most unavailable",
+                vec![
+                    item("a", Some(member([5, 5, 5, 5, 0]))),
+                    item("b", Some(member([5, 5, 5, 5, 1]))),
+                ],
+                [5, 5, 5, 5, 1],
+            ),
+            (
+                "then most replicas (old pods terminating)",
+                vec![
+                    item("a", Some(member([6, 5, 5, 5, 0]))),
+                    item("b", Some(done.clone())),
+                ],
+                [6, 5, 5, 5, 0],
+            ),
+            (
+                "a cluster that has not reported is least progressed",
+                vec![item("a", Some(done.clone())), item("b", None)],
+                [0, 0, 0, 0, 0],
+            ),
+        ];
+        for (name, items, [replicas, updated, ready, available, unavailable]) in cases {
+            let status = aggregate_status(&template, &items, true).unwrap_or_default();
+            for (field, want) in [
+                ("replicas", replicas),
+                ("updatedReplicas", updated),
+                ("readyReplicas", ready),
+                ("availableReplicas", available),
+                ("unavailableReplicas", unavailable),
+            ] {
+                assert_eq!(status[field], json!(want), "{name}: {field}");
+            }
+        }
+
+        // Ties go to the first cluster by name, whatever the input order.
+        let tied = [
+            item("b", Some(member([5, 4, 5, 5, 0]))),
+            item("a", Some(member([5, 4, 5, 5, 0]))),
+        ];
+        assert_eq!(
+            least_progressed(&tied.iter().collect::<Vec<_>>()),
+            Some(&tied[1])
+        );
+
+        // DaemonSets are summed even when duplicated.
+        let daemon_set = object("apps/v1", "DaemonSet", json!({}), json!({}));
+        let items = [
+            item(
+                "a",
+                Some(json!({"desiredNumberScheduled": 2, "numberReady": 2})),
+            ),
+            item(
+                "b",
+                Some(json!({"desiredNumberScheduled": 3, "numberReady": 1})),
+            ),
+        ];
+        let status = aggregate_status(&daemon_set, &items, true).unwrap_or_default();
+        assert_eq!(status["desiredNumberScheduled"], json!(5));
+        assert_eq!(status["numberReady"], json!(3));
     }
 
     #[test]
@@ -665,9 +1272,40 @@ mod tests {
             Some(json!({"observedGeneration": 5, "generation": 5,
                         "resourceTemplateGeneration": 6})),
         )];
-        for items in [&lagging[..], &missing[..], &stale_manifest[..], &[]] {
-            let status = aggregate_status(&template, items).unwrap_or_default();
-            assert_eq!(status["observedGeneration"], json!(6), "{items:?}");
+        let no_stamp = [item(
+            "a",
+            Some(json!({"observedGeneration": 5, "generation": 5})),
+        )];
+        let member_lagging = [item(
+            "a",
+            Some(json!({"observedGeneration": 4, "generation": 5,
+                        "resourceTemplateGeneration": 7})),
+        )];
+        let unreachable = [
+            item(
+                "a",
+                Some(json!({"observedGeneration": 5, "generation": 5,
+                            "resourceTemplateGeneration": 7})),
+            ),
+            AggregatedStatusItem {
+                applied: false,
+                applied_message: Some("cluster b is not reachable".to_owned()),
+                ..item("b", None)
+            },
+        ];
+        for (name, items) in [
+            ("lagging", &lagging[..]),
+            ("missing", &missing[..]),
+            ("stale manifest", &stale_manifest[..]),
+            ("no stamp", &no_stamp[..]),
+            ("member controller lagging", &member_lagging[..]),
+            ("unreachable", &unreachable[..]),
+            ("no clusters", &[]),
+        ] {
+            for duplicated in [false, true] {
+                let status = aggregate_status(&template, items, duplicated).unwrap_or_default();
+                assert_eq!(status["observedGeneration"], json!(6), "{name}");
+            }
         }
     }
 
@@ -679,7 +1317,7 @@ mod tests {
             Some(json!({"observedGeneration": 5, "generation": 5,
                         "resourceTemplateGeneration": 7})),
         )];
-        let status = aggregate_status(&template, &items).unwrap_or_default();
+        let status = aggregate_status(&template, &items, false).unwrap_or_default();
         assert_eq!(status["observedGeneration"], json!(7));
     }
 
@@ -695,17 +1333,378 @@ mod tests {
             let items = [
                 item(
                     "a",
-                    Some(json!({field: 2, "observedGeneration": 1, "generation": 1})),
+                    Some(json!({field: 2, "observedGeneration": 1, "generation": 1,
+                                "resourceTemplateGeneration": 4})),
                 ),
                 item(
                     "b",
-                    Some(json!({field: 3, "observedGeneration": 1, "generation": 1})),
+                    Some(json!({field: 3, "observedGeneration": 1, "generation": 1,
+                                "resourceTemplateGeneration": 4})),
                 ),
             ];
-            let status = aggregate_status(&template, &items).unwrap_or_default();
+            let status = aggregate_status(&template, &items, false).unwrap_or_default();
             assert_eq!(status[field], json!(5), "{kind}");
             assert_eq!(status["observedGeneration"], json!(4), "{kind}");
         }
+    }
+
+    /// A condition as a member controller writes it, times `T<hour>`.
+    fn cond(kind: &str, status: &str, reason: &str, hour: u32) -> Value {
+        let time = format!("2026-01-01T{hour:02}:00:00Z");
+        json!({"type": kind, "status": status, "reason": reason, "message": format!("{reason}."),
+               "lastUpdateTime": time, "lastTransitionTime": time})
+    }
+
+    fn with_conditions(conditions: Vec<Value>) -> Option<Value> {
+        Some(json!({"conditions": conditions}))
+    }
+
+    #[test]
+    fn deployment_conditions_are_the_worst_across_clusters() {
+        let available = cond("Available", "True", "MinimumReplicasAvailable", 1);
+        let unavailable = cond("Available", "False", "MinimumReplicasUnavailable", 2);
+        let done = cond("Progressing", "True", "NewReplicaSetAvailable", 3);
+        let rolling = cond("Progressing", "True", "ReplicaSetUpdated", 4);
+        let exceeded = cond("Progressing", "False", "ProgressDeadlineExceeded", 5);
+        let cases = [
+            (
+                "every cluster done",
+                vec![
+                    with_conditions(vec![available.clone(), done.clone()]),
+                    with_conditions(vec![available.clone(), done.clone()]),
+                ],
+                ("True", "MinimumReplicasAvailable"),
+                ("True", "NewReplicaSetAvailable"),
+            ),
+            (
+                "one cluster still rolling out",
+                vec![
+                    with_conditions(vec![available.clone(), done.clone()]),
+                    with_conditions(vec![available.clone(), rolling.clone()]),
+                ],
+                ("True", "MinimumReplicasAvailable"),
+                ("True", "ReplicaSetUpdated"),
+            ),
+            (
+                "one cluster past its deadline",
+                vec![
+                    with_conditions(vec![unavailable.clone(), exceeded.clone()]),
+                    with_conditions(vec![available.clone(), rolling.clone()]),
+                ],
+                ("False", "MinimumReplicasUnavailable"),
+                ("False", "ProgressDeadlineExceeded"),
+            ),
+            (
+                "a cluster without conditions",
+                vec![
+                    with_conditions(vec![available.clone(), done.clone()]),
+                    with_conditions(vec![]),
+                ],
+                ("Unknown", "NotReported"),
+                ("True", "ReplicaSetUpdated"),
+            ),
+            (
+                "a cluster that never reported",
+                vec![with_conditions(vec![available.clone(), done.clone()]), None],
+                ("Unknown", "NotReported"),
+                ("True", "ReplicaSetUpdated"),
+            ),
+            (
+                "False beats Unknown",
+                vec![
+                    with_conditions(vec![unavailable.clone(), done.clone()]),
+                    None,
+                ],
+                ("False", "MinimumReplicasUnavailable"),
+                ("True", "ReplicaSetUpdated"),
+            ),
+            (
+                "no clusters",
+                vec![],
+                ("Unknown", "NotReported"),
+                ("True", "ReplicaSetUpdated"),
+            ),
+        ];
+        let template = deployment_template(7, json!({}));
+        for (name, statuses, want_available, want_progressing) in cases {
+            let items: Vec<AggregatedStatusItem> = statuses
+                .into_iter()
+                .enumerate()
+                .map(|(i, status)| item(&format!("c{i}"), status))
+                .collect();
+            let status = aggregate_status(&template, &items, true).unwrap_or_default();
+            let conditions = status["conditions"].as_array().cloned().unwrap_or_default();
+            let got: Vec<(&str, &str, &str)> = conditions
+                .iter()
+                .map(|c| {
+                    (
+                        str_at(c, &["type"]).unwrap_or_default(),
+                        str_at(c, &["status"]).unwrap_or_default(),
+                        str_at(c, &["reason"]).unwrap_or_default(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    ("Available", want_available.0, want_available.1),
+                    ("Progressing", want_progressing.0, want_progressing.1),
+                ],
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn deployment_conditions_name_the_clusters_and_keep_member_times() {
+        let template = deployment_template(7, json!({}));
+        let items = [
+            item(
+                "west",
+                with_conditions(vec![
+                    cond("Available", "True", "MinimumReplicasAvailable", 1),
+                    cond("Progressing", "True", "ReplicaSetUpdated", 6),
+                ]),
+            ),
+            item(
+                "east",
+                with_conditions(vec![
+                    cond("Available", "True", "MinimumReplicasAvailable", 2),
+                    cond("Progressing", "True", "NewReplicaSetAvailable", 9),
+                ]),
+            ),
+        ];
+        let status = aggregate_status(&template, &items, true).unwrap_or_default();
+        assert_eq!(
+            status["conditions"],
+            json!([
+                {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
+                 "message": "Deployment has minimum availability in every member cluster: east, west",
+                 "lastUpdateTime": "2026-01-01T02:00:00Z",
+                 "lastTransitionTime": "2026-01-01T02:00:00Z"},
+                {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
+                 "message": "Rollout in progress in member clusters: west",
+                 "lastUpdateTime": "2026-01-01T06:00:00Z",
+                 "lastTransitionTime": "2026-01-01T06:00:00Z"},
+            ])
+        );
+        // Equal inputs, in any order, give byte-equal output.
+        let reversed = [items[1].clone(), items[0].clone()];
+        let again = aggregate_status(&template, &reversed, true).unwrap_or_default();
+        assert_eq!(again.to_string(), status.to_string());
+    }
+
+    #[test]
+    fn statefulset_revisions_match_only_when_every_cluster_rolled_out() {
+        let template = object("apps/v1", "StatefulSet", json!({}), json!({}));
+        let revisions = |current: &str, update: &str| {
+            Some(json!({"currentRevision": current, "updateRevision": update}))
+        };
+        let cases = [
+            (
+                "all rolled out",
+                vec![
+                    ("a", revisions("db-2", "db-2")),
+                    ("b", revisions("db-2", "db-2")),
+                ],
+                (Some("db-2"), Some("db-2")),
+            ),
+            (
+                "one rolling",
+                vec![
+                    ("a", revisions("db-2", "db-2")),
+                    ("b", revisions("db-1", "db-2")),
+                ],
+                (Some("db-1"), Some("db-2")),
+            ),
+            (
+                "the first rolling by name",
+                vec![
+                    ("c", revisions("db-1", "db-3")),
+                    ("b", revisions("db-2", "db-3")),
+                ],
+                (Some("db-2"), Some("db-3")),
+            ),
+            (
+                "one not reported",
+                vec![("a", revisions("db-2", "db-2")), ("b", None)],
+                (None, None),
+            ),
+            (
+                "no revisions yet",
+                vec![("a", Some(json!({})))],
+                (None, None),
+            ),
+        ];
+        for (name, clusters, (current, update)) in cases {
+            let items: Vec<AggregatedStatusItem> = clusters
+                .into_iter()
+                .map(|(cluster, status)| item(cluster, status))
+                .collect();
+            let status = aggregate_status(&template, &items, true).unwrap_or_default();
+            assert_eq!(
+                status.get("currentRevision").and_then(Value::as_str),
+                current,
+                "{name}"
+            );
+            assert_eq!(
+                status.get("updateRevision").and_then(Value::as_str),
+                update,
+                "{name}"
+            );
+        }
+    }
+
+    fn widget(generation: i64, status: Value) -> Value {
+        json!({
+            "apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": "w", "namespace": "ns", "generation": generation},
+            "spec": {}, "status": status,
+        })
+    }
+
+    #[test]
+    fn custom_resource_conditions_are_the_worst_across_clusters() {
+        let ready = cond("Ready", "True", "Succeeded", 1);
+        let not_ready = cond("Ready", "False", "DependencyNotReady", 2);
+        let reconciling = cond("Reconciling", "True", "Progressing", 3);
+        let settled = cond("Reconciling", "False", "Succeeded", 4);
+        let stalled = cond("Stalled", "True", "InvalidSpec", 5);
+        type Want = &'static [(&'static str, &'static str, &'static str)];
+        let cases: [(&str, Vec<Option<Value>>, Want); 6] = [
+            (
+                "all ready",
+                vec![
+                    with_conditions(vec![ready.clone()]),
+                    with_conditions(vec![ready.clone()]),
+                ],
+                &[("Ready", "True", "Succeeded")],
+            ),
+            (
+                "one not ready",
+                vec![
+                    with_conditions(vec![ready.clone()]),
+                    with_conditions(vec![not_ready.clone(), reconciling.clone()]),
+                ],
+                &[
+                    ("Ready", "False", "DependencyNotReady"),
+                    ("Reconciling", "True", "Progressing"),
+                ],
+            ),
+            (
+                "one without Ready",
+                vec![
+                    with_conditions(vec![ready.clone(), settled.clone()]),
+                    with_conditions(vec![]),
+                ],
+                &[
+                    ("Ready", "Unknown", "NotReported"),
+                    ("Reconciling", "False", "Succeeded"),
+                ],
+            ),
+            (
+                "never reported",
+                vec![with_conditions(vec![ready.clone()]), None],
+                &[("Ready", "Unknown", "NotReported")],
+            ),
+            (
+                "stalled anywhere",
+                vec![
+                    with_conditions(vec![ready.clone()]),
+                    with_conditions(vec![not_ready.clone(), stalled.clone()]),
+                ],
+                &[
+                    ("Ready", "False", "DependencyNotReady"),
+                    ("Stalled", "True", "InvalidSpec"),
+                ],
+            ),
+            (
+                "other condition types are not aggregated",
+                vec![with_conditions(vec![cond("Synced", "True", "Synced", 1)])],
+                &[],
+            ),
+        ];
+        let template = widget(
+            3,
+            json!({"phase": "kept", "conditions": [
+                {"type": "Kept", "status": "True"},
+                {"type": "Ready", "status": "True", "reason": "Stale"},
+            ]}),
+        );
+        for (name, statuses, want) in cases {
+            let items: Vec<AggregatedStatusItem> = statuses
+                .into_iter()
+                .enumerate()
+                .map(|(i, status)| item(&format!("c{i}"), status))
+                .collect();
+            let status = aggregate_status(&template, &items, true).unwrap_or_default();
+            assert_eq!(status["phase"], json!("kept"), "{name}");
+            let conditions = status["conditions"].as_array().cloned().unwrap_or_default();
+            assert_eq!(
+                conditions[0],
+                json!({"type": "Kept", "status": "True"}),
+                "{name}"
+            );
+            let got: Vec<(&str, &str, &str)> = conditions[1..]
+                .iter()
+                .map(|c| {
+                    (
+                        str_at(c, &["type"]).unwrap_or_default(),
+                        str_at(c, &["status"]).unwrap_or_default(),
+                        str_at(c, &["reason"]).unwrap_or_default(),
+                    )
+                })
+                .collect();
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn custom_resource_condition_names_the_clusters_and_keeps_member_times() {
+        let items = [
+            item(
+                "b",
+                with_conditions(vec![cond("Ready", "False", "Waiting", 7)]),
+            ),
+            item(
+                "a",
+                with_conditions(vec![cond("Ready", "True", "Succeeded", 8)]),
+            ),
+            item("c", None),
+        ];
+        let status = aggregate_status(&widget(3, json!({})), &items, false).unwrap_or_default();
+        assert_eq!(
+            status,
+            json!({"conditions": [
+                {"type": "Ready", "status": "False", "reason": "Waiting",
+                 "message": "b: Waiting.",
+                 "lastUpdateTime": "2026-01-01T07:00:00Z",
+                 "lastTransitionTime": "2026-01-01T07:00:00Z"},
+            ]})
+        );
+    }
+
+    #[test]
+    fn custom_resource_observed_generation_follows_the_generation_rule() {
+        let caught_up = |stamp: i64| {
+            Some(json!({"observedGeneration": 2, "generation": 2,
+                        "resourceTemplateGeneration": stamp}))
+        };
+        let template = widget(3, json!({"observedGeneration": 2}));
+        let items = [item("a", caught_up(3)), item("b", caught_up(3))];
+        assert_eq!(
+            aggregate_status(&template, &items, true),
+            Some(json!({"observedGeneration": 3}))
+        );
+        // A cluster still on the previous template generation: nothing to write.
+        let behind = [item("a", caught_up(3)), item("b", caught_up(2))];
+        assert_eq!(aggregate_status(&template, &behind, true), None);
+        // Conditions that no cluster reports any more are dropped from the template.
+        let stale = widget(
+            3,
+            json!({"conditions": [{"type": "Ready", "status": "True"}]}),
+        );
+        assert_eq!(aggregate_status(&stale, &behind, true), Some(json!({})));
     }
 
     fn job_template(status: Value) -> Value {
@@ -729,7 +1728,7 @@ mod tests {
                 Some(done(2, "2026-01-01T00:00:01Z", "2026-01-01T00:20:00Z")),
             ),
         ];
-        let status = aggregate_status(&job_template(json!({})), &items);
+        let status = aggregate_status(&job_template(json!({})), &items, false);
         assert_eq!(
             status,
             Some(json!({
@@ -750,7 +1749,8 @@ mod tests {
                 Some(json!({"active": 2, "startTime": "2026-01-01T00:00:01Z"})),
             ),
         ];
-        let status = aggregate_status(&job_template(json!({})), &running).unwrap_or_default();
+        let status =
+            aggregate_status(&job_template(json!({})), &running, false).unwrap_or_default();
         assert_eq!(status["active"], json!(2));
         assert_eq!(status.get("conditions"), None);
         assert_eq!(status.get("completionTime"), None);
@@ -768,14 +1768,14 @@ mod tests {
             ),
             item("a", Some(json!({"active": 1}))),
         ];
-        let status = aggregate_status(&job_template(json!({})), &items).unwrap_or_default();
+        let status = aggregate_status(&job_template(json!({})), &items, false).unwrap_or_default();
         assert_eq!(
             status["conditions"],
             json!([{"type": "Failed", "status": "True", "reason": "JobFailed",
                     "message": "Job executed failed in member clusters: b",
                     "lastTransitionTime": "2026-01-01T01:00:00Z"}])
         );
-        let finished = aggregate_status(&job_template(status.clone()), &[item("a", None)]);
+        let finished = aggregate_status(&job_template(status.clone()), &[item("a", None)], false);
         assert_eq!(finished, Some(status));
     }
 
@@ -796,7 +1796,7 @@ mod tests {
             ),
         ];
         assert_eq!(
-            aggregate_status(&template, &items),
+            aggregate_status(&template, &items, false),
             Some(json!({"active": [{"name": "j1"}, {"name": "j2"}],
                         "lastScheduleTime": "2026-01-02T00:00:00Z",
                         "lastSuccessfulTime": "2026-01-01T00:00:00Z"}))
@@ -819,11 +1819,14 @@ mod tests {
         let expect = json!({"loadBalancer": {"ingress": [
             {"ip": "1.1.1.1", "hostname": "east"}, {"hostname": "lb.west"},
         ]}});
-        assert_eq!(aggregate_status(&service, &items), Some(expect.clone()));
+        assert_eq!(
+            aggregate_status(&service, &items, false),
+            Some(expect.clone())
+        );
         let ingress = object("networking.k8s.io/v1", "Ingress", json!({}), json!({}));
-        assert_eq!(aggregate_status(&ingress, &items), Some(expect));
+        assert_eq!(aggregate_status(&ingress, &items, false), Some(expect));
         let cluster_ip = object("v1", "Service", json!({"type": "ClusterIP"}), json!({}));
-        assert_eq!(aggregate_status(&cluster_ip, &items), None);
+        assert_eq!(aggregate_status(&cluster_ip, &items, false), None);
     }
 
     #[test]
@@ -851,14 +1854,14 @@ mod tests {
                     )
                 })
                 .collect();
-            let status = aggregate_status(&template, &items).unwrap_or_default();
+            let status = aggregate_status(&template, &items, false).unwrap_or_default();
             assert_eq!(status["phase"], json!(expect), "{phases:?}");
             assert_eq!(
                 status["containerStatuses"][0],
                 json!({"ready": true, "state": {"running": {}}})
             );
         }
-        assert_eq!(aggregate_status(&template, &[]), None);
+        assert_eq!(aggregate_status(&template, &[], false), None);
     }
 
     #[test]
@@ -869,12 +1872,12 @@ mod tests {
             item("b", Some(json!({"phase": "Available"}))),
         ];
         assert_eq!(
-            aggregate_status(&pv, &items),
+            aggregate_status(&pv, &items, false),
             Some(json!({"phase": "Available"}))
         );
         let pvc = object("v1", "PersistentVolumeClaim", json!({}), json!({}));
         assert_eq!(
-            aggregate_status(&pvc, &items[..1]),
+            aggregate_status(&pvc, &items[..1], false),
             Some(json!({"phase": "Bound"}))
         );
         let lost = [
@@ -882,7 +1885,7 @@ mod tests {
             item("b", Some(json!({"phase": "Lost"}))),
         ];
         assert_eq!(
-            aggregate_status(&pvc, &lost),
+            aggregate_status(&pvc, &lost, false),
             Some(json!({"phase": "Lost"}))
         );
     }
@@ -908,7 +1911,7 @@ mod tests {
             ),
         ];
         assert_eq!(
-            aggregate_status(&pdb, &items),
+            aggregate_status(&pdb, &items, false),
             Some(
                 json!({"currentHealthy": 5, "desiredHealthy": 4, "expectedPods": 6,
                         "disruptionsAllowed": 1,
@@ -924,7 +1927,11 @@ mod tests {
             json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}),
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
         ] {
-            assert_eq!(aggregate_status(&template, &items), None, "{template}");
+            assert_eq!(
+                aggregate_status(&template, &items, false),
+                None,
+                "{template}"
+            );
         }
     }
 }
