@@ -14,10 +14,10 @@ use flotilla_api::{
     Work, conditions,
     keys::{annotations, labels},
 };
-use flotilla_controllers::{cluster_status, execution};
+use flotilla_controllers::{cluster, cluster_status, execution};
 use flotilla_testing::{Controllers, TestHub};
 use futures::FutureExt;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
 use kube::{
     Api, Client, ResourceExt,
     api::{DeleteParams, Patch, PatchParams},
@@ -42,9 +42,18 @@ fn start(client: &Client) -> Result<Controllers> {
                 },
             )?
             .boxed(),
+            cluster::controller(ctx, cluster::Options::default())?.boxed(),
             execution::controller(ctx, execution::Options::default())?.boxed(),
         ])
     })
+}
+
+fn deployment(name: &str, image: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": name, "namespace": "shop"},
+           "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}},
+                    "template": {"metadata": {"labels": {"app": name}},
+                                 "spec": {"containers": [{"name": "app", "image": image}]}}}})
 }
 
 fn config_map(name: &str, data: &str) -> Value {
@@ -241,6 +250,56 @@ async fn a_work_becomes_its_member_object_and_stays_as_declared() -> Result<()> 
         .await?;
     wait_data(&member_cms, "web", "v3").await?;
 
+    // Replicas a member autoscaler sets through the scale subresource are the member's: a later
+    // Work update leaves them, while a person's edit of them is drift.
+    create_work(
+        &client,
+        "scaled",
+        vec![deployment("scaled", "nginx:1")],
+        json!({}),
+    )
+    .await?;
+    let member_deployments: Api<Deployment> = Api::namespaced(member_client.clone(), "shop");
+    eventually("Deployment scaled in the member", || async {
+        Ok(member_deployments.get_opt("scaled").await?)
+    })
+    .await?;
+    member_deployments
+        .patch_scale(
+            "scaled",
+            &PatchParams {
+                field_manager: Some("horizontal-pod-autoscaler".to_owned()),
+                ..Default::default()
+            },
+            &Patch::Merge(json!({"spec": {"replicas": 5}})),
+        )
+        .await?;
+    works
+        .patch(
+            "scaled",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"workload": {"manifests": [deployment("scaled", "nginx:2")]}}}),
+            ),
+        )
+        .await?;
+    let updated = eventually("the scaled Deployment at nginx:2", || async {
+        let d = member_deployments.get("scaled").await?;
+        let image = d
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|s| s.containers.first())
+            .and_then(|c| c.image.clone());
+        Ok((image.as_deref() == Some("nginx:2")).then_some(d))
+    })
+    .await?;
+    assert_eq!(
+        updated.spec.and_then(|s| s.replicas),
+        Some(5),
+        "the autoscaler's replicas kept"
+    );
+
     // Deleted: the member object goes with the Work.
     works.delete("web", &DeleteParams::default()).await?;
     eventually("the member object deleted with its Work", || async {
@@ -379,4 +438,45 @@ async fn hub_member_client(member: &flotilla_controllers::fleet::Member) -> Resu
     }
     .client()
     .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_that_joins_gets_its_execution_namespace_and_takes_its_works_when_it_leaves()
+-> Result<()> {
+    init_tracing();
+    let hub = TestHub::start().await?;
+    let client = hub.client.clone();
+    let member = hub.add_member("member1", BTreeMap::new()).await?;
+    let _controllers = start(&client)?;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    eventually("the execution namespace", || async {
+        Ok(namespaces.get_opt(ES).await?)
+    })
+    .await?;
+    let member_cms: Api<ConfigMap> = Api::namespaced(hub_member_client(&member).await?, "shop");
+    create_work(&client, "web", vec![config_map("web", "v1")], json!({})).await?;
+    wait_data(&member_cms, "web", "v1").await?;
+
+    // The Cluster leaves: its Work goes (and with it the member object, the member being
+    // Ready), then the namespace, then the Cluster.
+    let clusters: Api<flotilla_api::Cluster> = Api::all(client.clone());
+    clusters.delete("member1", &DeleteParams::default()).await?;
+    eventually("the Cluster gone", || async {
+        Ok(clusters.get_opt("member1").await?.is_none().then_some(()))
+    })
+    .await?;
+    assert!(
+        member_cms.get_opt("web").await?.is_none(),
+        "the member object went with its Work"
+    );
+    let works: Api<Work> = Api::namespaced(client.clone(), ES);
+    assert!(works.list(&Default::default()).await?.items.is_empty());
+    eventually("the execution namespace gone or going", || async {
+        let ns = namespaces.get_opt(ES).await?;
+        Ok(ns
+            .is_none_or(|n| n.metadata.deletion_timestamp.is_some())
+            .then_some(()))
+    })
+    .await?;
+    Ok(())
 }

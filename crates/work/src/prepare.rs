@@ -11,9 +11,9 @@
 //!   `healthCheckNodePort`, which the hub's API server may have allocated from its own ranges;
 //! - a Job's generated `spec.selector` and its `controller-uid` template labels (unless
 //!   `spec.manualSelector`), which name the hub's Job uid;
-//! - `spec.replicas` of an object whose replicas a member writer changes through the `scale`
-//!   subresource (a HorizontalPodAutoscaler, KEDA, `kubectl scale` in the member): its
-//!   managedFields say so.
+//! - `spec.replicas` of an object whose replicas a controller in the member changes through
+//!   the `scale` subresource (a HorizontalPodAutoscaler, KEDA): its managedFields say so. A
+//!   person's `kubectl scale` or `kubectl edit` in the member is drift and is put back.
 //!
 //! Finalizers, ownerReferences, labels and annotations added in the member are not in the
 //! manifest, so they stay. Every prepared manifest carries Flotilla's marks: the label
@@ -248,14 +248,21 @@ fn insert(meta: &mut Map<String, Value>, field: &str, key: &str, value: &str) {
     }
 }
 
-/// Whether a writer other than Flotilla owns `spec.replicas` of `live` through the `scale`
-/// subresource (its managedFields entry says `subresource: scale`).
+/// Whether a controller in the member owns `spec.replicas` of `live` through the `scale`
+/// subresource (a managedFields entry with `subresource: scale` of a manager that is neither
+/// Flotilla nor kubectl: a person's `kubectl scale` in a member is drift, an autoscaler's is
+/// not).
 pub fn replicas_scaled_in_member(live: &Value) -> bool {
     live.pointer("/metadata/managedFields")
         .and_then(Value::as_array)
         .is_some_and(|entries| {
             entries.iter().any(|entry| {
-                entry.get("manager").and_then(Value::as_str) != Some(FIELD_MANAGER)
+                let manager = entry
+                    .get("manager")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                manager != FIELD_MANAGER
+                    && !manager.starts_with("kubectl")
                     && entry.get("subresource").and_then(Value::as_str) == Some("scale")
                     && entry.pointer("/fieldsV1/f:spec/f:replicas").is_some()
             })
@@ -438,6 +445,16 @@ mod tests {
                      "fieldsV1": {"f:spec": {"f:replicas": {}}}}]}})),
                 json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
                        "spec": {"paused": false}}),
+            ),
+            (
+                "replicas a person scaled with kubectl in the member are drift",
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+                       "spec": {"replicas": 3}}),
+                Some(json!({"metadata": {"managedFields": [
+                    {"manager": "kubectl", "operation": "Update", "subresource": "scale",
+                     "fieldsV1": {"f:spec": {"f:replicas": {}}}}]}})),
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+                       "spec": {"replicas": 3}}),
             ),
             (
                 "replicas edited in the main resource by hand are drift, not the member's",

@@ -493,3 +493,172 @@ async fn an_unreachable_member_is_avoided_and_the_others_keep_working() -> Resul
     test.fleet.stop().await;
     Ok(())
 }
+
+/// A member Deployment's status as its controller would write it: `ready` of `replicas` pods
+/// updated and available, at the object's generation; `deadline` sets ProgressDeadlineExceeded.
+fn member_status(d: &Deployment, ready: i64, deadline: bool) -> serde_json::Value {
+    let replicas = i64::from(replicas(d).unwrap_or(1));
+    let done = ready == replicas;
+    let progressing = if deadline {
+        json!({"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+               "message": "ReplicaSet has timed out progressing.",
+               "lastUpdateTime": "2026-12-01T00:00:00Z", "lastTransitionTime": "2026-12-01T00:00:00Z"})
+    } else if done {
+        json!({"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
+               "message": "ReplicaSet has successfully progressed.",
+               "lastUpdateTime": "2026-12-01T00:00:00Z", "lastTransitionTime": "2026-12-01T00:00:00Z"})
+    } else {
+        json!({"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
+               "message": "ReplicaSet is progressing.",
+               "lastUpdateTime": "2026-12-01T00:00:00Z", "lastTransitionTime": "2026-12-01T00:00:00Z"})
+    };
+    json!({"status": {
+    "observedGeneration": d.metadata.generation,
+    "replicas": replicas, "updatedReplicas": ready, "readyReplicas": ready,
+    "availableReplicas": ready, "unavailableReplicas": replicas - ready,
+    "conditions": [
+        {"type": "Available", "status": if done { "True" } else { "False" },
+         "reason": if done { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" },
+         "message": "Deployment availability.",
+         "lastUpdateTime": "2026-12-01T00:00:00Z", "lastTransitionTime": "2026-12-01T00:00:00Z"},
+        progressing,
+    ]}})
+}
+
+/// Sets member `cluster`'s Deployment `name` status, standing in for its deployment controller.
+async fn report(
+    test: &TestFleet,
+    cluster: &str,
+    name: &str,
+    ready: i64,
+    deadline: bool,
+) -> Result<()> {
+    let api: Api<Deployment> = Api::namespaced(test.member(cluster).await?, "default");
+    let d = api.get(name).await?;
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(member_status(&d, ready, deadline)),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Waits until the hub's Deployment is judged `argo` by Argo CD's rules and `kstatus` by
+/// kstatus's (the ports in flotilla_testing::health).
+async fn judged(
+    test: &TestFleet,
+    name: &str,
+    argo: flotilla_testing::health::ArgoHealth,
+    kstatus: flotilla_testing::health::KStatus,
+) -> Result<serde_json::Value> {
+    let api: Api<Deployment> = Api::namespaced(test.fleet.hub.clone(), "default");
+    let last = std::sync::Mutex::new(String::new());
+    let result = eventually(
+        WAIT,
+        &format!("the hub's {name} judged {argo:?} / {kstatus:?}"),
+        || async {
+            let object = serde_json::to_value(api.get(name).await?)?;
+            let a = flotilla_testing::health::argocd_health(&object);
+            let k = flotilla_testing::health::kstatus(&object);
+            *last
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                format!("{a:?} {k:?} {}", object["status"]);
+            Ok((a.0 == argo && k.0 == kstatus).then_some(object))
+        },
+    )
+    .await;
+    result.map_err(|e| {
+        anyhow::anyhow!(
+            "{e}; last seen {}",
+            last.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_deployment_tells_how_the_fleet_runs_it() -> Result<()> {
+    use flotilla_testing::health::{ArgoHealth, KStatus};
+    let test = TestFleet::start(3).await?;
+    test.wait_ready().await?;
+    let members = ["member1", "member2", "member3"];
+    test.apply(&deployment("web", 2, "nginx:1.27")).await?;
+    test.apply(&policy("web", "Deployment", "web", DUPLICATED))
+        .await?;
+    for cluster in members {
+        member_deployment(&test, cluster, "web", "present", |_| true).await?;
+    }
+
+    // Two members done, one still rolling out: Progressing / InProgress.
+    report(&test, "member1", "web", 2, false).await?;
+    report(&test, "member2", "web", 2, false).await?;
+    report(&test, "member3", "web", 1, false).await?;
+    judged(&test, "web", ArgoHealth::Progressing, KStatus::InProgress).await?;
+
+    // Every member done: Healthy / Current, with one cluster's counters (not three times them).
+    report(&test, "member3", "web", 2, false).await?;
+    let hub = judged(&test, "web", ArgoHealth::Healthy, KStatus::Current).await?;
+    assert_eq!(hub["status"]["replicas"], json!(2), "{}", hub["status"]);
+    assert_eq!(hub["status"]["availableReplicas"], json!(2));
+    assert_eq!(
+        hub["status"]["observedGeneration"],
+        hub["metadata"]["generation"]
+    );
+    let progressing = hub["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Progressing"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(progressing["reason"], json!("NewReplicaSetAvailable"));
+    // Only status was written, under Flotilla's own manager, through /status.
+    let status_writer = hub["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["manager"] == "flotilla-binding-status")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        status_writer["subresource"],
+        json!("status"),
+        "{status_writer}"
+    );
+    assert!(
+        status_writer["fieldsV1"].get("f:spec").is_none(),
+        "{status_writer}"
+    );
+
+    // The binding keeps the per-cluster detail, applied and healthy apart.
+    let bindings: Api<ResourceBinding> = Api::namespaced(test.fleet.hub.clone(), "default");
+    let binding = bindings.get("web-deployment").await?;
+    let items = binding.status.unwrap_or_default().aggregated_status;
+    assert_eq!(items.len(), 3, "{items:?}");
+    assert!(
+        items.iter().all(|i| i.applied && i.status.is_some()),
+        "{items:?}"
+    );
+
+    // A template update: not Current until every member runs and has observed it.
+    test.apply(&deployment("web", 2, "nginx:1.28")).await?;
+    for cluster in members {
+        member_deployment(&test, cluster, "web", "at nginx:1.28", |d| {
+            image(d).as_deref() == Some("nginx:1.28")
+        })
+        .await?;
+    }
+    judged(&test, "web", ArgoHealth::Progressing, KStatus::InProgress).await?;
+    for cluster in ["member1", "member2"] {
+        report(&test, cluster, "web", 2, false).await?;
+    }
+    judged(&test, "web", ArgoHealth::Progressing, KStatus::InProgress).await?;
+
+    // One member past its progress deadline: Degraded / Failed.
+    report(&test, "member3", "web", 1, true).await?;
+    judged(&test, "web", ArgoHealth::Degraded, KStatus::Failed).await?;
+    report(&test, "member3", "web", 2, false).await?;
+    judged(&test, "web", ArgoHealth::Healthy, KStatus::Current).await?;
+    test.fleet.stop().await;
+    Ok(())
+}
