@@ -227,7 +227,7 @@ mod tests {
             ["cluster-status", "cluster", "scheduler"]
         );
         assert_eq!(names("scheduler"), ["scheduler"]);
-        assert_eq!(names("*,-detector,-dependencies").len(), 4);
+        assert_eq!(names("*,-detector,-dependencies").len(), 6);
         assert_eq!(names(""), Vec::<&str>::new());
         assert!(select("*,-nope").is_err());
         assert!(select("-*").is_err());

@@ -339,6 +339,29 @@ impl Member {
         }
     }
 
+    /// The member object of `identifier` when `owner` manages it (with its resolved kind and
+    /// identifier); otherwise what a delete or release answers: `Absent` (no such object, or
+    /// its kind is no longer served) or `NotOurs`.
+    async fn owned(
+        &self,
+        owner: &WorkRef,
+        identifier: &ResourceIdentifier,
+    ) -> Result<Result<(Resolved, ResourceIdentifier, Value), Deleted>, ApplyError> {
+        let mut identifier = identifier.clone();
+        let resolved = match self.resolve(&mut identifier).await {
+            Ok(resolved) => resolved,
+            Err(ApplyError::NotServed(_)) => return Ok(Err(Deleted::Absent)),
+            Err(error) => return Err(error),
+        };
+        let Some(live) = self.get(&resolved, &identifier).await? else {
+            return Ok(Err(Deleted::Absent));
+        };
+        if manager_of(&live, owner) != Manager::This {
+            return Ok(Err(Deleted::NotOurs));
+        }
+        Ok(Ok((resolved, identifier, live)))
+    }
+
     /// Deletes the member object of `identifier` when `owner` manages it (in the background:
     /// its dependents go after it, as `kubectl delete` does).
     ///
@@ -350,19 +373,10 @@ impl Member {
         owner: &WorkRef,
         identifier: &ResourceIdentifier,
     ) -> Result<Deleted, ApplyError> {
-        let mut identifier = identifier.clone();
-        let resolved = match self.resolve(&mut identifier).await {
-            Ok(resolved) => resolved,
-            // A kind the member no longer serves has no objects left.
-            Err(ApplyError::NotServed(_)) => return Ok(Deleted::Absent),
-            Err(error) => return Err(error),
+        let (resolved, identifier, live) = match self.owned(owner, identifier).await? {
+            Ok(found) => found,
+            Err(answer) => return Ok(answer),
         };
-        let Some(live) = self.get(&resolved, &identifier).await? else {
-            return Ok(Deleted::Absent);
-        };
-        if manager_of(&live, owner) != Manager::This {
-            return Ok(Deleted::NotOurs);
-        }
         let what = describe(&identifier);
         let params = DeleteParams {
             preconditions: live
@@ -401,18 +415,10 @@ impl Member {
         owner: &WorkRef,
         identifier: &ResourceIdentifier,
     ) -> Result<Deleted, ApplyError> {
-        let mut identifier = identifier.clone();
-        let resolved = match self.resolve(&mut identifier).await {
-            Ok(resolved) => resolved,
-            Err(ApplyError::NotServed(_)) => return Ok(Deleted::Absent),
-            Err(error) => return Err(error),
+        let (resolved, identifier, _) = match self.owned(owner, identifier).await? {
+            Ok(found) => found,
+            Err(answer) => return Ok(answer),
         };
-        let Some(live) = self.get(&resolved, &identifier).await? else {
-            return Ok(Deleted::Absent);
-        };
-        if manager_of(&live, owner) != Manager::This {
-            return Ok(Deleted::NotOurs);
-        }
         let what = describe(&identifier);
         self.api(&resolved, &identifier)
             .patch(
