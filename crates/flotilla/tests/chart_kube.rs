@@ -164,6 +164,18 @@ async fn helm_installs_the_hub_chart_on_a_real_hub_and_two_hubs_run_under_its_rb
         anyhow::bail!("{error:#}; hub-a said:\n{stderr}");
     }
     let b = Hub::start(&kubeconfig, "hub-b", &flags)?;
+    // The standby is ready (connected, waiting) before anything is asked of it.
+    let standby = eventually(
+        Duration::from_secs(30),
+        "hub-b ready as a standby",
+        || async { Ok(matches!(b.get("/readyz").await, Ok((200, _))).then_some(())) },
+    )
+    .await;
+    if let Err(error) = standby {
+        signal(&b.pid(), "KILL")?;
+        let (_, stderr) = b.wait_exit(Duration::from_secs(10))?;
+        anyhow::bail!("{error:#}; hub-b said:\n{stderr}");
+    }
 
     let clusters: Api<Cluster> = Api::all(admin.clone());
     for name in ["member1", "member2"] {
