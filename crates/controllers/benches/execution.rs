@@ -3,8 +3,11 @@
 //! them). Three figures, each printed as a table row:
 //!
 //! (a) latency from a template's create to its object present in every target member: 1,000
-//!     Deployments (`EXECUTION_LATENCY_TEMPLATES`), 16 created at a time, each Duplicated to 3
-//!     members; p50 and p99 over the templates.
+//!     Deployments (`EXECUTION_LATENCY_TEMPLATES`), each Duplicated to 3 members; p50 and p99
+//!     over the templates. Twice: created at a steady rate (`EXECUTION_LATENCY_RATE`, default
+//!     20 per second, the way ClusterLoader2 loads Karmada for its distribution-latency SLO),
+//!     and as a burst, 16 at a time as fast as they go (queueing, so mostly throughput). The
+//!     requests each template cost on the hub and members are printed after each.
 //! (b) cold start: the hub already holds N Deployments and N ConfigMaps
 //!     (`EXECUTION_COLD_TEMPLATES`, default 5,000) with policies sending each to 2 members; the
 //!     controllers start; the clock runs until all 4·N member objects exist.
@@ -205,6 +208,32 @@ async fn wait_ready(client: &Client, names: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// The requests each template cost, per cluster, verb and resource (those of at least one per
+/// ten templates), from the embedded server's counters.
+fn print_requests(hub: &TestHub, before: &flotilla_apiserver::RequestCounts, templates: usize) {
+    let Some(server) = hub.embedded() else {
+        return;
+    };
+    let after = server.request_counts();
+    let mut rows: Vec<(String, f64)> = after
+        .iter()
+        .map(|(key, n)| {
+            let earlier = before.get(&key.cluster, key.verb, &key.group, &key.resource);
+            (
+                format!("{} {:?} {}", key.cluster, key.verb, key.resource),
+                (n - earlier) as f64 / templates as f64,
+            )
+        })
+        .filter(|(_, per)| *per >= 0.1)
+        .collect();
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let total: f64 = rows.iter().map(|(_, per)| per).sum();
+    println!("requests per template: {total:.1} in all");
+    for (what, per) in rows {
+        println!("  {per:6.2}  {what}");
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -213,7 +242,17 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index.min(sorted.len() - 1)]
 }
 
-async fn latency(n: usize) -> Result<()> {
+/// How templates arrive in the latency run.
+#[derive(Clone, Copy)]
+enum Arrivals {
+    /// A steady rate (templates per second), as ClusterLoader2 drives Karmada's SLO runs.
+    Paced(f64),
+    /// As fast as 16 concurrent creators go: the pipeline's queues fill, so this measures
+    /// throughput under a burst more than latency.
+    Burst,
+}
+
+async fn latency(n: usize, arrivals: Arrivals) -> Result<()> {
     let hub = TestHub::start().await?;
     let client = hub.client.clone();
     let names = ["m1", "m2", "m3"];
@@ -234,29 +273,50 @@ async fn latency(n: usize) -> Result<()> {
         .map(|(c, s)| watch_member::<Deployment>(c.clone(), s.clone()))
         .collect();
     let created: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let before = hub
+        .embedded()
+        .map(flotilla_apiserver::Server::request_counts)
+        .unwrap_or_default();
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
     let start = Instant::now();
-    stream::iter(0..n)
-        .map(|i| {
-            let deployments = deployments.clone();
-            let created = created.clone();
-            async move {
-                let name = format!("lat-{i:05}");
-                let object: Deployment = serde_json::from_value(deployment(&name))?;
-                let at = Instant::now();
-                deployments.create(&PostParams::default(), &object).await?;
-                created
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(name, at);
-                anyhow::Ok(())
+    let create = |i: usize| {
+        let deployments = deployments.clone();
+        let created = created.clone();
+        async move {
+            let name = format!("lat-{i:05}");
+            let object: Deployment = serde_json::from_value(deployment(&name))?;
+            let at = Instant::now();
+            deployments.create(&PostParams::default(), &object).await?;
+            created
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(name, at);
+            anyhow::Ok(())
+        }
+    };
+    match arrivals {
+        Arrivals::Burst => {
+            stream::iter(0..n)
+                .map(create)
+                .buffer_unordered(16)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<Vec<_>>>()?;
+        }
+        Arrivals::Paced(rate) => {
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut pending = Vec::with_capacity(n);
+            for i in 0..n {
+                tick.tick().await;
+                pending.push(tokio::spawn(create(i)));
             }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<Vec<_>>>()?;
+            for task in pending {
+                task.await??;
+            }
+        }
+    }
     let everywhere = || {
         seen.iter()
             .map(|s| {
@@ -295,11 +355,16 @@ async fn latency(n: usize) -> Result<()> {
         })
         .collect();
     latencies.sort();
+    let how = match arrivals {
+        Arrivals::Paced(rate) => format!("{rate} created per second"),
+        Arrivals::Burst => "16 created at a time, as fast as they go".to_owned(),
+    };
     println!(
-        "| (a) template create → object in every member (1 Deployment Duplicated to 3 members, {n} templates, 16 at a time) | p50 {:.0} ms | p99 {:.0} ms |",
+        "| (a) template create → object in every member (1 Deployment Duplicated to 3 members, {n} templates, {how}) | p50 {:.0} ms | p99 {:.0} ms |",
         percentile(&latencies, 0.50).as_secs_f64() * 1000.0,
         percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
     );
+    print_requests(&hub, &before, n);
     for watch in watches {
         watch.abort();
     }
@@ -412,7 +477,10 @@ async fn cold_start(n: usize) -> Result<()> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    latency(env("EXECUTION_LATENCY_TEMPLATES", 1_000)).await?;
+    let templates = env("EXECUTION_LATENCY_TEMPLATES", 1_000);
+    let rate = env("EXECUTION_LATENCY_RATE", 20);
+    latency(templates, Arrivals::Paced(rate as f64)).await?;
+    latency(templates, Arrivals::Burst).await?;
     cold_start(env("EXECUTION_COLD_TEMPLATES", 5_000)).await?;
     println!(
         "peak RSS of the process (API server, members, controllers): {:.0} MiB",
