@@ -12,8 +12,11 @@
 //!     (`EXECUTION_COLD_TEMPLATES`, default 5,000) with policies sending each to 2 members; the
 //!     controllers start; the clock runs until all 4·N member objects exist.
 //! (c) the direct-write floor in the same run: the same 4·N member objects written straight into
-//!     fresh members by one client with the execution controller's concurrency (10), and the
-//!     ratio of (b) to it.
+//!     fresh members by one client with the execution controller's concurrency
+//!     (`EXECUTION_CONCURRENCY`, default 10, used for both), and the ratio of (b) to it.
+//!
+//! `EXECUTION_METRICS=1` also prints each controller's reconcile count and summed duration
+//! after (b), to see which stage the time goes to.
 //!
 //! Peak RSS is the whole process's (API server, members and controllers together).
 //! Run with `cargo bench -p flotilla-controllers --bench execution`.
@@ -118,7 +121,14 @@ fn start_controllers(client: &Client) -> Result<Controllers> {
                 },
             )?
             .boxed(),
-            execution::controller(ctx, execution::Options::default())?.boxed(),
+            execution::controller(
+                ctx,
+                execution::Options {
+                    concurrency: env("EXECUTION_CONCURRENCY", 10) as u16,
+                    ..Default::default()
+                },
+            )?
+            .boxed(),
         ])
     })
 }
@@ -452,6 +462,15 @@ async fn cold_start(n: usize) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let cold = start.elapsed();
+    if std::env::var_os("EXECUTION_METRICS").is_some() {
+        for line in controllers.ctx.metrics().render().lines() {
+            if !line.starts_with('#')
+                && (line.contains("reconcile_total") || line.contains("duration_seconds_sum"))
+            {
+                println!("  {line}");
+            }
+        }
+    }
     for watch in watches {
         watch.abort();
     }
@@ -460,7 +479,8 @@ async fn cold_start(n: usize) -> Result<()> {
     // The floor: the same member objects written straight into two fresh members.
     let floor_members = members(&hub, &["f1", "f2"]).await?;
     let floor_start = Instant::now();
-    write_all(&floor_members, n, 10, "cold").await?;
+    let concurrency = env("EXECUTION_CONCURRENCY", 10);
+    write_all(&floor_members, n, concurrency, "cold").await?;
     let floor = floor_start.elapsed();
     println!(
         "| (b) cold start: hub holding {n} Deployments + {n} ConfigMaps, each to 2 members | {want} member objects in {:.1} s | {:.0} objects/s |",
@@ -468,7 +488,7 @@ async fn cold_start(n: usize) -> Result<()> {
         want as f64 / cold.as_secs_f64()
     );
     println!(
-        "| (c) direct-write floor: the same {want} objects applied straight into 2 members, 10 at a time | {:.1} s | (b)/(c) = {:.2}× |",
+        "| (c) direct-write floor: the same {want} objects applied straight into 2 members, {concurrency} at a time (the execution controller's concurrency) | {:.1} s | (b)/(c) = {:.2}× |",
         floor.as_secs_f64(),
         cold.as_secs_f64() / floor.as_secs_f64()
     );
