@@ -231,8 +231,14 @@ impl flotilla_runtime::ReconcileError for Error {
     }
 
     fn is_conflict(&self) -> bool {
-        self.kube()
-            .is_some_and(flotilla_runtime::error::is_conflict)
+        match self {
+            Error::AddFinalizer { source, .. } | Error::RemoveFinalizer { source, .. } => {
+                flotilla_runtime::error::is_finalizer_race(source)
+            }
+            _ => self
+                .kube()
+                .is_some_and(flotilla_runtime::error::is_conflict),
+        }
     }
 }
 

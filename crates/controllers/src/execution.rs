@@ -132,9 +132,10 @@ impl flotilla_runtime::ReconcileError for Error {
 
     fn is_conflict(&self) -> bool {
         match self {
-            Self::WriteWorkStatus { source, .. }
-            | Self::AddFinalizer { source, .. }
-            | Self::RemoveFinalizer { source, .. } => flotilla_runtime::error::is_conflict(source),
+            Self::WriteWorkStatus { source, .. } => flotilla_runtime::error::is_conflict(source),
+            Self::AddFinalizer { source, .. } | Self::RemoveFinalizer { source, .. } => {
+                flotilla_runtime::error::is_finalizer_race(source)
+            }
             _ => false,
         }
     }
@@ -370,11 +371,17 @@ pub fn applied_condition(
 }
 
 impl State {
-    /// The member of `cluster`, kept while its connection stays the same.
-    async fn member(&self, cluster: &Cluster) -> Result<(Member, String), String> {
+    /// The member of `cluster`, kept while its connection stays the same, the client its
+    /// watches use, and the connection's fingerprint.
+    async fn member(&self, cluster: &Cluster) -> Result<(Member, Client, String), String> {
         let (client, fingerprint) = self
             .members
             .connection(cluster)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (watch_client, _) = self
+            .members
+            .watch_connection(cluster)
             .await
             .map_err(|e| e.to_string())?;
         let name = cluster.name_any();
@@ -382,11 +389,11 @@ impl State {
         if let Some((known, member)) = connections.get(&name)
             && *known == fingerprint
         {
-            return Ok((member.clone(), fingerprint));
+            return Ok((member.clone(), watch_client, fingerprint));
         }
         let member = Member::new(client);
         connections.insert(name, (fingerprint.clone(), member.clone()));
-        Ok((member, fingerprint))
+        Ok((member, watch_client, fingerprint))
     }
 
     /// Writes the Work's owned status when it changed.
@@ -481,7 +488,7 @@ async fn apply(work: &Work, cluster: &Cluster, state: &State) -> Result<Action> 
             .await?;
         return Ok(Action::await_change());
     }
-    let (member, fingerprint) = match state.member(cluster).await {
+    let (member, watch_client, fingerprint) = match state.member(cluster).await {
         Ok(member) => member,
         Err(message) => {
             let condition = conditions::new(
@@ -530,7 +537,7 @@ async fn apply(work: &Work, cluster: &Cluster, state: &State) -> Result<Action> 
                 &cluster_name,
                 &kind,
                 &resolved.resource,
-                member.client(),
+                &watch_client,
                 &fingerprint,
             );
             let key = ObjectRef::new_with(&id.name, resolved.resource.clone());
@@ -649,7 +656,7 @@ async fn cleanup(work: &Work, cluster: Option<&Cluster>, state: &State) -> Resul
         info!(cluster = %cluster_name, work = %label(work), "the leaving cluster is not Ready; its objects are left in place");
         return Ok(Action::await_change());
     }
-    let (member, _) = state
+    let (member, ..) = state
         .member(cluster)
         .await
         .map_err(|message| Error::Member {

@@ -88,6 +88,13 @@ pub fn is_conflict(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 409)
 }
 
+/// Whether kube-runtime's finalizer helper lost a race: its JSON patch `test`s the finalizers it
+/// read, and an API server answers 422 when another writer changed them meanwhile. Retried
+/// like a conflict.
+pub fn is_finalizer_race(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 409 || status.code == 422)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +138,26 @@ mod tests {
         ];
         for (texts, want) in table {
             assert_eq!(chain(&layers(texts)), *want);
+        }
+    }
+
+    #[test]
+    fn a_failed_finalizer_test_is_a_race_and_other_refusals_are_not() {
+        let api = |code: u16| {
+            kube::Error::Api(Box::new(kube::core::Status {
+                code,
+                ..Default::default()
+            }))
+        };
+        for (code, race, conflict) in [
+            (409, true, true),
+            (422, true, false),
+            (404, false, false),
+            (403, false, false),
+            (500, false, false),
+        ] {
+            assert_eq!(is_finalizer_race(&api(code)), race, "{code}");
+            assert_eq!(is_conflict(&api(code)), conflict, "{code}");
         }
     }
 }

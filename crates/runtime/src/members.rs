@@ -27,9 +27,24 @@ use crate::{
 pub struct Members {
     secrets: Store<Secret>,
     timeout: Duration,
-    /// Per cluster: the fingerprint a client was built for, and the client.
-    clients: PerObject<Cluster, (String, Client)>,
+    /// Per cluster: the fingerprint the clients were built for, and the clients.
+    clients: PerObject<Cluster, Built>,
 }
+
+/// The clients of one member, built from one configuration.
+#[derive(Clone)]
+struct Built {
+    fingerprint: String,
+    /// Gives up on a silent member after the timeout.
+    requests: Client,
+    /// For watches, which stay silent while nothing changes: waits [`WATCH_READ_TIMEOUT`].
+    watches: Client,
+}
+
+/// How long a watch may go without a byte before it is given up and started again: kube's
+/// default read timeout, longer than the 290 s a kube-runtime watcher asks the server to keep
+/// a watch open.
+pub const WATCH_READ_TIMEOUT: Duration = Duration::from_secs(295);
 
 impl Members {
     /// Member clients reading Clusters and Secrets from `caches`; every request a client sends
@@ -67,20 +82,43 @@ impl Members {
     ///
     /// [`Error::MemberClient`] saying what is wrong with the Cluster or its Secret.
     pub async fn connection(&self, cluster: &Cluster) -> Result<(Client, String)> {
+        self.built(cluster)
+            .await
+            .map(|built| (built.requests, built.fingerprint))
+    }
+
+    /// As [`Members::connection`], but the client is for watches: it waits
+    /// [`WATCH_READ_TIMEOUT`] for a byte instead of the request timeout, so a watch on a quiet
+    /// member is not broken (and relisted) every few seconds.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MemberClient`] saying what is wrong with the Cluster or its Secret.
+    pub async fn watch_connection(&self, cluster: &Cluster) -> Result<(Client, String)> {
+        self.built(cluster)
+            .await
+            .map(|built| (built.watches, built.fingerprint))
+    }
+
+    async fn built(&self, cluster: &Cluster) -> Result<Built> {
         let secret = self.secret(cluster)?;
         let key = ObjectRef::from_obj(cluster);
         let fingerprint = fingerprint(cluster, &secret);
-        if let Some((cached, client)) = self.clients.lock().get(&key)
-            && *cached == fingerprint
+        if let Some(built) = self.clients.lock().get(&key)
+            && built.fingerprint == fingerprint
         {
-            return Ok((client.clone(), fingerprint));
+            return Ok(built.clone());
         }
         let config = config(cluster, &secret, self.timeout).await?;
-        let client = client(config, cluster)?;
-        self.clients
-            .lock()
-            .insert(key, (fingerprint.clone(), client.clone()));
-        Ok((client, fingerprint))
+        let mut watch_config = config.clone();
+        watch_config.read_timeout = Some(WATCH_READ_TIMEOUT);
+        let built = Built {
+            fingerprint,
+            requests: client(config, cluster)?,
+            watches: client(watch_config, cluster)?,
+        };
+        self.clients.lock().insert(key, built.clone());
+        Ok(built)
     }
 
     /// How many member clients are held.
