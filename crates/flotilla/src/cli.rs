@@ -118,6 +118,13 @@ pub enum Command {
         /// Keep all state in memory instead of under --data-dir.
         #[arg(long)]
         in_memory: bool,
+        /// Simulate each member's Nodes, kubelet and workload controllers, so workloads
+        /// become ready (`--simulate=false`: members without Nodes, workloads never ready).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        simulate: bool,
+        /// How many simulated Nodes each member has (4 cpu and 16Gi each).
+        #[arg(long, default_value_t = 3)]
+        nodes_per_member: u32,
         /// The hub process's flags.
         #[command(flatten)]
         process: ProcessFlags,
@@ -312,6 +319,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             bind_address,
             port,
             in_memory,
+            simulate,
+            nodes_per_member,
             process,
         } => {
             let options = crate::up::UpOptions {
@@ -322,6 +331,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 in_memory,
                 hub: process.hub_options()?,
                 log_format: cli.log_format,
+                simulator: simulate.then(|| flotilla_simulator::Options {
+                    nodes: nodes_per_member,
+                    ..Default::default()
+                }),
             };
             let stop = CancellationToken::new();
             crate::hub::stop_on_signals(stop.clone());

@@ -28,6 +28,9 @@ pub struct UpOptions {
     pub hub: crate::hub::HubOptions,
     /// How the banner is printed: plain lines, or log lines in JSON mode.
     pub log_format: crate::cli::LogFormat,
+    /// Simulate every member's Nodes, kubelet and workload controllers (`None`: the members
+    /// have no Nodes and their workloads never report status).
+    pub simulator: Option<flotilla_simulator::Options>,
 }
 
 /// The name of the `index`-th member (1-based).
@@ -38,6 +41,10 @@ pub fn member_name(index: usize) -> String {
 /// Regions the local members are spread over, so spread constraints have something to do.
 const REGIONS: [&str; 2] = ["local-east", "local-west"];
 
+/// The well-known topology labels the simulated Nodes carry.
+const REGION_LABEL: &str = "topology.kubernetes.io/region";
+const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+
 /// A running local hub and fleet.
 pub struct Fleet {
     /// The embedded API server hosting the hub and every member.
@@ -47,6 +54,7 @@ pub struct Fleet {
     /// The member cluster names.
     pub members: Vec<String>,
     controllers: tokio::task::JoinHandle<anyhow::Result<()>>,
+    simulators: Vec<tokio::task::JoinHandle<()>>,
     stop: CancellationToken,
 }
 
@@ -71,6 +79,8 @@ impl Fleet {
         fleet::install_crds(&hub).await?;
 
         let existing = server.clusters();
+        let stop = CancellationToken::new();
+        let mut simulators = Vec::new();
         let mut members = Vec::new();
         for index in 1..=options.members {
             let name = member_name(index);
@@ -82,15 +92,35 @@ impl Fleet {
                     .await
                     .with_context(|| format!("creating member cluster {name}"))?
             };
+            let region = REGIONS[(index - 1) % REGIONS.len()];
             let member = Member {
                 name: name.clone(),
                 api_endpoint: url,
                 token: server.admin_token().to_owned(),
                 ca_pem: server.ca_pem().to_owned(),
                 labels: BTreeMap::from([("environment".to_owned(), "production".to_owned())]),
-                region: Some(REGIONS[(index - 1) % REGIONS.len()].to_owned()),
+                region: Some(region.to_owned()),
             };
             fleet::register_member(&hub, &member).await?;
+            if let Some(simulator) = &options.simulator {
+                let client = server
+                    .client(Some(&name))
+                    .await
+                    .with_context(|| format!("connecting to member cluster {name}"))?;
+                let mut simulator = simulator.clone();
+                simulator.node_prefix = name.clone();
+                simulator.node_labels.extend([
+                    (REGION_LABEL.to_owned(), region.to_owned()),
+                    (ZONE_LABEL.to_owned(), format!("{region}-{index}")),
+                ]);
+                let stop = stop.child_token();
+                let member = name.clone();
+                simulators.push(tokio::spawn(async move {
+                    if let Err(error) = flotilla_simulator::run(client, simulator, stop).await {
+                        tracing::error!(%member, %error, "the member simulator stopped");
+                    }
+                }));
+            }
             members.push(name);
         }
         let kubeconfig = Kubeconfig::read_from(server.kubeconfig_path())
@@ -99,21 +129,23 @@ impl Fleet {
             kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
                 .await
                 .context("reading the hub kubeconfig")?;
-        let stop = CancellationToken::new();
         let controllers = tokio::spawn(crate::hub::run(config, options.hub, stop.clone()));
         Ok(Fleet {
             server,
             hub,
             members,
             controllers,
+            simulators,
             stop,
         })
     }
 
-    /// Stops the controllers (in-flight reconciles finish) and then the API server.
+    /// Stops the controllers and simulators (in-flight reconciles finish) and then the API
+    /// server.
     pub async fn stop(self) {
         self.stop.cancel();
         let _ = self.controllers.await;
+        futures::future::join_all(self.simulators).await;
         self.server.shutdown().await;
     }
 }
@@ -162,6 +194,8 @@ pub async fn up(options: UpOptions, stop: CancellationToken) -> anyhow::Result<(
             }
         }
     };
+    fleet.stop.cancel();
+    futures::future::join_all(std::mem::take(&mut fleet.simulators)).await;
     fleet.server.shutdown().await;
     outcome
 }

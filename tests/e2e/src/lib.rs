@@ -19,10 +19,21 @@ impl TestFleet {
         Self::start_with(members, flotilla::controllers::Options::default()).await
     }
 
-    /// Starts an in-memory hub with `members` members and every controller, with `options`.
+    /// Starts an in-memory hub with `members` members and every controller, with `options`,
+    /// and no member simulator (tests write member status themselves).
     pub async fn start_with(
         members: usize,
         options: flotilla::controllers::Options,
+    ) -> anyhow::Result<TestFleet> {
+        Self::start_simulated(members, options, None).await
+    }
+
+    /// Starts an in-memory hub with `members` members, every controller with `options`, and
+    /// each member simulated with `simulator` (`None`: not simulated).
+    pub async fn start_simulated(
+        members: usize,
+        options: flotilla::controllers::Options,
+        simulator: Option<flotilla_simulator::Options>,
     ) -> anyhow::Result<TestFleet> {
         let dir = tempfile::tempdir()?;
         let options = UpOptions {
@@ -38,6 +49,7 @@ impl TestFleet {
                 controller_options: options,
             },
             log_format: flotilla::cli::LogFormat::Text,
+            simulator,
         };
         let fleet = Fleet::start(options).await?;
         Ok(TestFleet { fleet, dir })
