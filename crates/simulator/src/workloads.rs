@@ -250,6 +250,17 @@ pub(crate) fn rank_for_deletion(pods: &mut [Arc<Pod>]) {
 
 /// Why a workload's selector cannot be used with its template, if it cannot (the workload is
 /// then skipped).
+/// What is wrong with `selector` for the pods `template` makes, if anything.
+pub(crate) fn template_problem(
+    selector: &LabelSelector,
+    template: &PodTemplateSpec,
+) -> Option<String> {
+    selector_problem(
+        selector,
+        template.metadata.as_ref().and_then(|m| m.labels.as_ref()),
+    )
+}
+
 pub(crate) fn selector_problem(
     selector: &LabelSelector,
     labels: Option<&BTreeMap<String, String>>,

@@ -21,7 +21,7 @@ use tracing::warn;
 
 use super::{
     availability, create_pods, delete_pods, is_active, name_of, next, pod_from_template, scaled,
-    selector_problem,
+    template_problem,
 };
 use crate::{
     error::{Error, Result},
@@ -63,12 +63,7 @@ pub(crate) async fn reconcile(set: Arc<DaemonSet>, sim: Arc<Sim>) -> Result<Acti
     let Some(spec) = set.spec.as_ref() else {
         return Ok(next(&sim, false, None));
     };
-    let labels = spec
-        .template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.labels.as_ref());
-    if let Some(problem) = selector_problem(&spec.selector, labels) {
+    if let Some(problem) = template_problem(&spec.selector, &spec.template) {
         warn!(daemon_set = %name_of(&*set), %problem, "skipped");
         return Ok(next(&sim, false, None));
     }

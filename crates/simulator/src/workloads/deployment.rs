@@ -20,7 +20,7 @@ use kube::{
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use super::{name_of, next, owner_reference, scaled, selector_problem};
+use super::{name_of, next, owner_reference, scaled, template_problem};
 use crate::{
     FIELD_MANAGER,
     error::{Error, Result},
@@ -210,12 +210,7 @@ pub(crate) async fn reconcile(deployment: Arc<Deployment>, sim: Arc<Sim>) -> Res
     let Some(spec) = deployment.spec.as_ref() else {
         return Ok(next(&sim, false, None));
     };
-    let labels = spec
-        .template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.labels.as_ref());
-    if let Some(problem) = selector_problem(&spec.selector, labels) {
+    if let Some(problem) = template_problem(&spec.selector, &spec.template) {
         warn!(deployment = %name_of(&*deployment), %problem, "skipped");
         return Ok(next(&sim, false, None));
     }

@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use super::{
     BURST, create_pods, delete_pods, free_names, is_active, is_terminating, name_of, next,
-    pod_from_template, rank_for_deletion, selector_problem,
+    pod_from_template, rank_for_deletion, template_problem,
 };
 use crate::{
     error::{Error, Result},
@@ -83,13 +83,8 @@ pub(crate) async fn reconcile(job: Arc<Job>, sim: Arc<Sim>) -> Result<Action> {
     let Some(spec) = job.spec.as_ref() else {
         return Ok(next(&sim, false, None));
     };
-    let labels = spec
-        .template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.labels.as_ref());
     if let Some(selector) = spec.selector.as_ref()
-        && let Some(problem) = selector_problem(selector, labels)
+        && let Some(problem) = template_problem(selector, &spec.template)
     {
         warn!(job = %name_of(&*job), %problem, "skipped");
         return Ok(next(&sim, false, None));

@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 use super::{
     BURST, Counts, create_pods, delete_pods, free_names, is_active, name_of, next, orphaned,
-    pod_from_template, rank_for_deletion, selector_problem,
+    pod_from_template, rank_for_deletion, template_problem,
 };
 use crate::{
     error::{Error, Result},
@@ -61,8 +61,7 @@ pub(crate) async fn reconcile(rs: Arc<ReplicaSet>, sim: Arc<Sim>) -> Result<Acti
         warn!(replica_set = %name_of(&*rs), "skipped: the ReplicaSet has no pod template");
         return Ok(next(&sim, false, None));
     };
-    let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref());
-    if let Some(problem) = selector_problem(&spec.selector, labels) {
+    if let Some(problem) = template_problem(&spec.selector, template) {
         warn!(replica_set = %name_of(&*rs), %problem, "skipped");
         return Ok(next(&sim, false, None));
     }

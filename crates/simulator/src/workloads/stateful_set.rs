@@ -19,7 +19,7 @@ use tracing::warn;
 
 use super::{
     Counts, create_pods, delete_pods, is_active, is_terminating, name_of, next, pod_from_template,
-    selector_problem,
+    template_problem,
 };
 use crate::{
     error::{Error, Result},
@@ -130,12 +130,7 @@ pub(crate) async fn reconcile(set: Arc<StatefulSet>, sim: Arc<Sim>) -> Result<Ac
     let Some(spec) = set.spec.as_ref() else {
         return Ok(next(&sim, false, None));
     };
-    let labels = spec
-        .template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.labels.as_ref());
-    if let Some(problem) = selector_problem(&spec.selector, labels) {
+    if let Some(problem) = template_problem(&spec.selector, &spec.template) {
         warn!(stateful_set = %name_of(&*set), %problem, "skipped");
         return Ok(next(&sim, false, None));
     }
