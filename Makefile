@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 DATA_DIR ?= .tmp/flotilla
-MEMBERS ?= 2
+MEMBERS ?= 3
 
 # The tests that run a second time against real control planes (etcd + kube-apiserver +
 # kube-controller-manager, built by `make kube`): every controller test, the hub processes, and

@@ -23,6 +23,8 @@ pub mod labels {
     pub const DELETION_PROTECTED: &str = "resourcetemplate.flotilla.io/deletion-protected";
     /// On a namespace: `true` stops it being propagated automatically.
     pub const SKIP_AUTO_PROPAGATION: &str = "namespace.flotilla.io/skip-auto-propagation";
+    /// On a Work the namespace-sync controller writes: the hub namespace it copies.
+    pub const SYNCED_NAMESPACE: &str = "namespace.flotilla.io/synced";
     /// On a Machine: the Cluster it belongs to.
     pub const MACHINE_CLUSTER_NAME: &str = "cluster.flotilla.io/cluster-name";
     /// On a Machine: present on control-plane machines.

@@ -55,6 +55,10 @@ pub struct Config {
     pub port: u16,
     /// Keep objects in memory only (tests).
     pub in_memory: bool,
+    /// The kubeconfig context (and cluster entry) naming the root cluster: `default` unless
+    /// a caller names it (`flotilla up` calls it `flotilla-hub`). Logical clusters' contexts
+    /// are their own names.
+    pub root_context: String,
 }
 
 impl Config {
@@ -65,6 +69,7 @@ impl Config {
             bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,
             in_memory: false,
+            root_context: DEFAULT_CLUSTER.to_owned(),
         }
     }
 }
@@ -74,6 +79,7 @@ pub struct Server {
     state: Arc<AppState>,
     url: String,
     kubeconfig_path: PathBuf,
+    root_context: String,
     ca_pem: String,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -225,6 +231,7 @@ impl Server {
             state,
             url,
             kubeconfig_path: dir.join("kubeconfig"),
+            root_context: config.root_context.clone(),
             ca_pem: certs.ca_pem,
             shutdown,
             task,
@@ -281,7 +288,7 @@ impl Server {
     /// Create a logical cluster; returns its URL. It gets its own storage, RV sequence and
     /// kubeconfig context.
     pub async fn create_cluster(&self, name: &str) -> Result<String> {
-        if !valid_cluster_name(name) {
+        if !valid_cluster_name(name) || name == self.root_context {
             return Err(Error::InvalidClusterName(name.to_string()));
         }
         if self.state.cluster(name).is_some() {
@@ -326,9 +333,13 @@ impl Server {
         removed.destroy().await
     }
 
-    /// A kube client for a logical cluster (None = default), built from the kubeconfig.
+    /// A kube client for a logical cluster (None = the root cluster), built from the
+    /// kubeconfig.
     pub async fn client(&self, cluster: Option<&str>) -> Result<kube::Client> {
-        let name = cluster.unwrap_or(DEFAULT_CLUSTER);
+        let name = match cluster {
+            None | Some(DEFAULT_CLUSTER) => self.root_context.as_str(),
+            Some(name) => name,
+        };
         let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig_path)
             .map_err(|e| Error::BuildClient(e.to_string()))?;
         let options = kube::config::KubeConfigOptions {
@@ -354,7 +365,7 @@ impl Server {
             .kubeconfig_lock
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let mut entries = vec![(DEFAULT_CLUSTER.to_string(), self.url.clone())];
+        let mut entries = vec![(self.root_context.clone(), self.url.clone())];
         for name in self.clusters() {
             if name != DEFAULT_CLUSTER {
                 let url = self.cluster_url(&name);

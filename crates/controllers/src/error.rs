@@ -130,6 +130,18 @@ pub enum Error {
         works: usize,
     },
 
+    /// Writing or deleting a cluster's namespace Work failed.
+    #[error("failed to sync namespace Work {work} of Cluster {cluster}: {source}")]
+    SyncNamespace {
+        /// The Cluster.
+        cluster: String,
+        /// The Work.
+        work: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+
     /// The controller platform failed (a cache asked for too late, a member client).
     #[error(transparent)]
     Platform(#[from] flotilla_runtime::Error),
@@ -147,7 +159,8 @@ impl Error {
             | Error::WriteMemberSecret { source, .. }
             | Error::RegisterCluster { source, .. }
             | Error::ClusterFinalizer { source, .. }
-            | Error::CleanupCluster { source, .. } => Some(source),
+            | Error::CleanupCluster { source, .. }
+            | Error::SyncNamespace { source, .. } => Some(source),
             _ => None,
         }
     }
@@ -168,6 +181,7 @@ impl flotilla_runtime::ReconcileError for Error {
             Error::ClusterFinalizer { .. } => "ClusterFinalizer",
             Error::CleanupCluster { .. } => "CleanupCluster",
             Error::WorksRemain { .. } => "WorksRemain",
+            Error::SyncNamespace { .. } => "SyncNamespace",
             Error::Platform(_) => "Platform",
         }
     }

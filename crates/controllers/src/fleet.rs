@@ -101,11 +101,13 @@ pub struct Member {
     pub labels: BTreeMap<String, String>,
     /// The member's region.
     pub region: Option<String>,
+    /// The member's zone.
+    pub zone: Option<String>,
 }
 
 /// Registers a Push member: the credentials Secret in `flotilla-cluster` and the Cluster.
 /// Idempotent (server-side apply). Registering again restores what `up` sets on the Cluster
-/// (its labels, `apiEndpoint`, `secretRef`, `syncMode`, `provider`, `region`) and keeps
+/// (its labels, `apiEndpoint`, `secretRef`, `syncMode`, `provider`, `region`, `zone`) and keeps
 /// everything else users or controllers added, such as labels and taints.
 ///
 /// # Errors
@@ -167,6 +169,7 @@ pub async fn register_member(client: &Client, member: &Member) -> Result<()> {
             }),
             provider: Some("local".to_owned()),
             region: member.region.clone(),
+            zone: member.zone.clone(),
             ..Default::default()
         },
     );

@@ -12,6 +12,7 @@ pub mod error;
 pub mod execution;
 pub mod fleet;
 pub mod heartbeat;
+pub mod namespace_sync;
 pub use flotilla_work::kinds;
 
 pub use error::{Error, Result};

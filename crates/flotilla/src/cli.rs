@@ -106,8 +106,8 @@ pub enum Command {
         /// Where state, certificates and the kubeconfig are kept.
         #[arg(long, default_value = ".tmp/flotilla")]
         data_dir: PathBuf,
-        /// How many member clusters to run.
-        #[arg(long, default_value_t = 2)]
+        /// How many member clusters to run (member1 … memberN).
+        #[arg(long, default_value_t = 3)]
         members: usize,
         /// The address to listen on.
         #[arg(long, default_value = "127.0.0.1")]
@@ -283,7 +283,10 @@ impl HubConnection {
 /// Parses the arguments, runs the command and turns its outcome into an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::logs::init(cli.log_format);
+    // `flotilla up` on a terminal shows its own progress: logs are for warnings unless
+    // RUST_LOG asks for more.
+    let quiet = matches!(cli.command, Command::Up { .. }) && cli.log_format == LogFormat::Text;
+    crate::logs::init(cli.log_format, if quiet { "warn" } else { "info" });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -371,10 +374,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             in_memory,
         } => {
             let config = flotilla_apiserver::Config {
-                data_dir,
                 bind_address,
                 port,
                 in_memory,
+                ..flotilla_apiserver::Config::new(data_dir)
             };
             flotilla_apiserver::run(config, |server| {
                 let mut out = crate::output::Output::stdout();

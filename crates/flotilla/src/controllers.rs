@@ -28,6 +28,8 @@ pub struct Options {
     pub execution: flotilla_controllers::execution::Options,
     /// The binding-status controller's settings.
     pub binding_status: flotilla_controllers::binding_status::Options,
+    /// The namespace-sync controller's settings.
+    pub namespace_sync: flotilla_controllers::namespace_sync::Options,
 }
 
 type Build = fn(&Arc<Context>, &Options) -> anyhow::Result<BoxFuture<'static, ()>>;
@@ -115,6 +117,17 @@ pub const ALL: &[Controller] = &[
             Ok(run.boxed())
         },
     },
+    Controller {
+        name: "namespace-sync",
+        build: |ctx, options| {
+            let run = flotilla_controllers::namespace_sync::controller(
+                ctx,
+                options.namespace_sync.clone(),
+            )
+            .context("namespace-sync")?;
+            Ok(run.boxed())
+        },
+    },
 ];
 
 /// Resolves a `--controllers` list: `*` is every controller, `name` adds one, `-name` removes
@@ -194,7 +207,8 @@ mod tests {
                 "dependencies",
                 "binding",
                 "execution",
-                "binding-status"
+                "binding-status",
+                "namespace-sync"
             ]
         );
         assert_eq!(
@@ -206,7 +220,8 @@ mod tests {
                 "dependencies",
                 "binding",
                 "execution",
-                "binding-status"
+                "binding-status",
+                "namespace-sync"
             ]
         );
         // Names match whole: removing `cluster` keeps `cluster-status`.
@@ -219,7 +234,8 @@ mod tests {
                 "dependencies",
                 "binding",
                 "execution",
-                "binding-status"
+                "binding-status",
+                "namespace-sync"
             ]
         );
         assert_eq!(
@@ -227,7 +243,7 @@ mod tests {
             ["cluster-status", "cluster", "scheduler"]
         );
         assert_eq!(names("scheduler"), ["scheduler"]);
-        assert_eq!(names("*,-detector,-dependencies").len(), 6);
+        assert_eq!(names("*,-detector,-dependencies").len(), 7);
         assert_eq!(names(""), Vec::<&str>::new());
         assert!(select("*,-nope").is_err());
         assert!(select("-*").is_err());

@@ -8,4 +8,5 @@ pub mod hub;
 pub mod logs;
 pub mod manifests;
 pub mod output;
+pub mod progress;
 pub mod up;

@@ -18,9 +18,9 @@ use tracing_subscriber::{
 
 use crate::cli::LogFormat;
 
-/// Installs the process's log subscriber (level from `RUST_LOG`, default `info`).
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Installs the process's log subscriber (level from `RUST_LOG`, else `default`).
+pub fn init(format: LogFormat, default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

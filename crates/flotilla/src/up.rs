@@ -3,12 +3,18 @@
 //! Flotilla CRDs and a Cluster per member, and the hub's controllers run against it through
 //! `kube::Client`, exactly as they would against a real cluster.
 
-use std::{collections::BTreeMap, net::IpAddr, path::PathBuf};
+use std::{collections::BTreeMap, net::IpAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use flotilla_api::Cluster;
+use kube::{
+    Api, ResourceExt,
+    api::ListParams,
+    config::{KubeConfigOptions, Kubeconfig},
+};
 use tokio_util::sync::CancellationToken;
 
+use crate::progress::{Mode, Progress};
 use flotilla_controllers::fleet::{self, Member};
 
 /// Options of `flotilla up`.
@@ -45,6 +51,9 @@ const REGIONS: [&str; 2] = ["local-east", "local-west"];
 const REGION_LABEL: &str = "topology.kubernetes.io/region";
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
+/// The kubeconfig context of the hub in `DIR/kubeconfig` (members' contexts are their names).
+pub const HUB_CONTEXT: &str = "flotilla-hub";
+
 /// A running local hub and fleet.
 pub struct Fleet {
     /// The embedded API server hosting the hub and every member.
@@ -53,6 +62,8 @@ pub struct Fleet {
     pub hub: kube::Client,
     /// The member cluster names.
     pub members: Vec<String>,
+    /// Whether the members are simulated (their Nodes report capacity).
+    pub simulated: bool,
     controllers: tokio::task::JoinHandle<anyhow::Result<()>>,
     simulators: Vec<tokio::task::JoinHandle<()>>,
     stop: CancellationToken,
@@ -60,25 +71,54 @@ pub struct Fleet {
 
 impl Fleet {
     /// Starts the API server, creates the members, installs the CRDs, registers every member
-    /// on the hub and starts the hub's controllers.
+    /// on the hub and starts the hub's controllers (and the simulators), reporting nothing.
     ///
     /// # Errors
     ///
     /// When the API server cannot start or the hub cannot be set up.
     pub async fn start(options: UpOptions) -> anyhow::Result<Fleet> {
+        Self::start_reporting(options, &mut Progress::quiet()).await
+    }
+
+    /// [`Fleet::start`], reporting each step to `progress`.
+    ///
+    /// # Errors
+    ///
+    /// When the API server cannot start or the hub cannot be set up.
+    pub async fn start_reporting(
+        options: UpOptions,
+        progress: &mut Progress,
+    ) -> anyhow::Result<Fleet> {
+        progress.begin("Starting the embedded API server");
         let config = flotilla_apiserver::Config {
             data_dir: options.data_dir.clone(),
             bind_address: options.bind_address,
             port: options.port,
             in_memory: options.in_memory,
+            root_context: HUB_CONTEXT.to_owned(),
         };
         let server = flotilla_apiserver::Server::start(config)
             .await
             .context("starting the embedded API server")?;
         let hub = server.client(None).await.context("connecting to the hub")?;
+        progress.finish(server.url());
+
+        progress.begin("Installing the Flotilla CRDs");
         fleet::install_crds(&hub).await?;
+        progress.finish(format!("{} kinds", flotilla_api::crds::all().len()));
 
         let existing = server.clusters();
+        let resumed = (1..=options.members)
+            .filter(|i| existing.contains(&member_name(*i)))
+            .count();
+        progress.begin(if resumed == 0 {
+            format!("Creating {} member clusters", options.members)
+        } else {
+            format!(
+                "Resuming {resumed} member clusters, creating {}",
+                options.members - resumed
+            )
+        });
         let stop = CancellationToken::new();
         let mut simulators = Vec::new();
         let mut members = Vec::new();
@@ -93,6 +133,7 @@ impl Fleet {
                     .with_context(|| format!("creating member cluster {name}"))?
             };
             let region = REGIONS[(index - 1) % REGIONS.len()];
+            let zone = format!("{region}-{index}");
             let member = Member {
                 name: name.clone(),
                 api_endpoint: url,
@@ -100,6 +141,7 @@ impl Fleet {
                 ca_pem: server.ca_pem().to_owned(),
                 labels: BTreeMap::from([("environment".to_owned(), "production".to_owned())]),
                 region: Some(region.to_owned()),
+                zone: Some(zone.clone()),
             };
             fleet::register_member(&hub, &member).await?;
             if let Some(simulator) = &options.simulator {
@@ -111,7 +153,7 @@ impl Fleet {
                 simulator.node_prefix = name.clone();
                 simulator.node_labels.extend([
                     (REGION_LABEL.to_owned(), region.to_owned()),
-                    (ZONE_LABEL.to_owned(), format!("{region}-{index}")),
+                    (ZONE_LABEL.to_owned(), zone),
                 ]);
                 let stop = stop.child_token();
                 let member = name.clone();
@@ -123,21 +165,60 @@ impl Fleet {
             }
             members.push(name);
         }
+        progress.finish(members.join(", "));
+
+        progress.begin(if options.simulator.is_some() {
+            "Starting the hub controllers and the member simulators"
+        } else {
+            "Starting the hub controllers"
+        });
         let kubeconfig = Kubeconfig::read_from(server.kubeconfig_path())
             .context("reading the hub kubeconfig")?;
-        let config =
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .context("reading the hub kubeconfig")?;
+        let kube_options = KubeConfigOptions {
+            context: Some(HUB_CONTEXT.to_owned()),
+            ..Default::default()
+        };
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube_options)
+            .await
+            .context("reading the hub kubeconfig")?;
         let controllers = tokio::spawn(crate::hub::run(config, options.hub, stop.clone()));
+        progress.finish("");
         Ok(Fleet {
             server,
             hub,
             members,
+            simulated: options.simulator.is_some(),
             controllers,
             simulators,
             stop,
         })
+    }
+
+    /// Waits up to `timeout` until every member's Cluster is Ready (and, when simulated,
+    /// reports its Nodes' allocatable resources, so the scheduler can divide replicas by
+    /// capacity); returns the members that are not, each with why.
+    ///
+    /// # Errors
+    ///
+    /// When the hub cannot be read.
+    pub async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<Vec<String>> {
+        let clusters: Api<Cluster> = Api::all(self.hub.clone());
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let listed = clusters.list(&ListParams::default()).await?;
+            let waiting: Vec<String> = self
+                .members
+                .iter()
+                .filter_map(|name| {
+                    let cluster = listed.items.iter().find(|c| &c.name_any() == name);
+                    not_ready(cluster, self.simulated).map(|why| format!("{name} ({why})"))
+                })
+                .collect();
+            if waiting.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(waiting);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Stops the controllers and simulators (in-flight reconciles finish) and then the API
@@ -150,35 +231,94 @@ impl Fleet {
     }
 }
 
-/// Starts the hub and fleet and runs until `stop` is cancelled (SIGTERM or ctrl-c) or the
-/// hub fails.
+/// Why a member's Cluster is not ready for workloads yet, or `None` when it is.
+fn not_ready(cluster: Option<&Cluster>, simulated: bool) -> Option<String> {
+    let Some(cluster) = cluster else {
+        return Some("no Cluster object".to_owned());
+    };
+    match cluster.ready_condition() {
+        Some(ready) if ready.status == "True" => {}
+        Some(ready) => return Some(format!("Ready={}: {}", ready.status, ready.message)),
+        None => return Some("no status yet".to_owned()),
+    }
+    let allocatable = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.resource_summary.as_ref())
+        .is_some_and(|s| !s.allocatable.is_empty());
+    (simulated && !allocatable).then(|| "its Nodes have not reported yet".to_owned())
+}
+
+/// How long `flotilla up` waits for the members to be Ready before it prints what to do next
+/// (it goes on running either way).
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What to run next, printed once the fleet is up.
+fn next_steps(fleet: &Fleet) -> Vec<String> {
+    let kubeconfig = fleet.server.kubeconfig_path();
+    let kubeconfig = std::path::absolute(kubeconfig).unwrap_or_else(|_| kubeconfig.to_owned());
+    let mut lines = vec![
+        String::new(),
+        format!(
+            "Flotilla is up: a hub and {} member clusters ({}) at {}.",
+            fleet.members.len(),
+            fleet.members.join(", "),
+            fleet.server.url()
+        ),
+        "Try:".to_owned(),
+        format!("  export KUBECONFIG={}", kubeconfig.display()),
+        "  kubectl get clusters".to_owned(),
+        "  kubectl apply -f examples/walkthrough/".to_owned(),
+        "  kubectl -n demo get deployment nginx -w".to_owned(),
+        "  flotilla get deployment -n demo -o wide".to_owned(),
+    ];
+    if let Some(member) = fleet.members.first() {
+        lines.push(format!("  kubectl --context {member} -n demo get pods"));
+    }
+    lines.push(
+        "Press ctrl-c to stop; run the same command again to resume where it left off.".to_owned(),
+    );
+    lines
+}
+
+/// Starts the hub and fleet, reports progress, prints what to run next and runs until `stop`
+/// is cancelled (SIGTERM or ctrl-c) or the hub fails.
 ///
 /// # Errors
 ///
 /// When the API server cannot start, the hub cannot be set up or a controller fails.
 pub async fn up(options: UpOptions, stop: CancellationToken) -> anyhow::Result<()> {
     let json = options.log_format == crate::cli::LogFormat::Json;
-    let mut fleet = Fleet::start(options).await?;
-    let mut lines = vec![
-        format!("Flotilla hub is up at {}", fleet.server.url()),
-        format!(
-            "  export KUBECONFIG={}",
-            fleet.server.kubeconfig_path().display()
-        ),
-        "  kubectl get clusters".to_owned(),
-    ];
-    for member in &fleet.members {
-        lines.push(format!("  kubectl --context {member} get namespaces"));
-    }
-    lines.push("Press ctrl-c to stop.".to_owned());
-    if json {
-        for line in &lines {
-            tracing::info!("{}", line.trim());
-        }
+    let mut progress = Progress::new(if json { Mode::Log } else { Mode::Stdout });
+    let mut fleet = tokio::select! {
+        started = Fleet::start_reporting(options, &mut progress) => started?,
+        () = stop.cancelled() => return Ok(()),
+    };
+    progress.begin(format!(
+        "Waiting for {} members to be Ready",
+        fleet.members.len()
+    ));
+    let waiting = tokio::select! {
+        waiting = fleet.wait_ready(READY_TIMEOUT) => waiting?,
+        () = stop.cancelled() => Vec::new(),
+    };
+    if waiting.is_empty() {
+        progress.finish("all Ready");
     } else {
-        let mut out = crate::output::Output::stdout();
-        for line in &lines {
-            out.println(line)?;
+        progress.finish(format!("still waiting for {}", waiting.join(", ")));
+    }
+    drop(progress);
+    if !stop.is_cancelled() {
+        let lines = next_steps(&fleet);
+        if json {
+            for line in lines.iter().filter(|l| !l.is_empty()) {
+                tracing::info!("{}", line.trim());
+            }
+        } else {
+            let mut out = crate::output::Output::stdout();
+            for line in &lines {
+                out.println(line)?;
+            }
         }
     }
     let outcome = tokio::select! {

@@ -131,6 +131,7 @@ async fn helm_installs_the_hub_chart_on_a_real_hub_and_two_hubs_run_under_its_rb
             ca_pem: plane.ca_pem.clone(),
             labels: Default::default(),
             region: None,
+            zone: None,
         };
         fleet::register_member(&admin, &member).await?;
     }

@@ -1,12 +1,12 @@
-//! Every manifest in examples/ parses into its type and passes `validate()`, and the examples
-//! the README walks through exist.
+//! Every manifest under examples/ parses into its type and passes `validate()`, and the examples
+//! the README walks through say what the README says.
 
 use std::path::PathBuf;
 
 use flotilla_api::validate::{ManifestError, validate_manifest};
 use k8s_openapi::api::{
     apps::v1::Deployment,
-    core::v1::{ConfigMap, Secret},
+    core::v1::{ConfigMap, Namespace, Secret},
 };
 
 fn examples() -> PathBuf {
@@ -14,9 +14,123 @@ fn examples() -> PathBuf {
 }
 
 fn all_documents() -> Vec<flotilla::manifests::Document> {
-    let mut documents = flotilla::manifests::read(&examples()).expect("read examples");
-    documents.extend(flotilla::manifests::read(&examples().join("what-if")).expect("read what-if"));
+    let mut documents = Vec::new();
+    for dir in EXAMPLE_DIRS {
+        documents.extend(
+            flotilla::manifests::read(&examples().join(dir))
+                .unwrap_or_else(|e| panic!("read examples/{dir}: {e}")),
+        );
+    }
     documents
+}
+
+/// Every directory under examples/: a new one must be added here (and to the README).
+const EXAMPLE_DIRS: [&str; 3] = ["walkthrough", "join", "what-if"];
+
+#[test]
+fn every_example_directory_is_checked() {
+    let mut found: Vec<String> = std::fs::read_dir(examples())
+        .expect("read examples/")
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    found.sort();
+    let mut want: Vec<String> = EXAMPLE_DIRS.iter().map(|d| (*d).to_owned()).collect();
+    want.sort();
+    assert_eq!(found, want, "examples/ holds only these directories");
+}
+
+fn find_in<'a>(
+    documents: &'a [flotilla::manifests::Document],
+    kind: &str,
+    name: &str,
+) -> &'a serde_json::Value {
+    documents
+        .iter()
+        .find(|d| d.object["kind"] == kind && d.object["metadata"]["name"] == name)
+        .map(|d| &d.object)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+/// The walkthrough `kubectl apply -f examples/walkthrough/` applies on a fresh `flotilla up`:
+/// the namespace first (kubectl reads the files in name order), everything in it, nothing that
+/// touches the fleet itself.
+#[test]
+fn the_walkthrough_is_safe_and_says_what_the_readme_says() {
+    let documents = flotilla::manifests::read(&examples().join("walkthrough")).expect("read");
+    let mut files: Vec<_> = documents.iter().map(|d| d.path.clone()).collect();
+    files.dedup();
+    let mut sorted = files.clone();
+    sorted.sort();
+    assert_eq!(files, sorted, "read in the order kubectl applies them");
+    assert_eq!(documents[0].object["kind"], "Namespace");
+    assert_eq!(documents[0].object["metadata"]["name"], "demo");
+    for document in &documents[1..] {
+        let kind = document.object["kind"].as_str().unwrap_or_default();
+        assert!(
+            [
+                "Deployment",
+                "ConfigMap",
+                "PropagationPolicy",
+                "OverridePolicy"
+            ]
+            .contains(&kind),
+            "{}: the walkthrough holds no {kind}",
+            document.path.display()
+        );
+        assert_eq!(
+            document.object["metadata"]["namespace"],
+            "demo",
+            "{}",
+            document.path.display()
+        );
+    }
+    let deployment: Deployment =
+        serde_json::from_value(find_in(&documents, "Deployment", "nginx").clone()).expect("nginx");
+    assert_eq!(deployment.spec.and_then(|s| s.replicas), Some(6));
+    let policy: flotilla_api::PropagationPolicy =
+        serde_json::from_value(find_in(&documents, "PropagationPolicy", "nginx").clone())
+            .expect("policy");
+    assert!(
+        policy.spec.placement.cluster_affinity.is_none(),
+        "every member"
+    );
+    let scheduling = policy.spec.placement.replica_scheduling.expect("divided");
+    assert_eq!(
+        scheduling.weight_preference.and_then(|w| w.dynamic_weight),
+        Some(flotilla_api::policy::DynamicWeightFactor::AvailableReplicas)
+    );
+    let op: flotilla_api::OverridePolicy = serde_json::from_value(
+        find_in(&documents, "OverridePolicy", "nginx-west-registry").clone(),
+    )
+    .expect("override");
+    let fields = op.spec.override_rules[0]
+        .target_cluster
+        .as_ref()
+        .and_then(|t| t.field_selector.as_ref())
+        .expect("by region");
+    assert_eq!(
+        fields.match_expressions[0].values.as_deref(),
+        Some(&["local-west".to_owned()][..])
+    );
+    find_in(&documents, "ConfigMap", "app-config");
+    find_in(&documents, "PropagationPolicy", "app-config");
+}
+
+/// The join examples never name a `flotilla up` member, so applying them cannot replace a
+/// running member's endpoint or credentials.
+#[test]
+fn the_join_examples_name_no_local_member() {
+    for document in flotilla::manifests::read(&examples().join("join")).expect("read") {
+        let name = document.object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            !name.starts_with("member"),
+            "{}: {name} is the name of a flotilla up member",
+            document.path.display()
+        );
+    }
 }
 
 #[test]
@@ -39,6 +153,7 @@ fn every_example_parses_and_validates() {
                 let object = document.object.clone();
                 let parsed = match kind.as_str() {
                     "Deployment" => serde_json::from_value::<Deployment>(object).map(drop),
+                    "Namespace" => serde_json::from_value::<Namespace>(object).map(drop),
                     "ConfigMap" => serde_json::from_value::<ConfigMap>(object).map(drop),
                     "Secret" => serde_json::from_value::<Secret>(object).map(drop),
                     other => panic!("{where_}: add a parse check for {other} to this test"),
@@ -51,19 +166,14 @@ fn every_example_parses_and_validates() {
 }
 
 #[test]
-fn the_walkthrough_examples_exist() {
-    let documents = all_documents();
-    let find = |kind: &str, name: &str| {
-        documents
-            .iter()
-            .find(|d| d.object["kind"] == kind && d.object["metadata"]["name"] == name)
-            .map(|d| d.object.clone())
-            .unwrap_or_else(|| panic!("no {kind} {name} in examples/"))
-    };
-    let cluster = find("Cluster", "member1");
+fn the_what_if_and_join_examples_exist() {
+    let mut documents = flotilla::manifests::read(&examples().join("what-if")).expect("read");
+    documents.extend(flotilla::manifests::read(&examples().join("join")).expect("read"));
+    let find = |kind: &str, name: &str| find_in(&documents, kind, name).clone();
+    let cluster = find("Cluster", "my-cluster1");
     assert_eq!(cluster["spec"]["syncMode"], "Push");
-    assert_eq!(cluster["spec"]["secretRef"]["name"], "member1");
-    find("Secret", "member1");
+    assert_eq!(cluster["spec"]["secretRef"]["name"], "my-cluster1");
+    find("Secret", "my-cluster1");
     find("Deployment", "nginx");
 
     let policy: flotilla_api::PropagationPolicy =
@@ -135,8 +245,12 @@ fn validate_command_rejects_an_invalid_manifest() {
     );
 
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
-        .args(["validate", "-f"])
-        .arg(examples())
+        .arg("validate")
+        .args(
+            EXAMPLE_DIRS
+                .iter()
+                .flat_map(|dir| ["-f".into(), examples().join(dir)]),
+        )
         .output()
         .expect("run flotilla validate");
     assert!(
@@ -209,7 +323,7 @@ fn render(args: &[&str], stdin: Option<&str>) -> std::process::Output {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
         .arg("render")
         .args(args)
-        .current_dir(examples())
+        .current_dir(examples().join("what-if"))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -233,7 +347,7 @@ const WALKTHROUGH: [&str; 10] = [
     "-f",
     "app-config-clusterpropagationpolicy.yaml",
     "-f",
-    "what-if/fleet.yaml",
+    "fleet.yaml",
 ];
 
 #[test]
@@ -316,7 +430,7 @@ fn render_command_renders_the_walkthrough_for_each_cluster() {
 
 #[test]
 fn render_command_fails_on_an_overrider_that_cannot_apply() {
-    let broken = std::fs::read_to_string(examples().join("nginx-overridepolicy.yaml"))
+    let broken = std::fs::read_to_string(examples().join("what-if/nginx-overridepolicy.yaml"))
         .expect("read example")
         .replace(
             "        imageOverrider:\n",
@@ -335,7 +449,7 @@ fn render_command_fails_on_an_overrider_that_cannot_apply() {
             "-f",
             "-",
             "-f",
-            "what-if/fleet.yaml",
+            "fleet.yaml",
         ],
         Some(&broken),
     );

@@ -171,19 +171,16 @@ fn fingerprint(cluster: &Cluster, secret: &Secret) -> String {
     )
 }
 
-/// Builds the client configuration for a member. A `kubeconfig` key is used as it is (its
-/// current context), except that it may not run commands or read files on the hub; otherwise
-/// `spec.apiEndpoint` with `token` and `caBundle` (which may be left out when
-/// `insecureSkipTLSVerification` is set or the member's certificate is publicly trusted).
+/// The kubeconfig that reaches a member, from its Cluster and credentials Secret. A
+/// `kubeconfig` key is used as it is (its current context), except that it may not run
+/// commands or read files on the hub; otherwise `spec.apiEndpoint` with `token` and `caBundle`
+/// (which may be left out when `insecureSkipTLSVerification` is set or the member's
+/// certificate is publicly trusted), in a context named `member`.
 ///
 /// # Errors
 ///
 /// [`Error::MemberClient`] saying what is wrong with the Cluster or the Secret.
-pub(crate) async fn config(
-    cluster: &Cluster,
-    secret: &Secret,
-    timeout: Duration,
-) -> Result<kube::Config> {
+pub fn kubeconfig(cluster: &Cluster, secret: &Secret) -> Result<Kubeconfig> {
     let secret_name = format!(
         "{}/{}",
         secret.namespace().unwrap_or_default(),
@@ -267,11 +264,35 @@ pub(crate) async fn config(
             ))
         })?
     };
+    Ok(kubeconfig)
+}
 
+/// The client configuration for a member ([`kubeconfig`]), every request giving up after
+/// `timeout`.
+///
+/// # Errors
+///
+/// [`Error::MemberClient`] saying what is wrong with the Cluster or the Secret.
+pub async fn config(cluster: &Cluster, secret: &Secret, timeout: Duration) -> Result<kube::Config> {
+    let kubeconfig = kubeconfig(cluster, secret)?;
+    let secret_name = format!(
+        "{}/{}",
+        secret.namespace().unwrap_or_default(),
+        secret.name_any()
+    );
+    let data = secret.data.clone().unwrap_or_default();
     let mut config =
         kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
-            .map_err(|e| bad(format!("the credentials are not usable: {}", chain(&e))))?;
+            .map_err(|e| {
+                Error::MemberClient(format!(
+                    "Secret {secret_name}: {}",
+                    redact(
+                        &format!("the credentials are not usable: {}", chain(&e)),
+                        &data
+                    )
+                ))
+            })?;
     config.connect_timeout = Some(timeout);
     config.read_timeout = Some(timeout);
     config.write_timeout = Some(timeout);

@@ -224,6 +224,7 @@ impl TestHub {
             ca_pem: server.ca_pem,
             labels,
             region: None,
+            zone: None,
         };
         fleet::register_member(&self.client, &member).await?;
         Ok(member)

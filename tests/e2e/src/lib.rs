@@ -59,21 +59,15 @@ impl TestFleet {
     /// new fleet (a Divided binding scheduled earlier would only see the members that were
     /// ready then, and is not re-placed when more become ready, as in Karmada).
     pub async fn wait_ready(&self) -> anyhow::Result<()> {
-        let clusters: kube::Api<flotilla_api::Cluster> = kube::Api::all(self.fleet.hub.clone());
-        for name in &self.fleet.members {
-            eventually(
-                std::time::Duration::from_secs(30),
-                &format!("{name} Ready"),
-                || async {
-                    let cluster = clusters.get(name).await?;
-                    let ready = cluster
-                        .ready_condition()
-                        .is_some_and(|c| c.status == "True");
-                    Ok(ready.then_some(()))
-                },
-            )
+        let waiting = self
+            .fleet
+            .wait_ready(std::time::Duration::from_secs(30))
             .await?;
-        }
+        anyhow::ensure!(
+            waiting.is_empty(),
+            "members not Ready after 30 s: {}",
+            waiting.join(", ")
+        );
         Ok(())
     }
 

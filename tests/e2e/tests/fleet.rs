@@ -228,9 +228,9 @@ async fn the_readme_walkthrough_propagates_a_deployment_and_the_scheduler_places
     test.wait_ready().await?;
     let api: Api<ResourceBinding> = Api::namespaced(test.fleet.hub.clone(), "default");
 
-    // The README's walkthrough: the nginx Deployment and its PropagationPolicy from examples/,
-    // 3 replicas divided 2:1 by static weight. The detector writes the binding.
-    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/");
+    // The nginx Deployment and its PropagationPolicy from examples/what-if/, 3 replicas divided
+    // 2:1 by static weight. The detector writes the binding.
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/what-if/");
     let deployment: Deployment = serde_saphyr::from_str(&std::fs::read_to_string(format!(
         "{examples}nginx-deployment.yaml"
     ))?)?;
