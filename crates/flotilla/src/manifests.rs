@@ -17,20 +17,12 @@ pub struct Document {
     pub object: serde_json::Value,
 }
 
-/// Reads every document of a file, or of every `.yaml`/`.yml` file in a directory (sorted by
-/// name, not recursive). Empty documents are skipped.
+/// Reads every document of a file, or of every `.yaml`/`.yml` file under a directory and its
+/// subdirectories (sorted by path). Empty documents are skipped.
 pub fn read(path: &Path) -> anyhow::Result<Vec<Document>> {
     let mut files = Vec::new();
     if path.is_dir() {
-        for entry in fs::read_dir(path).with_context(|| format!("reading {}", path.display()))? {
-            let file = entry?.path();
-            if matches!(
-                file.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml")
-            ) {
-                files.push(file);
-            }
-        }
+        collect(path, &mut files)?;
         files.sort();
     } else {
         files.push(path.to_owned());
@@ -52,4 +44,20 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<Document>> {
         );
     }
     Ok(documents)
+}
+
+/// Every `.yaml`/`.yml` file under `dir`, recursively.
+fn collect(dir: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect(&path, files)?;
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            files.push(path);
+        }
+    }
+    Ok(())
 }

@@ -484,33 +484,24 @@ async fn walkthrough(ctx: &Ctx) -> Result<()> {
         lines(&out, " unchanged") == count,
         "{v}: re-applying the same CRDs changes nothing: {out}"
     );
-    let examples: Vec<String> = [
-        "nginx-deployment.yaml",
-        "nginx-propagationpolicy.yaml",
-        "nginx-overridepolicy.yaml",
-        "app-config-clusterpropagationpolicy.yaml",
-    ]
-    .iter()
-    .map(|f| root.join("examples").join(f).to_string_lossy().into_owned())
-    .collect();
-    for f in &examples {
-        let out = k.ok(&["apply", "-f", f]).await?;
-        ensure!(
-            out.lines().all(|l| l.ends_with(" created")),
-            "{v}: {f} is created: {out}"
-        );
-    }
-    for f in &examples {
-        let out = k.ok(&["apply", "-f", f]).await?;
-        ensure!(
-            out.lines().all(|l| l.ends_with(" unchanged")),
-            "{v}: re-applying {f} changes nothing: {out}"
-        );
-    }
-    let edited = std::fs::read_to_string(&examples[0])?.replace("replicas: 3", "replicas: 5");
+    // `kubectl apply -f examples/walkthrough/`, as the README says.
+    let walkthrough = root.join("examples/walkthrough");
+    let walkthrough = walkthrough.to_str().context("examples path")?;
+    let out = k.ok(&["apply", "-f", walkthrough]).await?;
+    ensure!(
+        out.lines().count() >= 6 && out.lines().all(|l| l.ends_with(" created")),
+        "{v}: the walkthrough is created: {out}"
+    );
+    let out = k.ok(&["apply", "-f", walkthrough]).await?;
+    ensure!(
+        out.lines().all(|l| l.ends_with(" unchanged")),
+        "{v}: re-applying the walkthrough changes nothing: {out}"
+    );
+    let edited = std::fs::read_to_string(root.join("examples/walkthrough/10-nginx.yaml"))?
+        .replace("replicas: 6", "replicas: 5");
     ensure!(
         edited.contains("replicas: 5"),
-        "{v}: the example sets replicas: 3"
+        "{v}: the example sets replicas: 6"
     );
     let out = k.ok_stdin(&["apply", "-f", "-"], &edited).await?;
     ensure!(
@@ -519,7 +510,7 @@ async fn walkthrough(ctx: &Ctx) -> Result<()> {
     );
     let live = must_get(
         &ctx.client,
-        "/apis/apps/v1/namespaces/default/deployments/nginx",
+        "/apis/apps/v1/namespaces/demo/deployments/nginx",
     )
     .await?;
     ensure!(
