@@ -270,10 +270,11 @@ fn next_steps(fleet: &Fleet) -> Vec<String> {
         "  kubectl get clusters".to_owned(),
         "  kubectl apply -f examples/walkthrough/".to_owned(),
         "  kubectl -n demo get deployment nginx -w".to_owned(),
-        "  flotilla get deployment -n demo -o wide".to_owned(),
     ];
-    if let Some(member) = fleet.members.first() {
-        lines.push(format!("  kubectl --context {member} -n demo get pods"));
+    for member in fleet.members.iter().take(2) {
+        lines.push(format!(
+            "  kubectl --context {member} -n demo get deployment nginx -o wide"
+        ));
     }
     lines.push(
         "Press ctrl-c to stop; run the same command again to resume where it left off.".to_owned(),

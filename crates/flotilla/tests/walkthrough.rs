@@ -1,0 +1,251 @@
+//! The README's walkthrough through the real binary, as a new user runs it: `flotilla up` as a
+//! child process, kubectl 1.33 against the kubeconfig it writes, `kubectl apply -f
+//! examples/walkthrough/`, the hub Deployment reading 6/6 ready once the simulated members run
+//! their replicas, the override in one region, a ctrl-c and a restart on the same data dir
+//! keeping everything, and a deletion leaving the members. Skipped with a message when kubectl
+//! 1.33 is missing.
+
+#[path = "support/clients.rs"]
+mod clients;
+
+use std::{path::Path, process::Stdio, sync::Arc, time::Duration};
+
+use anyhow::{Context as _, Result, ensure};
+use clients::ClientProcess;
+use flotilla_testing::eventually;
+use tokio::{
+    io::{AsyncBufReadExt as _, BufReader},
+    process::{Child, Command},
+    sync::Mutex,
+};
+
+const START: Duration = Duration::from_secs(120);
+const SETTLE: Duration = Duration::from_secs(60);
+
+/// A running `flotilla up` and what it printed.
+struct Up {
+    child: Child,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Up {
+    /// Starts `flotilla up` on `data_dir` and waits for its "Flotilla is up" banner.
+    async fn start(data_dir: &Path) -> Result<Up> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flotilla"))
+            .args(["up", "--port", "0", "--metrics-bind-address", "0"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting flotilla up")?;
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        for (pipe, sink) in [
+            (
+                child
+                    .stdout
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+                stdout.clone(),
+            ),
+            (
+                child
+                    .stderr
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+                stderr.clone(),
+            ),
+        ] {
+            let pipe = pipe.context("a piped output")?;
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(pipe).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let mut sink = sink.lock().await;
+                    sink.push_str(&line);
+                    sink.push('\n');
+                }
+            });
+        }
+        let up = Up {
+            child,
+            stdout,
+            stderr,
+        };
+        eventually(START, "flotilla up prints that the fleet is up", || async {
+            let out = up.stdout.lock().await.clone();
+            Ok(out.contains("Flotilla is up").then_some(()))
+        })
+        .await
+        .with_context(|| {
+            format!(
+                "stderr so far:\n{}",
+                up.stderr.try_lock().map(|s| s.clone()).unwrap_or_default()
+            )
+        })?;
+        Ok(up)
+    }
+
+    /// ctrl-c, as a user stops it; it must exit successfully.
+    async fn interrupt(mut self) -> Result<String> {
+        let pid = self.child.id().context("flotilla up has a pid")?;
+        let status = Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .await?;
+        ensure!(status.success(), "kill -INT {pid}");
+        let exit = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .context("flotilla up stops within 30 s of ctrl-c")??;
+        ensure!(
+            exit.success(),
+            "flotilla up exits cleanly on ctrl-c: {exit}"
+        );
+        Ok(self.stdout.lock().await.clone())
+    }
+}
+
+/// `.status.readyReplicas` etc. through kubectl's jsonpath.
+async fn jsonpath(kubectl: &ClientProcess, args: &[&str], path: &str) -> Result<String> {
+    let jsonpath = format!("jsonpath={path}");
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["-o", &jsonpath]);
+    kubectl.ok(&all).await
+}
+
+async fn hub_ready(kubectl: &ClientProcess) -> Result<()> {
+    eventually(SETTLE, "the hub Deployment reads 6/6 ready", || async {
+        let ready = jsonpath(
+            kubectl,
+            &["-n", "demo", "get", "deployment", "nginx"],
+            "{.status.readyReplicas}/{.status.replicas}",
+        )
+        .await?;
+        Ok((ready == "6/6").then_some(()))
+    })
+    .await
+}
+
+/// Each member's nginx: replicas, ready replicas and image.
+async fn members_run_their_share(kubectl: &ClientProcess) -> Result<()> {
+    for member in ["member1", "member2", "member3"] {
+        let image = if member == "member2" {
+            "mirror.local-west.example.com/library/nginx:1.27"
+        } else {
+            "docker.io/library/nginx:1.27"
+        };
+        let want = format!("2 2 {image}");
+        eventually(SETTLE, &format!("{member} runs 2 of nginx"), || async {
+            let got = jsonpath(
+                kubectl,
+                &["--context", member, "-n", "demo", "get", "deployment", "nginx"],
+                "{.spec.replicas} {.status.readyReplicas} {.spec.template.spec.containers[0].image}",
+            )
+            .await?;
+            Ok((got == want).then_some(()))
+        })
+        .await?;
+        kubectl
+            .ok(&[
+                "--context",
+                member,
+                "-n",
+                "demo",
+                "get",
+                "configmap",
+                "app-config",
+            ])
+            .await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_walkthrough_works_through_the_binary() -> Result<()> {
+    let bin = match clients::kubectl_binary("1.33") {
+        Ok(bin) => bin,
+        Err(why) => {
+            println!("SKIPPED: kubectl 1.33: {why}");
+            return Ok(());
+        }
+    };
+    let dir = tempfile::Builder::new().prefix("flotilla-up-").tempdir()?;
+    let data_dir = dir.path().join("data");
+    let walkthrough = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/walkthrough");
+    let walkthrough = walkthrough.to_str().context("examples path")?;
+
+    let up = Up::start(&data_dir).await?;
+    let kubectl = ClientProcess::new("kubectl 1.33", bin, &data_dir.join("kubeconfig"))?;
+    let contexts = kubectl
+        .ok(&["config", "get-contexts", "-o", "name"])
+        .await?;
+    let mut contexts: Vec<&str> = contexts.lines().collect();
+    contexts.sort();
+    ensure!(
+        contexts == ["flotilla-hub", "member1", "member2", "member3"],
+        "contexts: {contexts:?}"
+    );
+    let current = kubectl.ok(&["config", "current-context"]).await?;
+    ensure!(
+        current.trim() == "flotilla-hub",
+        "current context {current}"
+    );
+    let clusters = kubectl.ok(&["get", "clusters", "-o", "name"]).await?;
+    ensure!(clusters.lines().count() == 3, "three members: {clusters}");
+
+    let applied = kubectl.ok(&["apply", "-f", walkthrough]).await?;
+    ensure!(
+        applied.lines().all(|l| l.ends_with(" created")),
+        "the walkthrough is created: {applied}"
+    );
+    hub_ready(&kubectl).await?;
+    members_run_their_share(&kubectl).await?;
+    for member in ["member1", "member2", "member3"] {
+        kubectl
+            .ok(&["--context", member, "get", "namespace", "demo"])
+            .await?;
+    }
+    let stderr = up.stderr.lock().await.clone();
+    ensure!(
+        !stderr.contains("WARN") && !stderr.contains("ERROR"),
+        "a normal start and walkthrough print no warnings: {stderr}"
+    );
+
+    // ctrl-c and again on the same data dir: everything is still there and still ready.
+    let first = up.interrupt().await?;
+    ensure!(first.contains("Creating 3 member clusters"), "{first}");
+    let up = Up::start(&data_dir).await?;
+    let second = up.stdout.lock().await.clone();
+    ensure!(second.contains("Resuming 3 member clusters"), "{second}");
+    hub_ready(&kubectl).await?;
+    members_run_their_share(&kubectl).await?;
+
+    // Deleted on the hub: it leaves every member.
+    kubectl
+        .ok(&["-n", "demo", "delete", "deployment", "nginx"])
+        .await?;
+    for member in ["member1", "member2", "member3"] {
+        eventually(SETTLE, &format!("nginx leaves {member}"), || async {
+            let names = kubectl
+                .ok(&[
+                    "--context",
+                    member,
+                    "-n",
+                    "demo",
+                    "get",
+                    "deployments",
+                    "-o",
+                    "name",
+                ])
+                .await?;
+            Ok(names.trim().is_empty().then_some(()))
+        })
+        .await?;
+    }
+    up.interrupt().await?;
+    Ok(())
+}
