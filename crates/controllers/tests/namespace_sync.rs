@@ -170,6 +170,12 @@ async fn hub_namespaces_exist_in_every_member_until_they_leave_the_hub() -> Resu
             .map(drop))
     })
     .await?;
+    // Deleting the Work deleted the member's namespace (a kube-apiserver takes a moment to
+    // empty it); once it is gone the execution controller creates it again.
+    member_namespace(&members[0], "shop", "shop again, not terminating", |ns| {
+        ns.metadata.deletion_timestamp.is_none()
+    })
+    .await?;
 
     // Labelled to skip later: the Works go, the members keep the namespace.
     let hub_namespaces: Api<Namespace> = Api::all(client.clone());
