@@ -196,6 +196,38 @@ pub enum Command {
         #[arg(short = 'o', long = "output", default_value = "yaml")]
         output: String,
     },
+    /// Print a kubeconfig that reaches member cluster NAME, built from its Cluster and
+    /// credentials Secret on the hub.
+    Kubeconfig {
+        /// The member cluster.
+        name: String,
+        /// The hub API server.
+        #[command(flatten)]
+        connection: HubConnection,
+    },
+    /// Show objects of one kind in every member cluster at once, with a CLUSTER column, read
+    /// through the hub's credentials for each member.
+    Get {
+        /// The kind, as kubectl takes it (deployments, deploy, Deployment, deployments.apps).
+        kind: String,
+        /// One object by name (all when absent).
+        name: Option<String>,
+        /// The namespace.
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
+        /// Every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// Only this member (repeat for several; all when absent).
+        #[arg(long = "cluster")]
+        clusters: Vec<String>,
+        /// Output format: wide, json or yaml (a table when absent).
+        #[arg(short = 'o', long, default_value = "")]
+        output: String,
+        /// The hub API server.
+        #[command(flatten)]
+        connection: HubConnection,
+    },
     /// Check manifests (files or directories of YAML) against the Flotilla API and its rules.
     Validate {
         /// Files or directories to check.
@@ -259,6 +291,12 @@ impl LeaderFlags {
 }
 
 impl HubConnection {
+    /// A client for the hub.
+    async fn client(&self) -> anyhow::Result<kube::Client> {
+        let config = self.config().await.context("connecting to the hub")?;
+        kube::Client::try_from(config).context("connecting to the hub")
+    }
+
     /// The client configuration: `--kubeconfig` and `--context` as kubectl reads them, else
     /// KUBECONFIG, ~/.kube/config or the in-cluster service account.
     async fn config(&self) -> anyhow::Result<kube::Config> {
@@ -367,6 +405,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             hub(&connection, options, false).await
         }
         Command::Schedule { file, output } => schedule(&file, &output),
+        Command::Kubeconfig { name, connection } => {
+            let hub = connection.client().await?;
+            let kubeconfig = crate::members::kubeconfig(&hub, &name).await?;
+            crate::output::Output::stdout().print(serde_saphyr::to_string(&kubeconfig)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Get {
+            kind,
+            name,
+            namespace,
+            all_namespaces,
+            clusters,
+            output,
+            connection,
+        } => {
+            let hub = connection.client().await?;
+            let request = crate::members::GetRequest {
+                kind,
+                name,
+                namespace,
+                all_namespaces,
+                clusters,
+                output,
+            };
+            let failed = crate::members::get(&hub, &request).await?;
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Apiserver {
             data_dir,
             bind_address,

@@ -7,6 +7,7 @@ pub mod crds;
 pub mod hub;
 pub mod logs;
 pub mod manifests;
+pub mod members;
 pub mod output;
 pub mod progress;
 pub mod up;

@@ -271,6 +271,11 @@ fn next_steps(fleet: &Fleet) -> Vec<String> {
         "  kubectl apply -f examples/walkthrough/".to_owned(),
         "  kubectl -n demo get deployment nginx -w".to_owned(),
     ];
+    let flotilla = std::env::current_exe()
+        .ok()
+        .map(|exe| exe.display().to_string())
+        .unwrap_or_else(|| "flotilla".to_owned());
+    lines.push(format!("  {flotilla} get deployment -n demo -o wide"));
     for member in fleet.members.iter().take(2) {
         lines.push(format!(
             "  kubectl --context {member} -n demo get deployment nginx -o wide"

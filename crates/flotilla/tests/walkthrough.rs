@@ -1,7 +1,8 @@
 //! The README's walkthrough through the real binary, as a new user runs it: `flotilla up` as a
 //! child process, kubectl 1.33 against the kubeconfig it writes, `kubectl apply -f
 //! examples/walkthrough/`, the hub Deployment reading 6/6 ready once the simulated members run
-//! their replicas, the override in one region, a ctrl-c and a restart on the same data dir
+//! their replicas, the override in one region (also through `flotilla get`), a member reached
+//! through `flotilla kubeconfig`, a ctrl-c and a restart on the same data dir
 //! keeping everything, and a deletion leaving the members. Skipped with a message when kubectl
 //! 1.33 is missing.
 
@@ -109,6 +110,22 @@ impl Up {
     }
 }
 
+/// Runs the flotilla binary with `args` and then `kubeconfig`; its stdout, or an error with
+/// its stderr.
+async fn flotilla(args: &[&str], kubeconfig: &Path) -> Result<String> {
+    let output = Command::new(env!("CARGO_BIN_EXE_flotilla"))
+        .args(args)
+        .arg(kubeconfig)
+        .output()
+        .await?;
+    ensure!(
+        output.status.success(),
+        "flotilla {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8(output.stdout)?)
+}
+
 /// `.status.readyReplicas` etc. through kubectl's jsonpath.
 async fn jsonpath(kubectl: &ClientProcess, args: &[&str], path: &str) -> Result<String> {
     let jsonpath = format!("jsonpath={path}");
@@ -209,6 +226,52 @@ async fn the_readme_walkthrough_works_through_the_binary() -> Result<()> {
             .ok(&["--context", member, "get", "namespace", "demo"])
             .await?;
     }
+    // `flotilla get` shows every member's copy, the override in member2's row.
+    let kubeconfig = data_dir.join("kubeconfig");
+    let get = flotilla(
+        &[
+            "get",
+            "deployment",
+            "-n",
+            "demo",
+            "-o",
+            "wide",
+            "--kubeconfig",
+        ],
+        &kubeconfig,
+    )
+    .await?;
+    let rows: Vec<&str> = get.lines().collect();
+    ensure!(rows.len() == 4 && rows[0].ends_with("CLUSTER"), "{get}");
+    for (row, member) in rows[1..].iter().zip(["member1", "member2", "member3"]) {
+        ensure!(row.starts_with("nginx ") && row.ends_with(member), "{get}");
+        ensure!(
+            row.contains("mirror.local-west.example.com") == (member == "member2"),
+            "{get}"
+        );
+    }
+    // `flotilla kubeconfig member3` reaches member3 on its own.
+    let member3 = dir.path().join("member3.kubeconfig");
+    std::fs::write(
+        &member3,
+        flotilla(&["kubeconfig", "member3", "--kubeconfig"], &kubeconfig).await?,
+    )?;
+    let alone = ClientProcess::new(
+        "kubectl 1.33",
+        clients::kubectl_binary("1.33").map_err(anyhow::Error::msg)?,
+        &member3,
+    )?;
+    let replicas = jsonpath(
+        &alone,
+        &["-n", "demo", "get", "deployment", "nginx"],
+        "{.spec.replicas}",
+    )
+    .await?;
+    ensure!(
+        replicas == "2",
+        "member3 through its own kubeconfig: {replicas}"
+    );
+
     let stderr = up.stderr.lock().await.clone();
     ensure!(
         !stderr.contains("WARN") && !stderr.contains("ERROR"),
