@@ -208,22 +208,9 @@ pub enum Command {
     /// Show objects of one kind in every member cluster at once, with a CLUSTER column, read
     /// through the hub's credentials for each member.
     Get {
-        /// The kind, as kubectl takes it (deployments, deploy, Deployment, deployments.apps).
-        kind: String,
-        /// One object by name (all when absent).
-        name: Option<String>,
-        /// The namespace.
-        #[arg(short = 'n', long, default_value = "default")]
-        namespace: String,
-        /// Every namespace.
-        #[arg(short = 'A', long)]
-        all_namespaces: bool,
-        /// Only this member (repeat for several; all when absent).
-        #[arg(long = "cluster")]
-        clusters: Vec<String>,
-        /// Output format: wide, json or yaml (a table when absent).
-        #[arg(short = 'o', long, default_value = "")]
-        output: String,
+        /// What to show.
+        #[command(flatten)]
+        request: crate::members::GetRequest,
         /// The hub API server.
         #[command(flatten)]
         connection: HubConnection,
@@ -412,23 +399,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Get {
-            kind,
-            name,
-            namespace,
-            all_namespaces,
-            clusters,
-            output,
+            request,
             connection,
         } => {
             let hub = connection.client().await?;
-            let request = crate::members::GetRequest {
-                kind,
-                name,
-                namespace,
-                all_namespaces,
-                clusters,
-                output,
-            };
             let failed = crate::members::get(&hub, &request).await?;
             Ok(if failed == 0 {
                 ExitCode::SUCCESS

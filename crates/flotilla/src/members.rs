@@ -81,20 +81,23 @@ async fn member_client(hub: &Client, cluster: &Cluster) -> anyhow::Result<Client
 }
 
 /// What `flotilla get` asks for.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct GetRequest {
-    /// A kind as kubectl takes it: plural, singular, kind or short name, optionally
-    /// `.group`.
+    /// The kind, as kubectl takes it (deployments, deploy, Deployment, deployments.apps).
     pub kind: String,
-    /// One object, or all of them.
+    /// One object by name (all when absent).
     pub name: Option<String>,
     /// The namespace (ignored for cluster-scoped kinds).
+    #[arg(short = 'n', long, default_value = "default")]
     pub namespace: String,
     /// Every namespace.
+    #[arg(short = 'A', long)]
     pub all_namespaces: bool,
-    /// Only these clusters (all when empty).
+    /// Only this member (repeat for several; all when absent).
+    #[arg(long = "cluster")]
     pub clusters: Vec<String>,
-    /// `""` (table), `wide`, `json` or `yaml`.
+    /// Output format: wide, json or yaml (a table when absent).
+    #[arg(short = 'o', long, default_value = "")]
     pub output: String,
 }
 

@@ -196,7 +196,7 @@ async fn the_readme_walkthrough_works_through_the_binary() -> Result<()> {
     let walkthrough = walkthrough.to_str().context("examples path")?;
 
     let up = Up::start(&data_dir).await?;
-    let kubectl = ClientProcess::new("kubectl 1.33", bin, &data_dir.join("kubeconfig"))?;
+    let kubectl = ClientProcess::new("kubectl 1.33", bin.clone(), &data_dir.join("kubeconfig"))?;
     let contexts = kubectl
         .ok(&["config", "get-contexts", "-o", "name"])
         .await?;
@@ -256,11 +256,7 @@ async fn the_readme_walkthrough_works_through_the_binary() -> Result<()> {
         &member3,
         flotilla(&["kubeconfig", "member3", "--kubeconfig"], &kubeconfig).await?,
     )?;
-    let alone = ClientProcess::new(
-        "kubectl 1.33",
-        clients::kubectl_binary("1.33").map_err(anyhow::Error::msg)?,
-        &member3,
-    )?;
+    let alone = ClientProcess::new("kubectl 1.33", bin, &member3)?;
     let replicas = jsonpath(
         &alone,
         &["-n", "demo", "get", "deployment", "nginx"],
