@@ -58,21 +58,13 @@ async fn ready_replicas(fleet: &Fleet) -> Result<i64> {
 
 async fn one(members: usize) -> Result<(Duration, Duration)> {
     let dir = tempfile::tempdir()?;
-    let options = UpOptions {
-        data_dir: dir.path().to_owned(),
+    let options = UpOptions::in_process(
+        dir.path().to_owned(),
         members,
-        bind_address: "127.0.0.1".parse()?,
-        port: 0,
-        in_memory: false,
-        hub: flotilla::hub::HubOptions {
-            metrics_bind_address: None,
-            leader_election: None,
-            controllers: flotilla::controllers::select("*")?,
-            controller_options: Default::default(),
-        },
-        log_format: flotilla::cli::LogFormat::Text,
-        simulator: Some(flotilla_simulator::Options::default()),
-    };
+        false,
+        Default::default(),
+        Some(flotilla_simulator::Options::default()),
+    )?;
     let started = Instant::now();
     let fleet = Fleet::start(options).await?;
     let waiting = fleet.wait_ready(READY_TIMEOUT).await?;

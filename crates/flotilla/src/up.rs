@@ -39,6 +39,38 @@ pub struct UpOptions {
     pub simulator: Option<flotilla_simulator::Options>,
 }
 
+impl UpOptions {
+    /// A fleet in this process on 127.0.0.1 with a free port, every hub controller (with
+    /// `controller_options`), no metrics endpoint: what tests and benchmarks start.
+    ///
+    /// # Errors
+    ///
+    /// Never in practice (the controller selection `*` is always valid).
+    pub fn in_process(
+        data_dir: PathBuf,
+        members: usize,
+        in_memory: bool,
+        controller_options: crate::controllers::Options,
+        simulator: Option<flotilla_simulator::Options>,
+    ) -> anyhow::Result<UpOptions> {
+        Ok(UpOptions {
+            data_dir,
+            members,
+            bind_address: IpAddr::from([127, 0, 0, 1]),
+            port: 0,
+            in_memory,
+            hub: crate::hub::HubOptions {
+                metrics_bind_address: None,
+                leader_election: None,
+                controllers: crate::controllers::select("*")?,
+                controller_options,
+            },
+            log_format: crate::cli::LogFormat::Text,
+            simulator,
+        })
+    }
+}
+
 /// The name of the `index`-th member (1-based).
 pub fn member_name(index: usize) -> String {
     format!("member{index}")

@@ -36,21 +36,8 @@ impl TestFleet {
         simulator: Option<flotilla_simulator::Options>,
     ) -> anyhow::Result<TestFleet> {
         let dir = tempfile::tempdir()?;
-        let options = UpOptions {
-            data_dir: dir.path().to_owned(),
-            members,
-            bind_address: "127.0.0.1".parse()?,
-            port: 0,
-            in_memory: true,
-            hub: flotilla::hub::HubOptions {
-                metrics_bind_address: None,
-                leader_election: None,
-                controllers: flotilla::controllers::select("*")?,
-                controller_options: options,
-            },
-            log_format: flotilla::cli::LogFormat::Text,
-            simulator,
-        };
+        let options =
+            UpOptions::in_process(dir.path().to_owned(), members, true, options, simulator)?;
         let fleet = Fleet::start(options).await?;
         Ok(TestFleet { fleet, dir })
     }
