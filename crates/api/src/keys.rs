@@ -58,6 +58,13 @@ pub mod annotations {
     pub const WORK_NAME: &str = "work.flotilla.io/name";
     /// On a manifest: `overwrite` or `abort`, how to handle an unmanaged member object.
     pub const CONFLICT_RESOLUTION: &str = "work.flotilla.io/conflict-resolution";
+    /// On a Cluster: `"true"` when the objects Flotilla applied to the member stay there
+    /// (released, no longer managed) as the Cluster leaves the fleet, as `flotilla unjoin` sets
+    /// unless asked to delete them.
+    pub const RETAIN_MEMBER_OBJECTS: &str = "cluster.flotilla.io/retain-member-objects";
+    /// On a Cluster: `<namespace>/<serviceaccount>`, the identity `flotilla join` made in the
+    /// member for the hub, which `flotilla unjoin` removes.
+    pub const MEMBER_IDENTITY: &str = "cluster.flotilla.io/member-identity";
 }
 
 /// Finalizers Flotilla sets.
@@ -96,6 +103,8 @@ pub mod field_managers {
     pub const AGENT: &str = "flotilla-agent";
     /// The machine controllers.
     pub const PROVISIONING: &str = "flotilla-provisioning";
+    /// `flotilla join` and `flotilla unjoin`, in the member and on the hub.
+    pub const JOIN: &str = "flotilla-join";
 }
 
 /// Taint keys the cluster controller manages.
@@ -116,6 +125,8 @@ pub mod namespaces {
     pub const CLUSTER: &str = "flotilla-cluster";
     /// The prefix of execution namespaces (see [`crate::names::execution_namespace`]).
     pub const EXECUTION_PREFIX: &str = "flotilla-es-";
+    /// In a joined member: where the hub's ServiceAccount and its token live.
+    pub const MEMBER_IDENTITY: &str = "flotilla-hub";
 }
 
 /// The scheduler a binding uses when it names none.

@@ -30,6 +30,8 @@ pub(crate) struct AppState {
     pub(crate) clusters: RwLock<HashMap<String, Arc<ClusterStore>>>,
     /// The admin bearer token.
     pub(crate) token: String,
+    /// The serving CA (PEM), which ServiceAccount token Secrets carry as `ca.crt`.
+    pub(crate) ca_pem: Arc<str>,
     /// Durable storage, when not in memory.
     pub(crate) persist: Option<Writer>,
     /// How often watches that allow bookmarks get one.
@@ -139,14 +141,25 @@ pub(crate) struct ResourceRequest {
     pub(crate) user_agent: Option<String>,
     /// The `meta.k8s.io` Table version the Accept header asks for, if any.
     pub(crate) table: Option<&'static str>,
+    /// The serving CA (PEM).
+    pub(crate) ca_pem: Arc<str>,
 }
 
-fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
-    headers
+/// Whether the request's bearer token is the admin token, or the token of a ServiceAccount
+/// of `cluster` (see `handlers::serviceaccounts`).
+fn authorized(state: &AppState, cluster: Option<&ClusterStore>, headers: &HeaderMap) -> bool {
+    let Some(token) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| constant_time_eq(t.trim().as_bytes(), state.token.as_bytes()))
+        .map(str::trim)
+    else {
+        return false;
+    };
+    constant_time_eq(token.as_bytes(), state.token.as_bytes())
+        || cluster.is_some_and(|c| {
+            c.read(|st| crate::handlers::serviceaccounts::authenticates(st, token))
+        })
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -182,12 +195,11 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
         segs.first().map(String::as_str),
         Some("version" | "healthz" | "readyz" | "livez")
     );
-    if !public && !authorized(&state, &parts.headers) {
+    let cluster = state.cluster(&cluster_name);
+    if !public && !authorized(&state, cluster.as_deref(), &parts.headers) {
         return Err(Error::unauthorized());
     }
-    let cluster = state
-        .cluster(&cluster_name)
-        .ok_or_else(Error::path_not_found)?;
+    let cluster = cluster.ok_or_else(Error::path_not_found)?;
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     let method = parts.method.clone();
     let get_only = |r: Result<Response>| {
@@ -294,6 +306,7 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
                 .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok()),
         ),
+        ca_pem: state.ca_pem.clone(),
     };
     let read_body = || async {
         axum::body::to_bytes(body, MAX_BODY)

@@ -219,6 +219,7 @@ impl Server {
         let state = Arc::new(AppState {
             clusters: RwLock::new(clusters),
             token,
+            ca_pem: Arc::from(certs.ca_pem.as_str()),
             persist,
             bookmark_interval: handlers::watch::BOOKMARK_INTERVAL,
             requests: requests::RequestLog::default(),

@@ -183,15 +183,7 @@ async fn members(hub: &TestHub, names: &[&str]) -> Result<Vec<Client>> {
     let mut clients = Vec::new();
     for name in names {
         let member = hub.add_member(name, BTreeMap::new()).await?;
-        clients.push(
-            MemberServer {
-                url: member.api_endpoint,
-                token: member.token,
-                ca_pem: member.ca_pem,
-            }
-            .client()
-            .await?,
-        );
+        clients.push(MemberServer::of(&member)?.client().await?);
     }
     Ok(clients)
 }

@@ -6,7 +6,8 @@
 //! started when a Work first needs it and stopped when none does — so an object edited or
 //! deleted in the member is put back within moments, and a status change in the member reaches
 //! the Work. A finalizer (`flotilla.io/execution-controller`) deletes the member objects when
-//! the Work goes, or with `preserveResourcesOnDeletion` leaves them to the member.
+//! the Work goes, or with `preserveResourcesOnDeletion` (or a leaving Cluster annotated
+//! `cluster.flotilla.io/retain-member-objects: "true"`) leaves them to the member, released.
 //!
 //! Conflicts: an object that exists in the member and that no Work manages is left untouched
 //! (`ConflictWithExisting`) unless the manifest says `work.flotilla.io/conflict-resolution:
@@ -683,7 +684,14 @@ async fn cleanup(work: &Work, cluster: Option<&Cluster>, state: &State) -> Resul
             identifiers.push(status.identifier.clone());
         }
     }
-    let preserve = work.spec.preserve_resources_on_deletion == Some(true);
+    // A Cluster leaving with its objects retained (`flotilla unjoin` without
+    // `--delete-member-objects`) keeps them, whatever the Work says.
+    let retained = cluster.metadata.deletion_timestamp.is_some()
+        && cluster
+            .annotations()
+            .get(annotations::RETAIN_MEMBER_OBJECTS)
+            .is_some_and(|v| v == "true");
+    let preserve = retained || work.spec.preserve_resources_on_deletion == Some(true);
     for id in &identifiers {
         let result = if preserve {
             member.release(&owner, id).await

@@ -1,6 +1,6 @@
 //! Setting up a hub: installing the Flotilla CRDs and registering member clusters (a
 //! credentials Secret plus a Push Cluster object). Speaks only `kube::Client`, so it works
-//! against any hub API server; used by `flotilla up`, and later by `flotilla join`.
+//! against any hub API server; used by `flotilla up` and `flotilla join` (see [`crate::join`]).
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -25,14 +25,14 @@ pub const FIELD_MANAGER: &str = "flotilla-up";
 
 use crate::error::{Error, Result};
 
-/// Writes `object` with server-side apply under `flotilla up`'s field manager, forced: `up`
-/// owns exactly the fields it sets (keys it stops setting go; fields a user added stay theirs).
-async fn apply<K>(api: &Api<K>, object: &K) -> kube::Result<K>
+/// Writes `object` with server-side apply under `manager`, forced: the writer owns exactly the
+/// fields it sets (keys it stops setting go; fields a user added stay theirs).
+pub(crate) async fn apply<K>(api: &Api<K>, object: &K, manager: &str) -> kube::Result<K>
 where
     K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let name = object.meta().name.clone().unwrap_or_default();
-    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let params = PatchParams::apply(manager).force();
     api.patch(&name, &params, &Patch::Apply(object)).await
 }
 
@@ -46,7 +46,7 @@ pub async fn install_crds(client: &Client) -> Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in flotilla_api::crds::all() {
         let name = crd.name_any();
-        apply(&api, &crd)
+        apply(&api, &crd, FIELD_MANAGER)
             .await
             .map_err(|source| Error::InstallCrd {
                 name: name.clone(),
@@ -86,6 +86,22 @@ pub async fn crds_served(client: &Client) -> bool {
     true
 }
 
+/// The credentials the hub keeps for a Push member.
+#[derive(Clone, Debug)]
+pub enum Credentials {
+    /// A bearer token valid on the member, and the CA certificate (PEM) of its API server
+    /// (empty when the certificate is publicly trusted or TLS verification is skipped).
+    Token {
+        /// The bearer token.
+        token: String,
+        /// The CA certificate (PEM).
+        ca_pem: String,
+    },
+    /// A complete kubeconfig (its current context is used), for credentials a token cannot
+    /// carry, such as a client certificate. It must hold everything inline.
+    Kubeconfig(String),
+}
+
 /// What the hub needs to reach a Push member.
 #[derive(Clone, Debug)]
 pub struct Member {
@@ -93,16 +109,40 @@ pub struct Member {
     pub name: String,
     /// The member's API server URL.
     pub api_endpoint: String,
-    /// A bearer token valid on the member.
-    pub token: String,
-    /// The CA certificate (PEM) of the member's API server.
-    pub ca_pem: String,
+    /// How the hub authenticates to the member.
+    pub credentials: Credentials,
+    /// Whether the hub skips verifying the member's serving certificate.
+    pub insecure_skip_tls_verification: bool,
     /// Labels of the Cluster object.
     pub labels: BTreeMap<String, String>,
+    /// Annotations of the Cluster object.
+    pub annotations: BTreeMap<String, String>,
+    /// The member's provider (`local` for `flotilla up` members).
+    pub provider: Option<String>,
     /// The member's region.
     pub region: Option<String>,
     /// The member's zone.
     pub zone: Option<String>,
+}
+
+impl Member {
+    /// A `flotilla up` member: token credentials, provider `local`, no annotations.
+    pub fn local(name: &str, api_endpoint: &str, token: &str, ca_pem: &str) -> Member {
+        Member {
+            name: name.to_owned(),
+            api_endpoint: api_endpoint.to_owned(),
+            credentials: Credentials::Token {
+                token: token.to_owned(),
+                ca_pem: ca_pem.to_owned(),
+            },
+            insecure_skip_tls_verification: false,
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            provider: Some("local".to_owned()),
+            region: None,
+            zone: None,
+        }
+    }
 }
 
 /// Registers a Push member: the credentials Secret in `flotilla-cluster` and the Cluster.
@@ -114,6 +154,15 @@ pub struct Member {
 ///
 /// When the hub rejects a write.
 pub async fn register_member(client: &Client, member: &Member) -> Result<()> {
+    register(client, member, FIELD_MANAGER).await
+}
+
+/// [`register_member`] under the field manager `manager`.
+///
+/// # Errors
+///
+/// When the hub rejects a write.
+pub async fn register(client: &Client, member: &Member, manager: &str) -> Result<()> {
     let namespace = keys::namespaces::CLUSTER;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns = Namespace {
@@ -123,34 +172,16 @@ pub async fn register_member(client: &Client, member: &Member) -> Result<()> {
         },
         ..Default::default()
     };
-    apply(&namespaces, &ns)
+    apply(&namespaces, &ns, manager)
         .await
         .map_err(|source| Error::CreateNamespace {
             namespace: namespace.to_owned(),
             source,
         })?;
 
+    let (secret, cluster) = objects(member);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(member.name.clone()),
-            namespace: Some(namespace.to_owned()),
-            ..Default::default()
-        },
-        type_: Some("Opaque".to_owned()),
-        data: Some(BTreeMap::from([
-            (
-                "token".to_owned(),
-                ByteString(member.token.clone().into_bytes()),
-            ),
-            (
-                "caBundle".to_owned(),
-                ByteString(member.ca_pem.clone().into_bytes()),
-            ),
-        ])),
-        ..Default::default()
-    };
-    apply(&secrets, &secret)
+    apply(&secrets, &secret, manager)
         .await
         .map_err(|source| Error::WriteMemberSecret {
             member: member.name.clone(),
@@ -158,6 +189,48 @@ pub async fn register_member(client: &Client, member: &Member) -> Result<()> {
         })?;
 
     let clusters: Api<Cluster> = Api::all(client.clone());
+    apply(&clusters, &cluster, manager)
+        .await
+        .map_err(|source| Error::RegisterCluster {
+            member: member.name.clone(),
+            source,
+        })?;
+    Ok(())
+}
+
+/// The credentials Secret (in `flotilla-cluster`, named after the member) and the Push Cluster
+/// that register `member`.
+pub fn objects(member: &Member) -> (Secret, Cluster) {
+    let namespace = keys::namespaces::CLUSTER;
+    let data = match &member.credentials {
+        Credentials::Token { token, ca_pem } => {
+            let mut data = BTreeMap::from([(
+                flotilla_runtime::members::TOKEN_KEY.to_owned(),
+                ByteString(token.clone().into_bytes()),
+            )]);
+            if !ca_pem.trim().is_empty() {
+                data.insert(
+                    flotilla_runtime::members::CA_BUNDLE_KEY.to_owned(),
+                    ByteString(ca_pem.clone().into_bytes()),
+                );
+            }
+            data
+        }
+        Credentials::Kubeconfig(yaml) => BTreeMap::from([(
+            flotilla_runtime::members::KUBECONFIG_KEY.to_owned(),
+            ByteString(yaml.clone().into_bytes()),
+        )]),
+    };
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(member.name.clone()),
+            namespace: Some(namespace.to_owned()),
+            ..Default::default()
+        },
+        type_: Some("Opaque".to_owned()),
+        data: Some(data),
+        ..Default::default()
+    };
     let mut cluster = Cluster::new(
         &member.name,
         ClusterSpec {
@@ -167,18 +240,16 @@ pub async fn register_member(client: &Client, member: &Member) -> Result<()> {
                 namespace: namespace.to_owned(),
                 name: member.name.clone(),
             }),
-            provider: Some("local".to_owned()),
+            provider: member.provider.clone(),
             region: member.region.clone(),
             zone: member.zone.clone(),
+            insecure_skip_tls_verification: member.insecure_skip_tls_verification,
             ..Default::default()
         },
     );
     cluster.metadata.labels = Some(member.labels.clone());
-    apply(&clusters, &cluster)
-        .await
-        .map_err(|source| Error::RegisterCluster {
-            member: member.name.clone(),
-            source,
-        })?;
-    Ok(())
+    if !member.annotations.is_empty() {
+        cluster.metadata.annotations = Some(member.annotations.clone());
+    }
+    (secret, cluster)
 }

@@ -141,15 +141,17 @@ async fn a_dead_member_is_tainted_not_ready_and_untainted_when_it_returns() -> R
     let client = hub.client.clone();
     hub.add_member("member1", BTreeMap::new()).await?;
     hub.add_member("member2", BTreeMap::new()).await?;
-    let _running = start_controllers(&client, false)?;
+    let running = start_controllers(&client, false)?;
     let clusters: Api<Cluster> = Api::all(client.clone());
 
     wait_taints(&clusters, "member1", "True", &[]).await?;
     wait_taints(&clusters, "member2", "True", &[]).await?;
     let gpu = user_taint("example.com/gpu", "NoSchedule");
     set_taints(&clusters, "member1", std::slice::from_ref(&gpu)).await?;
-    // Healthy members get no taint, and a user's taint is left alone.
-    tokio::time::sleep(PERIOD * 5).await;
+    // Healthy members get no taint, and a user's taint is left alone: the cluster controller
+    // looked again (the taint edit triggers it) and the members were probed a few times.
+    running.passes("cluster", 2).await?;
+    running.passes("cluster-status", 6).await?;
     assert_eq!(
         keys(&clusters.get("member1").await?),
         pairs(&[("example.com/gpu", "NoSchedule")])
@@ -189,7 +191,7 @@ async fn a_dead_member_is_tainted_not_ready_and_untainted_when_it_returns() -> R
     )
     .await?;
     // The taint stays as it is while the member stays down: the Cluster is not rewritten.
-    tokio::time::sleep(PERIOD * 6).await;
+    running.passes("cluster-status", 8).await?;
     let later = clusters.get("member1").await?;
     assert_eq!(later.resource_version(), tainted.resource_version());
     assert_eq!(later.spec.taints, tainted.spec.taints);
@@ -225,7 +227,7 @@ async fn ready_unknown_means_unreachable_and_false_means_not_ready() -> Result<(
     init_tracing();
     let hub = TestHub::start().await?;
     let client = hub.client.clone();
-    let _running = start_controllers(&client, false)?;
+    let running = start_controllers(&client, false)?;
     let clusters: Api<Cluster> = Api::all(client.clone());
     // A Pull cluster: its agent (here, the test) reports Ready; cluster-status leaves it alone.
     let pulled = Cluster::new(
@@ -242,8 +244,8 @@ async fn ready_unknown_means_unreachable_and_false_means_not_ready() -> Result<(
             "message": "set by the test", "lastTransitionTime": "2025-01-01T00:00:00Z",
         }]}})
     };
-    // No Ready condition yet: not tainted.
-    tokio::time::sleep(PERIOD * 3).await;
+    // No Ready condition yet: not tainted, once the cluster controller has looked at it.
+    running.passes("cluster", 1).await?;
     assert_eq!(keys(&clusters.get("pulled").await?), pairs(&[]));
 
     let table: &[(&str, &[(&str, &str)])] = &[

@@ -302,7 +302,7 @@ async fn cluster_status_controller_end_to_end() -> Result<()> {
 
     // An unchanged member is not rewritten.
     let before = clusters.get("member1").await?.resource_version();
-    tokio::time::sleep(PERIOD * 6).await;
+    controller.passes("cluster-status", 6).await?;
     let after = clusters.get("member1").await?.resource_version();
     assert_eq!(
         before, after,

@@ -431,13 +431,7 @@ async fn conflicts_are_reported_and_overwrite_adopts() -> Result<()> {
 
 /// An administrator's client for a member.
 async fn hub_member_client(member: &flotilla_controllers::fleet::Member) -> Result<Client> {
-    flotilla_testing::MemberServer {
-        url: member.api_endpoint.clone(),
-        token: member.token.clone(),
-        ca_pem: member.ca_pem.clone(),
-    }
-    .client()
-    .await
+    flotilla_testing::MemberServer::of(member)?.client().await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -45,13 +45,7 @@ fn start(client: &Client) -> Result<Controllers> {
 }
 
 async fn member_client(member: &flotilla_controllers::fleet::Member) -> Result<Client> {
-    MemberServer {
-        url: member.api_endpoint.clone(),
-        token: member.token.clone(),
-        ca_pem: member.ca_pem.clone(),
-    }
-    .client()
-    .await
+    MemberServer::of(member)?.client().await
 }
 
 async fn create_hub_namespace(client: &Client, name: &str, labels: Value) -> Result<()> {

@@ -205,6 +205,20 @@ pub enum Command {
         #[command(flatten)]
         connection: HubConnection,
     },
+    /// Join a cluster to the fleet as a Push member: reach it with its kubeconfig, make a
+    /// ServiceAccount for the hub there, and register it on the hub (KUBECONFIG, or
+    /// --hub-kubeconfig).
+    Join(crate::join::JoinArgs),
+    /// Remove a member from the fleet: its Cluster and Works go; the objects applied to it
+    /// stay there (no longer managed) unless --delete-member-objects.
+    Unjoin {
+        /// What to remove.
+        #[command(flatten)]
+        request: crate::join::UnjoinArgs,
+        /// The hub API server.
+        #[command(flatten)]
+        connection: HubConnection,
+    },
     /// Show objects of one kind in every member cluster at once, with a CLUSTER column, read
     /// through the hub's credentials for each member.
     Get {
@@ -396,6 +410,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let hub = connection.client().await?;
             let kubeconfig = crate::members::kubeconfig(&hub, &name).await?;
             crate::output::Output::stdout().print(serde_saphyr::to_string(&kubeconfig)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Join(args) => {
+            let connection = HubConnection {
+                kubeconfig: args.hub_kubeconfig.clone(),
+                context: args.hub_context.clone(),
+            };
+            let hub = connection.client().await?;
+            let joined = crate::join::join(&hub, &args.options()).await?;
+            let (line, warning) = crate::join::describe_join(&args.name, &joined);
+            if let Some(warning) = warning {
+                tracing::warn!("{warning}");
+            }
+            crate::output::Output::stdout().println(line)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Unjoin {
+            request,
+            connection,
+        } => {
+            let hub = connection.client().await?;
+            let unjoined = crate::join::unjoin(&hub, &request.options()).await?;
+            let (line, warning) = crate::join::describe_unjoin(&request.name, &unjoined);
+            if let Some(warning) = warning {
+                tracing::warn!("{warning}");
+            }
+            crate::output::Output::stdout().println(line)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Get {

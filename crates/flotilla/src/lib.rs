@@ -5,6 +5,7 @@ pub mod cli;
 pub mod controllers;
 pub mod crds;
 pub mod hub;
+pub mod join;
 pub mod logs;
 pub mod manifests;
 pub mod members;

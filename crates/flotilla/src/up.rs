@@ -167,13 +167,10 @@ impl Fleet {
             let region = REGIONS[(index - 1) % REGIONS.len()];
             let zone = format!("{region}-{index}");
             let member = Member {
-                name: name.clone(),
-                api_endpoint: url,
-                token: server.admin_token().to_owned(),
-                ca_pem: server.ca_pem().to_owned(),
                 labels: BTreeMap::from([("environment".to_owned(), "production".to_owned())]),
                 region: Some(region.to_owned()),
                 zone: Some(zone.clone()),
+                ..Member::local(&name, &url, server.admin_token(), server.ca_pem())
             };
             fleet::register_member(&hub, &member).await?;
             if let Some(simulator) = &options.simulator {

@@ -124,15 +124,7 @@ async fn helm_installs_the_hub_chart_on_a_real_hub_and_two_hubs_run_under_its_rb
 
     // Members joined as the chart's NOTES say: a credentials Secret and a Push Cluster each.
     for (name, plane) in [("member1", &m1), ("member2", &m2)] {
-        let member = Member {
-            name: name.to_owned(),
-            api_endpoint: plane.url.clone(),
-            token: plane.token.clone(),
-            ca_pem: plane.ca_pem.clone(),
-            labels: Default::default(),
-            region: None,
-            zone: None,
-        };
+        let member = Member::local(name, &plane.url, &plane.token, &plane.ca_pem);
         fleet::register_member(&admin, &member).await?;
     }
 

@@ -518,6 +518,23 @@ fn probes() -> Vec<Probe> {
             cms,
             configmap("a", json!({"k": "v"})),
         ),
+        // RBAC names are path segments, not DNS subdomains: `system:`-style names are valid.
+        probe(
+            "clusterrole-colon-name",
+            Method::POST,
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": {"name": "fidelity:reader"},
+                "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]}),
+        ),
+        worded(probe(
+            "clusterrole-percent-name",
+            Method::POST,
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": {"name": "fidelity%reader"},
+                "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]}),
+        )),
         probe(
             "create-duplicate",
             Method::POST,

@@ -126,6 +126,13 @@ impl Metrics {
         }
     }
 
+    /// How many reconciles of `controller` finished so far.
+    pub fn reconciles(&self, controller: &str) -> u64 {
+        self.reconciles
+            .get_or_create(&controller_labels(controller))
+            .get()
+    }
+
     /// Sets how many objects wait for `controller`.
     pub fn set_queue_depth(&self, controller: &str, depth: usize) {
         self.queue_depth

@@ -325,6 +325,8 @@ async fn reconcile_inner<K: Binding>(binding: &K, ctx: &Context) -> Result<Actio
             let mut generation = generation;
             let spec_changed = decision.clusters != spec.clusters
                 || annotations.get(APPLIED_PLACEMENT) != Some(&placement);
+            let mut status = binding.binding_status().cloned().unwrap_or_default();
+            let mut rescheduled = false;
             if spec_changed {
                 let patch = json!({
                     "apiVersion": K::api_version(&()),
@@ -340,13 +342,21 @@ async fn reconcile_inner<K: Binding>(binding: &K, ctx: &Context) -> Result<Actio
                     }
                 };
                 generation = updated.meta().generation;
-                info!(clusters = ?decision.clusters, reason, "scheduled");
+                // The status to build on is the server's: a pass from a cache that lags behind
+                // this scheduler's own last write finds that write already made (the same
+                // clusters, no new generation, its status already observing it), and records
+                // nothing new.
+                status = updated.binding_status().cloned().unwrap_or_default();
+                rescheduled = decision.clusters != spec.clusters
+                    && status.scheduler_observed_generation != generation;
+                if rescheduled {
+                    info!(clusters = ?decision.clusters, reason, "scheduled");
+                }
             }
-            let status = binding.binding_status().cloned().unwrap_or_default();
             let mut next = status.clone();
             next.scheduler_observed_generation = generation;
             next.scheduler_observing_affinity_name = decision.affinity_name.clone();
-            if decision.clusters != spec.clusters || fresh || status.last_scheduled_time.is_none() {
+            if rescheduled || fresh || status.last_scheduled_time.is_none() {
                 // Never later than now, even for a trigger in the future: the Scheduled
                 // condition observing this generation is what spends that trigger
                 // (`ScheduleInput::is_fresh`), so later triggers still count.

@@ -72,6 +72,24 @@ pub fn kubeconfig_yaml(url: &str, token: &str, ca_pem: &str) -> String {
 }
 
 impl MemberServer {
+    /// The member a registration describes, reached with the token it registered.
+    ///
+    /// # Errors
+    ///
+    /// When the registration holds a kubeconfig rather than a token.
+    pub fn of(member: &Member) -> anyhow::Result<MemberServer> {
+        match &member.credentials {
+            fleet::Credentials::Token { token, ca_pem } => Ok(MemberServer {
+                url: member.api_endpoint.clone(),
+                token: token.clone(),
+                ca_pem: ca_pem.clone(),
+            }),
+            fleet::Credentials::Kubeconfig(_) => {
+                anyhow::bail!("member {} was registered with a kubeconfig", member.name)
+            }
+        }
+    }
+
     /// An administrator's client for this member.
     ///
     /// # Errors
@@ -218,13 +236,8 @@ impl TestHub {
     ) -> anyhow::Result<Member> {
         let server = self.create_member(name).await?;
         let member = Member {
-            name: name.to_owned(),
-            api_endpoint: server.url,
-            token: server.token,
-            ca_pem: server.ca_pem,
             labels,
-            region: None,
-            zone: None,
+            ..Member::local(name, &server.url, &server.token, &server.ca_pem)
         };
         fleet::register_member(&self.client, &member).await?;
         Ok(member)
@@ -271,6 +284,28 @@ impl Controllers {
             ctx,
             task: Some(task),
         })
+    }
+
+    /// Waits until `controller` has finished `passes` more reconciles than when called: what a
+    /// test that checks something did *not* happen waits for, rather than a sleep. With a short
+    /// resync every object is reconciled again in each round, so a few passes per object prove
+    /// the controller looked again.
+    ///
+    /// # Errors
+    ///
+    /// When the passes do not happen within 15 seconds.
+    pub async fn passes(&self, controller: &str, passes: u64) -> anyhow::Result<()> {
+        let metrics = self.ctx.metrics().clone();
+        let target = metrics.reconciles(controller) + passes;
+        eventually(
+            Duration::from_secs(15),
+            &format!("{passes} more reconciles of {controller}"),
+            || {
+                let metrics = metrics.clone();
+                async move { Ok((metrics.reconciles(controller) >= target).then_some(())) }
+            },
+        )
+        .await
     }
 
     /// Stops the controllers gracefully and waits until every in-flight reconcile finished.

@@ -243,46 +243,55 @@ impl Member {
         live: Option<Value>,
     ) -> Result<(Applied, Value), ApplyError> {
         let resolved = self.resolve(identifier).await?;
-        let live = match live {
-            Some(live) => Some(live),
-            None => self.get(&resolved, identifier).await?,
-        };
         let what = describe(identifier);
-        if let Some(live) = &live {
-            match manager_of(live, owner) {
-                Manager::This => {}
-                Manager::Other(work) => {
+        let (mut live, mut watched) = match live {
+            Some(live) => (Some(live), true),
+            None => (self.get(&resolved, identifier).await?, false),
+        };
+        let body = loop {
+            let adopting = match live.as_ref().map(|live| manager_of(live, owner)) {
+                None | Some(Manager::This) => false,
+                Some(Manager::Other(work)) => {
                     return Err(ApplyError::TakenByOther(format!(
                         "{what} in the member is managed by {work}; it is left as it is"
                     )));
                 }
-                Manager::Unmanaged if conflict == ConflictResolution::Overwrite => {
-                    info!(object = %what, "adopting an existing member object (conflictResolution: Overwrite)");
-                }
-                Manager::Unmanaged => {
+                Some(Manager::Unmanaged) if conflict == ConflictResolution::Overwrite => true,
+                Some(Manager::Unmanaged) => {
                     return Err(ApplyError::Conflict(format!(
                         "{what} already exists in the member and is not managed by Flotilla; it \
                          is left untouched (set conflictResolution: Overwrite on the policy to \
                          adopt it)"
                     )));
                 }
+            };
+            let mut body = prepare(manifest, owner, live.as_ref());
+            // The identifier's namespace is the one the kind's scope decided.
+            if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+                if identifier.namespace.is_empty() {
+                    meta.remove("namespace");
+                } else {
+                    meta.insert("namespace".to_owned(), json!(identifier.namespace));
+                }
             }
-        }
-        let mut body = prepare(manifest, owner, live.as_ref());
-        // The identifier's namespace is the one the kind's scope decided.
-        if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
-            if identifier.namespace.is_empty() {
-                meta.remove("namespace");
-            } else {
-                meta.insert("namespace".to_owned(), json!(identifier.namespace));
+            if let Some(live) = &live
+                && !adopting
+                && up_to_date(live, &body)
+            {
+                return Ok((Applied::Unchanged, live.clone()));
             }
-        }
-        if let Some(live) = &live
-            && manager_of(live, owner) == Manager::This
-            && up_to_date(live, &body)
-        {
-            return Ok((Applied::Unchanged, live.clone()));
-        }
+            if watched {
+                // The watch's copy may lag behind the member (an autoscaler's scale a moment
+                // ago, another Work's adoption): what is sent is decided on a fresh read.
+                live = self.get(&resolved, identifier).await?;
+                watched = false;
+                continue;
+            }
+            if adopting {
+                info!(object = %what, "adopting an existing member object (conflictResolution: Overwrite)");
+            }
+            break body;
+        };
         let api = self.api(&resolved, identifier);
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let mut result = api

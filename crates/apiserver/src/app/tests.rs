@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
 const TOKEN: &str = "test-token";
+const CA: &str = "-----BEGIN CERTIFICATE-----\ntest\n-----END CERTIFICATE-----\n";
 
 async fn router(history_limit: usize) -> Result<Router> {
     let store = Arc::new(ClusterStore::with_history_limit("default", history_limit));
@@ -25,6 +26,7 @@ async fn router(history_limit: usize) -> Result<Router> {
     Ok(app(Arc::new(AppState {
         clusters: RwLock::new(clusters),
         token: TOKEN.into(),
+        ca_pem: Arc::from(CA),
         persist: None,
         bookmark_interval: std::time::Duration::from_millis(200),
         requests: Default::default(),
@@ -38,10 +40,21 @@ async fn call(
     ct: Option<&str>,
     body: Option<Value>,
 ) -> Result<(u16, Value, String)> {
+    call_as(app, TOKEN, method, path, ct, body).await
+}
+
+async fn call_as(
+    app: &Router,
+    token: &str,
+    method: &str,
+    path: &str,
+    ct: Option<&str>,
+    body: Option<Value>,
+) -> Result<(u16, Value, String)> {
     let mut req = http::Request::builder()
         .method(method)
         .uri(path)
-        .header("authorization", format!("Bearer {TOKEN}"));
+        .header("authorization", format!("Bearer {token}"));
     if let Some(ct) = ct {
         req = req.header("content-type", ct);
     }
@@ -143,6 +156,86 @@ async fn unauthenticated_requests_get_401_status() -> Result<()> {
         (status["kind"].as_str(), status["reason"].as_str()),
         (Some("Status"), Some("Unauthorized"))
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn service_account_token_secrets_are_filled_and_authenticate_while_their_account_lives()
+-> Result<()> {
+    use base64::Engine as _;
+    let app = router(100).await?;
+    let json = Some("application/json");
+    let sas = "/api/v1/namespaces/default/serviceaccounts";
+    let secrets = "/api/v1/namespaces/default/secrets";
+    let (code, sa, _) = call(
+        &app,
+        "POST",
+        sas,
+        json,
+        Some(json!({
+        "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot"}})),
+    )
+    .await?;
+    assert_eq!(code, 201, "{sa}");
+    let secret = |name: &str, account: &str| {
+        json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+        "metadata": {"name": name, "annotations": {"kubernetes.io/service-account.name": account}}})
+    };
+    let (code, filled, _) = call(
+        &app,
+        "POST",
+        secrets,
+        json,
+        Some(secret("robot-token", "robot")),
+    )
+    .await?;
+    assert_eq!(code, 201, "{filled}");
+    let decode = |v: &Value| {
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap_or_default())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    };
+    let token = decode(&filled["data"]["token"]);
+    assert!(token.len() >= 32, "a token: {filled}");
+    assert_eq!(decode(&filled["data"]["ca.crt"]), CA);
+    assert_eq!(decode(&filled["data"]["namespace"]), "default");
+    assert_eq!(
+        filled["metadata"]["annotations"]["kubernetes.io/service-account.uid"],
+        sa["metadata"]["uid"]
+    );
+    // The token is a credential for this cluster.
+    let (code, _, _) = call_as(&app, &token, "GET", CMS, None, None).await?;
+    assert_eq!(code, 200);
+    // A Secret naming a missing account gets no token; an Opaque one is left alone.
+    let (_, orphan, _) = call(
+        &app,
+        "POST",
+        secrets,
+        json,
+        Some(secret("nobody-token", "nobody")),
+    )
+    .await?;
+    assert!(orphan["data"]["token"].is_null(), "{orphan}");
+    let (_, opaque, _) = call(
+        &app,
+        "POST",
+        secrets,
+        json,
+        Some(json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": "plain",
+        "annotations": {"kubernetes.io/service-account.name": "robot"}}})),
+    )
+    .await?;
+    assert!(opaque["data"]["token"].is_null(), "{opaque}");
+    // A token someone made up, or one of a deleted account, is refused.
+    let (code, _, _) = call_as(&app, "made-up", "GET", CMS, None, None).await?;
+    assert_eq!(code, 401);
+    let (code, _, _) = call(&app, "DELETE", &format!("{sas}/robot"), None, None).await?;
+    assert_eq!(code, 200);
+    let (code, v, _) = call_as(&app, &token, "GET", CMS, None, None).await?;
+    assert_eq!(code, 401, "{v}");
     Ok(())
 }
 

@@ -197,7 +197,34 @@ fn check_namespace(rr: &ResourceRequest, obj: &mut Value) -> Result<String> {
     Ok(url_ns)
 }
 
+/// Why `name` is not a valid path segment (what kube-apiserver requires of RBAC object names,
+/// such as `system:controller:foo`), or `None`.
+fn path_segment_problem(name: &str) -> Option<&'static str> {
+    match name {
+        "." => Some("may not be '.'"),
+        ".." => Some("may not be '..'"),
+        _ if name.contains('/') => Some("may not contain '/'"),
+        _ if name.contains('%') => Some("may not contain '%'"),
+        _ => None,
+    }
+}
+
 fn validate_name(info: &ResourceInfo, name: &str) -> Result<()> {
+    if info.group == "rbac.authorization.k8s.io" {
+        return match path_segment_problem(name) {
+            None => Ok(()),
+            Some(rule) => Err(Error::invalid(
+                &info.group,
+                &info.kind,
+                name,
+                vec![Cause {
+                    reason: "FieldValueInvalid".into(),
+                    message: format!("Invalid value: \"{name}\": {rule}"),
+                    field: "metadata.name".into(),
+                }],
+            )),
+        };
+    }
     let ok = if info.plural == "namespaces" {
         is_dns_label(name)
     } else {
@@ -851,6 +878,9 @@ async fn create_object(rr: &ResourceRequest, mut obj: Value, w: &mut Write) -> R
             if is_service(&info) {
                 crate::handlers::services::allocate(txn.state(), &ns, &name, &mut obj, None)?;
             }
+            if is_secret(&info) {
+                crate::handlers::serviceaccounts::populate(txn.state(), &ns, &mut obj, &rr.ca_pem);
+            }
             if dry {
                 return Ok(Arc::new(obj));
             }
@@ -862,6 +892,10 @@ async fn create_object(rr: &ResourceRequest, mut obj: Value, w: &mut Write) -> R
 
 fn is_service(info: &ResourceInfo) -> bool {
     info.group.is_empty() && info.plural == "services"
+}
+
+fn is_secret(info: &ResourceInfo) -> bool {
+    info.group.is_empty() && info.plural == "secrets"
 }
 
 fn name_of(rr: &ResourceRequest) -> Result<&str> {
@@ -1269,6 +1303,9 @@ fn apply_update(
     }
     if is_service(info) {
         crate::handlers::services::allocate(txn.state(), &ns, &name, &mut merged, Some(old))?;
+    }
+    if is_secret(info) {
+        crate::handlers::serviceaccounts::populate(txn.state(), &ns, &mut merged, &rr.ca_pem);
     }
     admission::prepare_for_update(info, &mut merged);
     admission::validate(info, &name, &merged, Some(old))?;
