@@ -51,7 +51,9 @@ use flotilla_work::{
     member::{describe, reasons},
     prepare::{apply_order, identifier, managed_selector, work_of},
 };
-use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
+use k8s_openapi::{
+    api::core::v1::Namespace, apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp,
+};
 use kube::{
     Api, Client, ResourceExt,
     api::{ApiResource, DynamicObject, GroupVersionKind},
@@ -286,6 +288,8 @@ struct State {
     members: Arc<Members>,
     clusters: Store<Cluster>,
     works: Store<Work>,
+    /// The hub's namespaces.
+    namespaces: Store<Namespace>,
     watches: Watches,
     /// Per cluster: the connection fingerprint and the member built on it.
     connections: Mutex<HashMap<String, (String, Member)>>,
@@ -562,8 +566,25 @@ async fn apply(work: &Work, cluster: &Cluster, state: &State) -> Result<Action> 
             );
             watched = Some(());
         }
+        // A namespace being deleted on the hub is not created in the member again: its own Work
+        // is going, and a namespaced Work applied meanwhile must not bring it back.
+        let namespace = manifest
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("default");
+        let create_namespace = state
+            .namespaces
+            .get(&ObjectRef::new(namespace))
+            .is_none_or(|ns| ns.metadata.deletion_timestamp.is_none());
         let outcome = member
-            .apply(&owner, index, manifest, conflict_resolution(manifest), live)
+            .apply(
+                &owner,
+                index,
+                manifest,
+                conflict_resolution(manifest),
+                live,
+                create_namespace,
+            )
             .await;
         let what = outcome
             .identifier
@@ -814,6 +835,7 @@ pub fn controller(
 ) -> Result<impl Future<Output = ()> + Send + use<>> {
     let caches = ctx.caches();
     let clusters = caches.get::<Cluster>()?;
+    let namespaces = caches.get::<Namespace>()?.store();
     let (wake, woken) = mpsc::unbounded_channel();
     let runner = Runner::<Work>::new(ctx, "execution", Settings::new(options.concurrency))?
         .trigger_when_changed(|work: &Work| {
@@ -849,6 +871,7 @@ pub fn controller(
         members: ctx.members()?,
         clusters: clusters.store(),
         works: works.clone(),
+        namespaces,
         watches: Watches {
             stop: ctx.stop().clone(),
             wake,

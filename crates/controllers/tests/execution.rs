@@ -474,3 +474,63 @@ async fn a_cluster_that_joins_gets_its_execution_namespace_and_takes_its_works_w
     .await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_namespace_leaving_the_hub_is_not_created_again_in_the_member() -> Result<()> {
+    init_tracing();
+    let hub = TestHub::start().await?;
+    let client = hub.client.clone();
+    let member = hub.add_member("member1", BTreeMap::new()).await?;
+    create_namespace(&client, ES).await?;
+    // A hub namespace held in Terminating by a finalizer on something inside it.
+    create_namespace(&client, "leaving").await?;
+    let hub_cms: Api<ConfigMap> = Api::namespaced(client.clone(), "leaving");
+    create(
+        &hub_cms,
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "held", "finalizers": ["example.com/hold"]}}),
+    )
+    .await?;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    namespaces
+        .delete("leaving", &DeleteParams::default())
+        .await?;
+    let _controllers = start(&client)?;
+    let member_client = hub_member_client(&member).await?;
+
+    // A Work for it is not applied, and the member gets no such namespace back.
+    let mut manifest = config_map("late", "v1");
+    manifest["metadata"]["namespace"] = json!("leaving");
+    create_work(&client, "late", vec![manifest], json!({})).await?;
+    let work = wait_applied(&client, "late", "False", "ApplyFailed").await?;
+    let message = conditions::find(
+        &work
+            .status
+            .as_ref()
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default(),
+        conditions::APPLIED,
+    )
+    .map(|c| c.message.clone())
+    .unwrap_or_default();
+    assert!(message.contains("is not to be created"), "{message}");
+    let member_namespaces: Api<k8s_openapi::api::core::v1::Namespace> =
+        Api::all(member_client.clone());
+    assert!(member_namespaces.get_opt("leaving").await?.is_none());
+
+    // A namespace the hub does not have at all is still created for a Work that needs it.
+    let mut manifest = config_map("fresh", "v1");
+    manifest["metadata"]["namespace"] = json!("elsewhere");
+    create_work(&client, "fresh", vec![manifest], json!({})).await?;
+    wait_applied(&client, "fresh", "True", "AppliedSuccessfully").await?;
+    assert!(member_namespaces.get_opt("elsewhere").await?.is_some());
+
+    hub_cms
+        .patch(
+            "held",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await?;
+    Ok(())
+}

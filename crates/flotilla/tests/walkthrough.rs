@@ -3,7 +3,8 @@
 //! examples/walkthrough/`, the hub Deployment reading 6/6 ready once the simulated members run
 //! their replicas, the override in one region (also through `flotilla get`), a member reached
 //! through `flotilla kubeconfig`, a ctrl-c and a restart on the same data dir
-//! keeping everything, and a deletion leaving the members. Skipped with a message when kubectl
+//! keeping everything, a deletion leaving the members, and another cluster (a `flotilla
+//! apiserver`) joining with `flotilla join` and leaving with `flotilla unjoin`. Skipped with a message when kubectl
 //! 1.33 is missing.
 
 #[path = "support/clients.rs"]
@@ -124,6 +125,49 @@ async fn flotilla(args: &[&str], kubeconfig: &Path) -> Result<String> {
         String::from_utf8_lossy(&output.stderr)
     );
     Ok(String::from_utf8(output.stdout)?)
+}
+
+/// Runs the flotilla binary with `args`, the hub taken from KUBECONFIG as a user's shell has
+/// it; its stdout, or an error with its stderr.
+async fn flotilla_with_hub(args: &[&str], hub_kubeconfig: &Path) -> Result<String> {
+    let output = Command::new(env!("CARGO_BIN_EXE_flotilla"))
+        .args(args)
+        .env("KUBECONFIG", hub_kubeconfig)
+        .output()
+        .await?;
+    ensure!(
+        output.status.success(),
+        "flotilla {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+/// `flotilla apiserver` on a free port, as another cluster to join; waits until it has written
+/// its kubeconfig.
+async fn extra_cluster(data_dir: &Path) -> Result<Child> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flotilla"))
+        .args(["apiserver", "--port", "0", "--data-dir"])
+        .arg(data_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting flotilla apiserver")?;
+    let stdout = child.stdout.take().context("piped stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    tokio::time::timeout(START, async {
+        while let Some(line) = lines.next_line().await? {
+            if line.starts_with("kubeconfig:") {
+                return anyhow::Ok(());
+            }
+        }
+        anyhow::bail!("flotilla apiserver exited before writing its kubeconfig")
+    })
+    .await
+    .context("flotilla apiserver starts")??;
+    Ok(child)
 }
 
 /// `.status.readyReplicas` etc. through kubectl's jsonpath.
@@ -256,6 +300,7 @@ async fn the_readme_walkthrough_works_through_the_binary() -> Result<()> {
         &member3,
         flotilla(&["kubeconfig", "member3", "--kubeconfig"], &kubeconfig).await?,
     )?;
+    let bin_for_extra = bin.clone();
     let alone = ClientProcess::new("kubectl 1.33", bin, &member3)?;
     let replicas = jsonpath(
         &alone,
@@ -305,6 +350,63 @@ async fn the_readme_walkthrough_works_through_the_binary() -> Result<()> {
         })
         .await?;
     }
+
+    // Another cluster joins with `flotilla join` (the hub from KUBECONFIG), receives the
+    // fleet's namespace and ConfigMap, and leaves with `flotilla unjoin`, keeping them.
+    let extra_dir = dir.path().join("extra");
+    let _extra = extra_cluster(&extra_dir).await?;
+    let extra_kubeconfig = extra_dir.join("kubeconfig");
+    let extra_kubeconfig_arg = extra_kubeconfig.to_str().context("kubeconfig path")?;
+    let joined = flotilla_with_hub(
+        &[
+            "join",
+            "extra",
+            "--kubeconfig",
+            extra_kubeconfig_arg,
+            "--region",
+            "local-west",
+        ],
+        &kubeconfig,
+    )
+    .await?;
+    ensure!(
+        joined.contains("cluster extra joined the fleet")
+            && joined.contains("ServiceAccount flotilla-hub/flotilla-hub"),
+        "{joined}"
+    );
+    eventually(SETTLE, "extra Ready", || async {
+        let ready = jsonpath(
+            &kubectl,
+            &["get", "cluster", "extra"],
+            "{.status.conditions[?(@.type==\"Ready\")].status}",
+        )
+        .await?;
+        Ok((ready == "True").then_some(()))
+    })
+    .await?;
+    let extra = ClientProcess::new("kubectl 1.33", bin_for_extra, &extra_kubeconfig)?;
+    eventually(SETTLE, "app-config reaches extra", || async {
+        Ok(extra
+            .ok(&["-n", "demo", "get", "configmap", "app-config", "-o", "name"])
+            .await
+            .ok())
+    })
+    .await?;
+    let left = flotilla_with_hub(&["unjoin", "extra"], &kubeconfig).await?;
+    ensure!(left.contains("cluster extra left the fleet"), "{left}");
+    let clusters = kubectl.ok(&["get", "clusters", "-o", "name"]).await?;
+    ensure!(clusters.lines().count() == 3, "extra is gone: {clusters}");
+    let managed = jsonpath(
+        &extra,
+        &["-n", "demo", "get", "configmap", "app-config"],
+        "{.metadata.labels.app\\.kubernetes\\.io/managed-by}",
+    )
+    .await?;
+    ensure!(
+        managed.is_empty(),
+        "app-config stays in extra, released: {managed:?}"
+    );
+
     up.interrupt().await?;
     Ok(())
 }

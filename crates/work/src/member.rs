@@ -207,7 +207,9 @@ impl Member {
     /// Applies the `ordinal`th manifest of `owner`. `live` is the member object as a watch last
     /// saw it, when it saw one; otherwise it is read first. An object another Work manages is
     /// never written; one nobody manages is adopted with `Overwrite` and left alone otherwise.
-    /// Nothing is sent when the live object already holds the manifest.
+    /// Nothing is sent when the live object already holds the manifest. A namespace the member
+    /// lacks is created first, unless `create_namespace` says no (the caller knows the
+    /// namespace is on its way out).
     pub async fn apply(
         &self,
         owner: &WorkRef,
@@ -215,6 +217,7 @@ impl Member {
         manifest: &Value,
         conflict: ConflictResolution,
         live: Option<Value>,
+        create_namespace: bool,
     ) -> Outcome {
         let mut identifier = match identifier(ordinal, manifest) {
             Ok(identifier) => identifier,
@@ -226,7 +229,14 @@ impl Member {
             }
         };
         let result = self
-            .apply_identified(owner, &mut identifier, manifest, conflict, live)
+            .apply_identified(
+                owner,
+                &mut identifier,
+                manifest,
+                conflict,
+                live,
+                create_namespace,
+            )
             .await;
         Outcome {
             identifier: Some(identifier),
@@ -241,6 +251,7 @@ impl Member {
         manifest: &Value,
         conflict: ConflictResolution,
         live: Option<Value>,
+        create_namespace: bool,
     ) -> Result<(Applied, Value), ApplyError> {
         let resolved = self.resolve(identifier).await?;
         let what = describe(identifier);
@@ -302,6 +313,13 @@ impl Member {
             && resolved.namespaced
             && missing_namespace(status)
         {
+            if !create_namespace {
+                return Err(ApplyError::Refused(format!(
+                    "{what}: namespace {} does not exist in the member and is not to be \
+                     created (it is being deleted)",
+                    identifier.namespace
+                )));
+            }
             self.create_namespace(&identifier.namespace).await?;
             result = api
                 .patch(&identifier.name, &params, &Patch::Apply(&body))
