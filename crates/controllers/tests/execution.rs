@@ -7,16 +7,14 @@
 //! Overwrite) and with another Work; a manifest the member rejects; suspension; deleting a Work
 //! deletes its object, or with `preserveResourcesOnDeletion` leaves it released to the member.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result};
 use flotilla_api::{
     Work, conditions,
     keys::{annotations, labels},
 };
-use flotilla_controllers::{cluster, cluster_status, execution};
 use flotilla_testing::{Controllers, TestHub};
-use futures::FutureExt;
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::ConfigMap};
 use kube::{
     Api, Client, ResourceExt,
@@ -31,21 +29,7 @@ use support::{create, create_namespace, eventually, init_tracing, reconciles};
 const ES: &str = "flotilla-es-member1";
 
 fn start(client: &Client) -> Result<Controllers> {
-    Controllers::start(client, |ctx| {
-        Ok(vec![
-            cluster_status::controller(
-                ctx,
-                cluster_status::Options {
-                    period: Duration::from_millis(300),
-                    request_timeout: Duration::from_secs(2),
-                    ..Default::default()
-                },
-            )?
-            .boxed(),
-            cluster::controller(ctx, cluster::Options::default())?.boxed(),
-            execution::controller(ctx, execution::Options::default())?.boxed(),
-        ])
-    })
+    Controllers::push(client, |_| Ok(Vec::new()))
 }
 
 fn deployment(name: &str, image: &str) -> Value {

@@ -5,11 +5,11 @@
 //! are not copied, a namespace labelled to skip later keeps its member copies, a Work deleted
 //! by hand comes back, and a namespace deleted on the hub leaves the members.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::collections::BTreeMap;
 
 use anyhow::Result;
 use flotilla_api::{Work, keys::labels, names};
-use flotilla_controllers::{cluster, cluster_status, execution, namespace_sync};
+use flotilla_controllers::namespace_sync;
 use flotilla_testing::{Controllers, MemberServer, TestHub};
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::Namespace;
@@ -26,19 +26,8 @@ use support::{create, eventually, init_tracing};
 const MEMBERS: [&str; 2] = ["member1", "member2"];
 
 fn start(client: &Client) -> Result<Controllers> {
-    Controllers::start(client, |ctx| {
+    Controllers::push(client, |ctx| {
         Ok(vec![
-            cluster_status::controller(
-                ctx,
-                cluster_status::Options {
-                    period: Duration::from_millis(300),
-                    request_timeout: Duration::from_secs(2),
-                    ..Default::default()
-                },
-            )?
-            .boxed(),
-            cluster::controller(ctx, cluster::Options::default())?.boxed(),
-            execution::controller(ctx, execution::Options::default())?.boxed(),
             namespace_sync::controller(ctx, namespace_sync::Options::default())?.boxed(),
         ])
     })

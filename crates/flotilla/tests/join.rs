@@ -9,9 +9,7 @@ use std::{collections::BTreeMap, time::Duration};
 use anyhow::{Context as _, Result, ensure};
 use flotilla::join::{self, Identity, JoinOptions, UnjoinOptions};
 use flotilla_api::{Cluster, Work, conditions, keys::labels};
-use flotilla_controllers::{cluster, cluster_status, execution};
 use flotilla_testing::{Controllers, MemberServer, TestHub, kubeconfig_yaml};
-use futures::FutureExt as _;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::{
     Api, Client, ResourceExt,
@@ -28,21 +26,7 @@ where
 }
 
 fn start_controllers(hub: &Client) -> Result<Controllers> {
-    Controllers::start(hub, |ctx| {
-        Ok(vec![
-            cluster_status::controller(
-                ctx,
-                cluster_status::Options {
-                    period: Duration::from_millis(300),
-                    request_timeout: Duration::from_secs(2),
-                    ..Default::default()
-                },
-            )?
-            .boxed(),
-            cluster::controller(ctx, cluster::Options::default())?.boxed(),
-            execution::controller(ctx, execution::Options::default())?.boxed(),
-        ])
-    })
+    Controllers::push(hub, |_| Ok(Vec::new()))
 }
 
 /// A kubeconfig file an administrator of `member` would have.
@@ -105,6 +89,18 @@ async fn create_work(hub: &Client, cluster: &str, name: &str) -> Result<()> {
             conditions::find(&s.conditions, conditions::APPLIED).is_some_and(|c| c.status == "True")
         });
         Ok(applied.then_some(()))
+    })
+    .await
+}
+
+async fn wait_ready(clusters: &Api<Cluster>, name: &str) -> Result<()> {
+    eventually(&format!("{name} Ready"), || async {
+        let cluster = clusters.get(name).await?;
+        let ready = cluster
+            .status
+            .as_ref()
+            .is_some_and(|s| conditions::is_true(&s.conditions, conditions::READY));
+        Ok(ready.then_some(()))
     })
     .await
 }
@@ -182,15 +178,7 @@ async fn a_joined_member_gets_works_through_its_own_service_account_and_keeps_it
     );
 
     // Works reach the member with that token.
-    eventually("member1 Ready", || async {
-        let cluster = clusters.get("member1").await?;
-        let ready = cluster
-            .status
-            .as_ref()
-            .is_some_and(|s| conditions::is_true(&s.conditions, conditions::READY));
-        Ok(ready.then_some(()))
-    })
-    .await?;
+    wait_ready(&clusters, "member1").await?;
     create_work(&hub.client, "member1", "greeting").await?;
     let admin = member.client().await?;
     let member_cms: Api<ConfigMap> = Api::namespaced(admin.clone(), "default");
@@ -249,15 +237,7 @@ async fn unjoin_with_delete_member_objects_removes_what_flotilla_applied() -> Re
     let _controllers = start_controllers(&hub.client)?;
     join::join(&hub.client, &options("member1", &kubeconfig)).await?;
     let clusters: Api<Cluster> = Api::all(hub.client.clone());
-    eventually("member1 Ready", || async {
-        let cluster = clusters.get("member1").await?;
-        let ready = cluster
-            .status
-            .as_ref()
-            .is_some_and(|s| conditions::is_true(&s.conditions, conditions::READY));
-        Ok(ready.then_some(()))
-    })
-    .await?;
+    wait_ready(&clusters, "member1").await?;
     create_work(&hub.client, "member1", "greeting").await?;
 
     let unjoined = join::unjoin(&hub.client, &unjoin_options("member1", true)).await?;

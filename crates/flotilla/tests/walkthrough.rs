@@ -114,27 +114,26 @@ impl Up {
 /// Runs the flotilla binary with `args` and then `kubeconfig`; its stdout, or an error with
 /// its stderr.
 async fn flotilla(args: &[&str], kubeconfig: &Path) -> Result<String> {
-    let output = Command::new(env!("CARGO_BIN_EXE_flotilla"))
-        .args(args)
-        .arg(kubeconfig)
-        .output()
-        .await?;
-    ensure!(
-        output.status.success(),
-        "flotilla {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(String::from_utf8(output.stdout)?)
+    let mut all: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    all.push(kubeconfig.as_os_str());
+    run_flotilla(&all, None).await
 }
 
 /// Runs the flotilla binary with `args`, the hub taken from KUBECONFIG as a user's shell has
-/// it; its stdout, or an error with its stderr.
+/// it.
 async fn flotilla_with_hub(args: &[&str], hub_kubeconfig: &Path) -> Result<String> {
-    let output = Command::new(env!("CARGO_BIN_EXE_flotilla"))
-        .args(args)
-        .env("KUBECONFIG", hub_kubeconfig)
-        .output()
-        .await?;
+    let all: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    run_flotilla(&all, Some(hub_kubeconfig)).await
+}
+
+/// The flotilla binary's stdout, or an error with its stderr.
+async fn run_flotilla(args: &[&std::ffi::OsStr], kubeconfig_env: Option<&Path>) -> Result<String> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flotilla"));
+    command.args(args);
+    if let Some(kubeconfig) = kubeconfig_env {
+        command.env("KUBECONFIG", kubeconfig);
+    }
+    let output = command.output().await?;
     ensure!(
         output.status.success(),
         "flotilla {args:?}: {}",

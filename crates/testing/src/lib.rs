@@ -286,6 +286,37 @@ impl Controllers {
         })
     }
 
+    /// The controllers that bring Push members Ready and apply their Works — cluster-status
+    /// (probing every 300 ms), cluster and execution — and the ones `more` builds.
+    ///
+    /// # Errors
+    ///
+    /// When a controller cannot be built.
+    pub fn push(
+        client: &Client,
+        more: impl FnOnce(&Arc<Context>) -> anyhow::Result<Vec<BoxFuture<'static, ()>>>,
+    ) -> anyhow::Result<Controllers> {
+        use flotilla_controllers::{cluster, cluster_status, execution};
+        use futures::FutureExt as _;
+        Controllers::start(client, |ctx| {
+            let mut running = vec![
+                cluster_status::controller(
+                    ctx,
+                    cluster_status::Options {
+                        period: Duration::from_millis(300),
+                        request_timeout: Duration::from_secs(2),
+                        ..Default::default()
+                    },
+                )?
+                .boxed(),
+                cluster::controller(ctx, cluster::Options::default())?.boxed(),
+                execution::controller(ctx, execution::Options::default())?.boxed(),
+            ];
+            running.extend(more(ctx)?);
+            Ok(running)
+        })
+    }
+
     /// Waits until `controller` has finished `passes` more reconciles than when called: what a
     /// test that checks something did *not* happen waits for, rather than a sleep. With a short
     /// resync every object is reconciled again in each round, so a few passes per object prove

@@ -210,33 +210,19 @@ fn path_segment_problem(name: &str) -> Option<&'static str> {
 }
 
 fn validate_name(info: &ResourceInfo, name: &str) -> Result<()> {
-    if info.group == "rbac.authorization.k8s.io" {
-        return match path_segment_problem(name) {
-            None => Ok(()),
-            Some(rule) => Err(Error::invalid(
-                &info.group,
-                &info.kind,
-                name,
-                vec![Cause {
-                    reason: "FieldValueInvalid".into(),
-                    message: format!("Invalid value: \"{name}\": {rule}"),
-                    field: "metadata.name".into(),
-                }],
-            )),
-        };
-    }
-    let ok = if info.plural == "namespaces" {
-        is_dns_label(name)
+    let rule = if info.group == "rbac.authorization.k8s.io" {
+        path_segment_problem(name)
+    } else if info.plural == "namespaces" {
+        (!is_dns_label(name)).then_some(
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character",
+        )
     } else {
-        is_dns_subdomain(name)
+        (!is_dns_subdomain(name)).then_some(
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+        )
     };
-    if ok {
+    let Some(rule) = rule else {
         return Ok(());
-    }
-    let rule = if info.plural == "namespaces" {
-        "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"
-    } else {
-        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
     };
     Err(Error::invalid(
         &info.group,
