@@ -86,6 +86,94 @@ const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 /// The kubeconfig context of the hub in `DIR/kubeconfig` (members' contexts are their names).
 pub const HUB_CONTEXT: &str = "flotilla-hub";
 
+/// A member cluster `up` runs, wherever its API server is.
+pub struct LocalMember {
+    /// Its position (1-based), which picks its region and zone.
+    pub index: usize,
+    /// Its Cluster name.
+    pub name: String,
+    /// Its API server URL.
+    pub url: String,
+    /// An administrator's token.
+    pub token: String,
+    /// Its serving CA (PEM).
+    pub ca_pem: String,
+    /// An administrator's client, for the simulator.
+    pub client: kube::Client,
+}
+
+/// Registers `member` on the hub as `up` does — environment production, region `local-east`
+/// or `local-west` by position, a zone of its own, provider local — and, with `simulator`,
+/// starts simulating it until `stop`.
+///
+/// # Errors
+///
+/// When the hub refuses the registration.
+pub async fn start_member(
+    hub: &kube::Client,
+    member: &LocalMember,
+    simulator: Option<&flotilla_simulator::Options>,
+    stop: &CancellationToken,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let region = REGIONS[(member.index - 1) % REGIONS.len()];
+    let zone = format!("{region}-{}", member.index);
+    let registration = Member {
+        labels: BTreeMap::from([("environment".to_owned(), "production".to_owned())]),
+        region: Some(region.to_owned()),
+        zone: Some(zone.clone()),
+        ..Member::local(&member.name, &member.url, &member.token, &member.ca_pem)
+    };
+    fleet::register_member(hub, &registration).await?;
+    let Some(simulator) = simulator else {
+        return Ok(None);
+    };
+    let mut simulator = simulator.clone();
+    simulator.node_prefix = member.name.clone();
+    simulator.node_labels.extend([
+        (REGION_LABEL.to_owned(), region.to_owned()),
+        (ZONE_LABEL.to_owned(), zone),
+    ]);
+    let stop = stop.child_token();
+    let name = member.name.clone();
+    let client = member.client.clone();
+    Ok(Some(tokio::spawn(async move {
+        if let Err(error) = flotilla_simulator::run(client, simulator, stop).await {
+            tracing::error!(member = %name, %error, "the member simulator stopped");
+        }
+    })))
+}
+
+/// Waits up to `timeout` until every one of `members` is Ready on `hub` (and, when
+/// `simulated`, reports its Nodes' allocatable resources, so the scheduler can divide replicas
+/// by capacity); returns the members that are not, each with why.
+///
+/// # Errors
+///
+/// When the hub cannot be read.
+pub async fn wait_ready(
+    hub: &kube::Client,
+    members: &[String],
+    simulated: bool,
+    timeout: Duration,
+) -> anyhow::Result<Vec<String>> {
+    let clusters: Api<Cluster> = Api::all(hub.clone());
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let listed = clusters.list(&ListParams::default()).await?;
+        let waiting: Vec<String> = members
+            .iter()
+            .filter_map(|name| {
+                let cluster = listed.items.iter().find(|c| &c.name_any() == name);
+                not_ready(cluster, simulated).map(|why| format!("{name} ({why})"))
+            })
+            .collect();
+        if waiting.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(waiting);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A running local hub and fleet.
 pub struct Fleet {
     /// The embedded API server hosting the hub and every member.
@@ -164,33 +252,22 @@ impl Fleet {
                     .await
                     .with_context(|| format!("creating member cluster {name}"))?
             };
-            let region = REGIONS[(index - 1) % REGIONS.len()];
-            let zone = format!("{region}-{index}");
-            let member = Member {
-                labels: BTreeMap::from([("environment".to_owned(), "production".to_owned())]),
-                region: Some(region.to_owned()),
-                zone: Some(zone.clone()),
-                ..Member::local(&name, &url, server.admin_token(), server.ca_pem())
+            let client = server
+                .client(Some(&name))
+                .await
+                .with_context(|| format!("connecting to member cluster {name}"))?;
+            let local = LocalMember {
+                index,
+                name: name.clone(),
+                url,
+                token: server.admin_token().to_owned(),
+                ca_pem: server.ca_pem().to_owned(),
+                client,
             };
-            fleet::register_member(&hub, &member).await?;
-            if let Some(simulator) = &options.simulator {
-                let client = server
-                    .client(Some(&name))
-                    .await
-                    .with_context(|| format!("connecting to member cluster {name}"))?;
-                let mut simulator = simulator.clone();
-                simulator.node_prefix = name.clone();
-                simulator.node_labels.extend([
-                    (REGION_LABEL.to_owned(), region.to_owned()),
-                    (ZONE_LABEL.to_owned(), zone),
-                ]);
-                let stop = stop.child_token();
-                let member = name.clone();
-                simulators.push(tokio::spawn(async move {
-                    if let Err(error) = flotilla_simulator::run(client, simulator, stop).await {
-                        tracing::error!(%member, %error, "the member simulator stopped");
-                    }
-                }));
+            if let Some(simulating) =
+                start_member(&hub, &local, options.simulator.as_ref(), &stop).await?
+            {
+                simulators.push(simulating);
             }
             members.push(name);
         }
@@ -223,31 +300,13 @@ impl Fleet {
         })
     }
 
-    /// Waits up to `timeout` until every member's Cluster is Ready (and, when simulated,
-    /// reports its Nodes' allocatable resources, so the scheduler can divide replicas by
-    /// capacity); returns the members that are not, each with why.
+    /// [`wait_ready`] for this fleet's members.
     ///
     /// # Errors
     ///
     /// When the hub cannot be read.
     pub async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<Vec<String>> {
-        let clusters: Api<Cluster> = Api::all(self.hub.clone());
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let listed = clusters.list(&ListParams::default()).await?;
-            let waiting: Vec<String> = self
-                .members
-                .iter()
-                .filter_map(|name| {
-                    let cluster = listed.items.iter().find(|c| &c.name_any() == name);
-                    not_ready(cluster, self.simulated).map(|why| format!("{name} ({why})"))
-                })
-                .collect();
-            if waiting.is_empty() || tokio::time::Instant::now() >= deadline {
-                return Ok(waiting);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        wait_ready(&self.hub, &self.members, self.simulated, timeout).await
     }
 
     /// Stops the controllers and simulators (in-flight reconciles finish) and then the API

@@ -64,11 +64,33 @@ pub struct MemberServer {
 
 /// A kubeconfig (YAML) with one context: `url`, trusting `ca_pem`, as the holder of `token`.
 pub fn kubeconfig_yaml(url: &str, token: &str, ca_pem: &str) -> String {
+    let server = MemberServer {
+        url: url.to_owned(),
+        token: token.to_owned(),
+        ca_pem: ca_pem.to_owned(),
+    };
+    kubeconfig_with_contexts(&[("server", &server)], "server")
+}
+
+/// A kubeconfig (JSON, which is YAML) with one context per `(name, server)`, its cluster and
+/// user named the same, and `current` as the current context.
+pub fn kubeconfig_with_contexts(contexts: &[(&str, &MemberServer)], current: &str) -> String {
     use base64::Engine as _;
-    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: server\n  cluster:\n    server: {url}\n    certificate-authority-data: {ca}\nusers:\n- name: user\n  user:\n    token: {token}\ncontexts:\n- name: server\n  context:\n    cluster: server\n    user: user\ncurrent-context: server\n"
-    )
+    let mut clusters = Vec::new();
+    let mut users = Vec::new();
+    let mut named = Vec::new();
+    for (name, server) in contexts {
+        let ca = base64::engine::general_purpose::STANDARD.encode(&server.ca_pem);
+        clusters.push(serde_json::json!({"name": name, "cluster": {
+            "server": server.url, "certificate-authority-data": ca}}));
+        users.push(serde_json::json!({"name": name, "user": {"token": server.token}}));
+        named.push(serde_json::json!({"name": name, "context": {"cluster": name, "user": name}}));
+    }
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Config", "clusters": clusters, "users": users,
+        "contexts": named, "current-context": current,
+    })
+    .to_string()
 }
 
 impl MemberServer {
@@ -113,7 +135,7 @@ enum Backend {
         _dir: tempfile::TempDir,
     },
     Kube {
-        _hub: Box<kube::ControlPlane>,
+        hub: Box<kube::ControlPlane>,
         members: Mutex<HashMap<String, kube::ControlPlane>>,
     },
 }
@@ -155,7 +177,7 @@ impl TestHub {
                     client,
                     kubeconfig,
                     Backend::Kube {
-                        _hub: Box::new(hub),
+                        hub: Box::new(hub),
                         members: Mutex::default(),
                     },
                 )
@@ -241,6 +263,22 @@ impl TestHub {
         };
         fleet::register_member(&self.client, &member).await?;
         Ok(member)
+    }
+
+    /// Where the hub's API server is and its administrator's credentials.
+    pub fn server(&self) -> MemberServer {
+        match &self.backend {
+            Backend::Embedded { server, .. } => MemberServer {
+                url: server.url().to_owned(),
+                token: server.admin_token().to_owned(),
+                ca_pem: server.ca_pem().to_owned(),
+            },
+            Backend::Kube { hub, .. } => MemberServer {
+                url: hub.url.clone(),
+                token: hub.token.clone(),
+                ca_pem: hub.ca_pem.clone(),
+            },
+        }
     }
 
     /// A kubeconfig for the hub (the embedded one also has a context per member).

@@ -1,26 +1,47 @@
-//! Support for end-to-end tests: start a local hub and fleet in a temporary directory exactly as
-//! `flotilla up` does; polling and the kubectl finder come from `flotilla-testing`.
+//! Support for end-to-end tests: a hub and fleet started as `flotilla up` starts it — on the
+//! embedded API server in a temporary directory, or (`FLOTILLA_TEST_SERVER=kube`) on real
+//! kube-apiservers, a control plane for the hub and one per member, registered, simulated and
+//! run by the same code `up` uses. Polling and the kubectl finder come from
+//! `flotilla-testing`.
 
 use std::path::PathBuf;
 
-use flotilla::up::{Fleet, UpOptions};
+use flotilla::up::{Fleet, LocalMember, UpOptions};
+use flotilla_testing::{MemberServer, ServerKind, TestHub};
+use tokio_util::sync::CancellationToken;
 
-/// A fleet in a temporary directory, removed when dropped.
+/// A fleet on real control planes.
+struct KubeFleet {
+    hub: TestHub,
+    members: Vec<String>,
+    simulated: bool,
+    controllers: tokio::task::JoinHandle<anyhow::Result<()>>,
+    simulators: Vec<tokio::task::JoinHandle<()>>,
+    stop: CancellationToken,
+    kubeconfig: PathBuf,
+}
+
+enum Backend {
+    Embedded(Box<Fleet>),
+    Kube(Box<KubeFleet>),
+}
+
+/// A fleet, its state in a temporary directory removed when dropped.
 pub struct TestFleet {
-    /// The fleet.
-    pub fleet: Fleet,
+    backend: Backend,
+    hub: kube::Client,
     /// Its data directory.
     pub dir: tempfile::TempDir,
 }
 
 impl TestFleet {
-    /// Starts an in-memory hub with `members` members and every controller.
+    /// Starts a hub with `members` members and every controller.
     pub async fn start(members: usize) -> anyhow::Result<TestFleet> {
         Self::start_with(members, flotilla::controllers::Options::default()).await
     }
 
-    /// Starts an in-memory hub with `members` members and every controller, with `options`,
-    /// and no member simulator (tests write member status themselves).
+    /// Starts a hub with `members` members and every controller, with `options`, and no member
+    /// simulator (tests write member status themselves).
     pub async fn start_with(
         members: usize,
         options: flotilla::controllers::Options,
@@ -28,8 +49,9 @@ impl TestFleet {
         Self::start_simulated(members, options, None).await
     }
 
-    /// Starts an in-memory hub with `members` members, every controller with `options`, and
-    /// each member simulated with `simulator` (`None`: not simulated).
+    /// Starts a hub with `members` members, every controller with `options`, and each member
+    /// simulated with `simulator` (`None`: not simulated), on the server the environment asks
+    /// for.
     pub async fn start_simulated(
         members: usize,
         options: flotilla::controllers::Options,
@@ -38,18 +60,43 @@ impl TestFleet {
         let dir = tempfile::tempdir()?;
         let options =
             UpOptions::in_process(dir.path().to_owned(), members, true, options, simulator)?;
-        let fleet = Fleet::start(options).await?;
-        Ok(TestFleet { fleet, dir })
+        match ServerKind::from_env()? {
+            ServerKind::Embedded => {
+                let fleet = Fleet::start(options).await?;
+                let hub = fleet.hub.clone();
+                Ok(TestFleet {
+                    backend: Backend::Embedded(Box::new(fleet)),
+                    hub,
+                    dir,
+                })
+            }
+            ServerKind::Kube => {
+                let fleet = start_on_kube(options, &dir).await?;
+                let hub = fleet.hub.client.clone();
+                Ok(TestFleet {
+                    backend: Backend::Kube(Box::new(fleet)),
+                    hub,
+                    dir,
+                })
+            }
+        }
+    }
+
+    /// A client for the hub.
+    pub fn hub(&self) -> &kube::Client {
+        &self.hub
     }
 
     /// Waits until every member reports Ready, as a user would before placing workloads on a
     /// new fleet (a Divided binding scheduled earlier would only see the members that were
     /// ready then, and is not re-placed when more become ready, as in Karmada).
     pub async fn wait_ready(&self) -> anyhow::Result<()> {
-        let waiting = self
-            .fleet
-            .wait_ready(std::time::Duration::from_secs(30))
-            .await?;
+        let (members, simulated) = match &self.backend {
+            Backend::Embedded(fleet) => (&fleet.members, fleet.simulated),
+            Backend::Kube(fleet) => (&fleet.members, fleet.simulated),
+        };
+        let timeout = std::time::Duration::from_secs(30);
+        let waiting = flotilla::up::wait_ready(&self.hub, members, simulated, timeout).await?;
         anyhow::ensure!(
             waiting.is_empty(),
             "members not Ready after 30 s: {}",
@@ -60,19 +107,110 @@ impl TestFleet {
 
     /// An administrator's client for member `name`.
     pub async fn member(&self, name: &str) -> anyhow::Result<kube::Client> {
-        Ok(self.fleet.server.client(Some(name)).await?)
+        match &self.backend {
+            Backend::Embedded(fleet) => Ok(fleet.server.client(Some(name)).await?),
+            Backend::Kube(fleet) => {
+                let yaml = std::fs::read_to_string(&fleet.kubeconfig)?;
+                let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml)?;
+                let options = kube::config::KubeConfigOptions {
+                    context: Some(name.to_owned()),
+                    ..Default::default()
+                };
+                let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?;
+                Ok(kube::Client::try_from(config)?)
+            }
+        }
+    }
+
+    /// Stops member `name`'s API server, as a cluster that died.
+    pub async fn stop_member(&self, name: &str) -> anyhow::Result<()> {
+        match &self.backend {
+            Backend::Embedded(fleet) => Ok(fleet.server.remove_cluster(name).await?),
+            Backend::Kube(fleet) => fleet.hub.stop_member(name).await,
+        }
     }
 
     /// Applies every YAML document in `yaml` to the hub with server-side apply (as
     /// `kubectl apply --server-side` does), resolving each kind through discovery.
     pub async fn apply(&self, yaml: &str) -> anyhow::Result<()> {
-        apply(&self.fleet.hub, yaml).await
+        apply(&self.hub, yaml).await
     }
 
-    /// The kubeconfig a user would export.
+    /// The kubeconfig a user would export: contexts `flotilla-hub` (current) and one per
+    /// member.
     pub fn kubeconfig(&self) -> PathBuf {
-        self.fleet.server.kubeconfig_path().to_owned()
+        match &self.backend {
+            Backend::Embedded(fleet) => fleet.server.kubeconfig_path().to_owned(),
+            Backend::Kube(fleet) => fleet.kubeconfig.clone(),
+        }
     }
+
+    /// Stops the controllers and simulators, then the servers.
+    pub async fn stop(self) {
+        match self.backend {
+            Backend::Embedded(fleet) => fleet.stop().await,
+            Backend::Kube(fleet) => {
+                fleet.stop.cancel();
+                let _ = fleet.controllers.await;
+                for simulator in fleet.simulators {
+                    let _ = simulator.await;
+                }
+            }
+        }
+    }
+}
+
+/// A hub control plane and one per member, the members registered and simulated as `up` does,
+/// and the hub's controllers running against the hub with its administrator's kubeconfig.
+async fn start_on_kube(options: UpOptions, dir: &tempfile::TempDir) -> anyhow::Result<KubeFleet> {
+    let hub = TestHub::start_on(ServerKind::Kube).await?;
+    let stop = CancellationToken::new();
+    let mut servers: Vec<(String, MemberServer)> =
+        vec![(flotilla::up::HUB_CONTEXT.to_owned(), hub.server())];
+    let mut members = Vec::new();
+    let mut simulators = Vec::new();
+    for index in 1..=options.members {
+        let name = flotilla::up::member_name(index);
+        let server = hub.create_member(&name).await?;
+        let local = LocalMember {
+            index,
+            name: name.clone(),
+            url: server.url.clone(),
+            token: server.token.clone(),
+            ca_pem: server.ca_pem.clone(),
+            client: server.client().await?,
+        };
+        if let Some(simulating) =
+            flotilla::up::start_member(&hub.client, &local, options.simulator.as_ref(), &stop)
+                .await?
+        {
+            simulators.push(simulating);
+        }
+        servers.push((name.clone(), server));
+        members.push(name);
+    }
+    let contexts: Vec<(&str, &MemberServer)> =
+        servers.iter().map(|(name, s)| (name.as_str(), s)).collect();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        flotilla_testing::kubeconfig_with_contexts(&contexts, flotilla::up::HUB_CONTEXT),
+    )?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&kubeconfig)?,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
+    let controllers = tokio::spawn(flotilla::hub::run(config, options.hub, stop.clone()));
+    Ok(KubeFleet {
+        hub,
+        members,
+        simulated: options.simulator.is_some(),
+        controllers,
+        simulators,
+        stop,
+        kubeconfig,
+    })
 }
 
 /// Applies every YAML document in `yaml` through `client` with server-side apply (manager

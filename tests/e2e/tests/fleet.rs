@@ -21,7 +21,7 @@ use kube::{
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_are_registered_with_working_credentials() -> anyhow::Result<()> {
     let test = TestFleet::start(2).await?;
-    let clusters: Api<Cluster> = Api::all(test.fleet.hub.clone());
+    let clusters: Api<Cluster> = Api::all(test.hub().clone());
     let mut names: Vec<String> = clusters
         .list(&Default::default())
         .await?
@@ -32,24 +32,25 @@ async fn members_are_registered_with_working_credentials() -> anyhow::Result<()>
     names.sort();
     assert_eq!(names, ["member1", "member2"]);
 
+    let mut endpoints = std::collections::BTreeSet::new();
     for name in &names {
         // Reach the member exactly as the execution controller will: the Cluster's endpoint
         // with the token and CA from its credentials Secret.
         let cluster = clusters.get(name).await?;
         let secret_ref = cluster.spec.secret_ref.clone().expect("secretRef");
-        let secrets: Api<Secret> = Api::namespaced(test.fleet.hub.clone(), &secret_ref.namespace);
+        let secrets: Api<Secret> = Api::namespaced(test.hub().clone(), &secret_ref.namespace);
         let secret = secrets.get(&secret_ref.name).await?;
         let data = secret.data.expect("secret data");
         let token = String::from_utf8(data["token"].0.clone())?;
         let ca = String::from_utf8(data["caBundle"].0.clone())?;
         let endpoint = cluster.spec.api_endpoint.clone().expect("apiEndpoint");
         assert!(
-            endpoint.ends_with(&format!("/clusters/{name}")),
-            "{endpoint}"
+            endpoints.insert(endpoint.clone()),
+            "each member has an endpoint of its own: {endpoint}"
         );
 
         let mut config = kube::Config::new(endpoint.parse()?);
-        config.root_cert = Some(vec![pem_to_der(&ca)?]);
+        config.root_cert = Some(pem_to_der(&ca)?);
         config.auth_info.token = Some(token.into());
         let member = kube::Client::try_from(config)?;
         let namespaces: Api<Namespace> = Api::all(member);
@@ -60,7 +61,7 @@ async fn members_are_registered_with_working_credentials() -> anyhow::Result<()>
                 .any(|n| n.metadata.name.as_deref() == Some("default"))
         );
         // The member is its own cluster: no Flotilla Clusters there.
-        let member_clusters = test.fleet.server.client(Some(name)).await?;
+        let member_clusters = test.member(name).await?;
         let member_nss: Api<Namespace> = Api::all(member_clusters);
         assert!(
             member_nss.get_opt("flotilla-cluster").await?.is_none(),
@@ -99,14 +100,27 @@ async fn members_are_registered_with_working_credentials() -> anyhow::Result<()>
             "{name} reports apps/v1 Deployment"
         );
     }
-    test.fleet.stop().await;
+    test.stop().await;
     Ok(())
 }
 
-fn pem_to_der(pem: &str) -> anyhow::Result<Vec<u8>> {
+/// Every certificate of a PEM bundle, DER-encoded.
+fn pem_to_der(pem: &str) -> anyhow::Result<Vec<Vec<u8>>> {
     use base64::Engine as _;
-    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    Ok(base64::engine::general_purpose::STANDARD.decode(body)?)
+    let mut certificates = Vec::new();
+    let mut body: Option<String> = None;
+    for line in pem.lines().map(str::trim) {
+        if line.starts_with("-----BEGIN") {
+            body = Some(String::new());
+        } else if line.starts_with("-----END") {
+            let text = body.take().unwrap_or_default();
+            certificates.push(base64::engine::general_purpose::STANDARD.decode(text)?);
+        } else if let Some(text) = body.as_mut() {
+            text.push_str(line);
+        }
+    }
+    anyhow::ensure!(!certificates.is_empty(), "no certificate in the CA bundle");
+    Ok(certificates)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,7 +168,7 @@ async fn kubectl_sees_the_fleet() -> anyhow::Result<()> {
         !namespaces.contains("flotilla-cluster"),
         "member2 is its own cluster: {namespaces}"
     );
-    test.fleet.stop().await;
+    test.stop().await;
     Ok(())
 }
 
@@ -200,7 +214,7 @@ async fn work_replicas(test: &TestFleet, want: &[(&str, i64)]) -> anyhow::Result
     let name = flotilla_api::names::work_name("apps/v1", "Deployment", Some("default"), "nginx");
     for (cluster, replicas) in want {
         let works: Api<Work> =
-            Api::namespaced(test.fleet.hub.clone(), &format!("flotilla-es-{cluster}"));
+            Api::namespaced(test.hub().clone(), &format!("flotilla-es-{cluster}"));
         eventually(
             Duration::from_secs(20),
             &format!("nginx with {replicas} replicas in {cluster}'s Work"),
@@ -226,7 +240,7 @@ async fn the_readme_walkthrough_propagates_a_deployment_and_the_scheduler_places
 -> anyhow::Result<()> {
     let test = TestFleet::start(2).await?;
     test.wait_ready().await?;
-    let api: Api<ResourceBinding> = Api::namespaced(test.fleet.hub.clone(), "default");
+    let api: Api<ResourceBinding> = Api::namespaced(test.hub().clone(), "default");
 
     // The nginx Deployment and its PropagationPolicy from examples/what-if/, 3 replicas divided
     // 2:1 by static weight. The detector writes the binding.
@@ -237,11 +251,11 @@ async fn the_readme_walkthrough_propagates_a_deployment_and_the_scheduler_places
     let policy: PropagationPolicy = serde_saphyr::from_str(&std::fs::read_to_string(format!(
         "{examples}nginx-propagationpolicy.yaml"
     ))?)?;
-    let deployments: Api<Deployment> = Api::namespaced(test.fleet.hub.clone(), "default");
+    let deployments: Api<Deployment> = Api::namespaced(test.hub().clone(), "default");
     deployments
         .create(&PostParams::default(), &deployment)
         .await?;
-    Api::<PropagationPolicy>::namespaced(test.fleet.hub.clone(), "default")
+    Api::<PropagationPolicy>::namespaced(test.hub().clone(), "default")
         .create(&PostParams::default(), &policy)
         .await?;
     let mut clusters = scheduled(&api, "nginx-deployment").await?;
@@ -285,7 +299,7 @@ async fn the_readme_walkthrough_propagates_a_deployment_and_the_scheduler_places
     .await?;
     for cluster in ["member1", "member2"] {
         let works: Api<Work> =
-            Api::namespaced(test.fleet.hub.clone(), &format!("flotilla-es-{cluster}"));
+            Api::namespaced(test.hub().clone(), &format!("flotilla-es-{cluster}"));
         eventually(
             Duration::from_secs(20),
             &format!("no Work left in {cluster}"),
@@ -323,6 +337,6 @@ async fn the_readme_walkthrough_propagates_a_deployment_and_the_scheduler_places
             }
         ]
     );
-    test.fleet.stop().await;
+    test.stop().await;
     Ok(())
 }

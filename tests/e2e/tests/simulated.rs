@@ -49,7 +49,7 @@ async fn simulated_members_run_the_replicas_and_the_hub_deployment_reports_them_
 
     // Every member has its Nodes, labelled with the member's region, and the hub sees their
     // capacity in the Cluster's resource summary.
-    let clusters: Api<Cluster> = Api::all(test.fleet.hub.clone());
+    let clusters: Api<Cluster> = Api::all(test.hub().clone());
     for name in members {
         let nodes: Api<Node> = Api::all(test.member(name).await?);
         let listed = nodes.list(&ListParams::default()).await?;
@@ -96,7 +96,7 @@ async fn simulated_members_run_the_replicas_and_the_hub_deployment_reports_them_
     }
 
     // The hub's Deployment sums the members' counters (Divided) and is Available.
-    let hub: Api<Deployment> = Api::namespaced(test.fleet.hub.clone(), "default");
+    let hub: Api<Deployment> = Api::namespaced(test.hub().clone(), "default");
     eventually(
         WAIT,
         "the hub Deployment 6/6 ready and Available",
@@ -118,6 +118,6 @@ async fn simulated_members_run_the_replicas_and_the_hub_deployment_reports_them_
         },
     )
     .await?;
-    test.fleet.stop().await;
+    test.stop().await;
     Ok(())
 }
