@@ -169,9 +169,13 @@ async fn start_on_kube(options: UpOptions, dir: &tempfile::TempDir) -> anyhow::R
         vec![(flotilla::up::HUB_CONTEXT.to_owned(), hub.server())];
     let mut members = Vec::new();
     let mut simulators = Vec::new();
-    for index in 1..=options.members {
-        let name = flotilla::up::member_name(index);
-        let server = hub.create_member(&name).await?;
+    // The members' control planes start together; each takes seconds.
+    let names: Vec<String> = (1..=options.members)
+        .map(flotilla::up::member_name)
+        .collect();
+    let started =
+        futures::future::try_join_all(names.iter().map(|name| hub.create_member(name))).await?;
+    for ((index, name), server) in (1..).zip(names).zip(started) {
         let local = LocalMember {
             index,
             name: name.clone(),
