@@ -1644,12 +1644,14 @@ fn delete_in(
         let mut obj = (*old).clone();
         if meta_str(&obj, "deletionTimestamp").is_none() {
             meta_mut(&mut obj).insert("deletionTimestamp".into(), json!(now()));
-            meta_mut(&mut obj).insert("deletionGracePeriodSeconds".into(), json!(0));
             if let Some(o) = obj.as_object_mut() {
                 o.insert("status".into(), json!({"phase": "Terminating"}));
             }
-            txn.put(&key, "", name, obj);
+            txn.put(&key, "", name, obj.clone());
         }
+        // The answer is the namespace as the delete left it, Terminating, even when emptying
+        // it lets it go at once (kube's namespace controller finishes it a moment later).
+        let terminating = Arc::new(obj);
         // Empty the namespace.
         let keys: Vec<String> = txn.state().objects.keys().map(|k| k.to_string()).collect();
         for k in keys {
@@ -1670,7 +1672,7 @@ fn delete_in(
         maybe_finish_namespace(txn, name);
         return Ok(match txn.state().get(&key, "", name) {
             Some(o) => Deleted::Pending(o),
-            None => Deleted::Gone(old),
+            None => Deleted::Gone(terminating),
         });
     }
     if key == CRD_KEY {
