@@ -10,6 +10,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
+use serde_json::Value;
 
 use crate::errors::{Error, Result};
 use crate::handlers::{crud, discovery, watch};
@@ -166,13 +167,57 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Marks a streamed answer (a watch), which is never re-encoded.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Streamed;
+
+/// Whether the client asks for YAML first (`Accept: application/yaml`).
+fn wants_yaml(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/yaml"))
+}
+
+/// A JSON answer re-encoded as YAML, as kube-apiserver serves `application/yaml`; anything
+/// else (a watch stream, protobuf, a Table's JSON is JSON too) as it is.
+async fn as_yaml(resp: Response) -> Response {
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/json");
+    if !json || resp.extensions().get::<Streamed>().is_some() {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return Error::internal("reading the answer").into_response();
+    };
+    let yaml = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|value| serde_saphyr::to_string(&value).ok());
+    let Some(yaml) = yaml else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/yaml"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(yaml))
+}
+
 async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let method = req.method().clone();
     let uri = req.uri().clone();
+    let yaml = wants_yaml(req.headers());
     let resp = match route(state, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
+    let resp = if yaml { as_yaml(resp).await } else { resp };
     tracing::debug!(%method, %uri, status = resp.status().as_u16(), "request");
     resp
 }

@@ -518,6 +518,25 @@ fn probes() -> Vec<Probe> {
             cms,
             configmap("a", json!({"k": "v"})),
         ),
+        // `Accept: application/yaml`: the object, and a Status, in YAML.
+        Probe {
+            accept: "application/yaml",
+            ..probe(
+                "get-configmap-yaml",
+                Method::GET,
+                "/api/v1/namespaces/fidelity/configmaps/a",
+                Value::Null,
+            )
+        },
+        Probe {
+            accept: "application/yaml",
+            ..probe(
+                "get-missing-yaml",
+                Method::GET,
+                "/api/v1/namespaces/fidelity/configmaps/missing",
+                Value::Null,
+            )
+        },
         // RBAC names are path segments, not DNS subdomains: `system:`-style names are valid.
         probe(
             "clusterrole-colon-name",
@@ -730,6 +749,13 @@ fn probes() -> Vec<Probe> {
 /// the object with server-assigned values removed and managed fields without their times.
 fn seen(code: u16, body: &str, warnings: Vec<String>, message: bool) -> Value {
     let mut out = seen_body(code, body, message);
+    // Which encoding came back is part of what is compared.
+    if serde_json::from_str::<Value>(body).is_err()
+        && decode(body).is_some()
+        && let Some(o) = out.as_object_mut()
+    {
+        o.insert("encoding".into(), json!("yaml"));
+    }
     if !warnings.is_empty()
         && let Some(o) = out.as_object_mut()
     {
@@ -738,8 +764,17 @@ fn seen(code: u16, body: &str, warnings: Vec<String>, message: bool) -> Value {
     out
 }
 
+/// An answer's object: JSON, or YAML for a probe that asked for it.
+fn decode(body: &str) -> Option<Value> {
+    serde_json::from_str::<Value>(body).ok().or_else(|| {
+        serde_saphyr::from_str::<Value>(body)
+            .ok()
+            .filter(Value::is_object)
+    })
+}
+
 fn seen_body(code: u16, body: &str, message: bool) -> Value {
-    let mut value: Value = serde_json::from_str(body).unwrap_or(Value::String(body.to_owned()));
+    let mut value = decode(body).unwrap_or(Value::String(body.to_owned()));
     if value.get("kind").and_then(Value::as_str) == Some("Status") {
         let mut fields: Vec<String> = value
             .pointer("/details/causes")

@@ -870,6 +870,60 @@ async fn crd_deletion_waits_for_custom_resource_finalizers() -> Result<()> {
 }
 
 #[tokio::test]
+async fn yaml_is_served_when_asked_for_but_never_for_a_watch() -> Result<()> {
+    let app = router(100).await?;
+    let (code, _, _) = call(
+        &app,
+        "POST",
+        CMS,
+        Some("application/json"),
+        Some(json!({
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "y"}, "data": {"k": "v"}})),
+    )
+    .await?;
+    assert_eq!(code, 201);
+    let get = |path: String, accept: &'static str| {
+        let app = app.clone();
+        async move {
+            let req = http::Request::builder()
+                .uri(path)
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .header("accept", accept)
+                .body(Body::empty())?;
+            let resp = app.oneshot(req).await?;
+            let kind = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            anyhow::Ok((resp.status().as_u16(), kind, resp.into_body()))
+        }
+    };
+    let (code, kind, body) = get(format!("{CMS}/y"), "application/yaml").await?;
+    let text = String::from_utf8(body.collect().await?.to_bytes().to_vec())?;
+    assert_eq!((code, kind.as_str()), (200, "application/yaml"));
+    let parsed: Value = serde_saphyr::from_str(&text)?;
+    assert_eq!(parsed["data"]["k"], "v", "{text}");
+    let (code, kind, body) = get(
+        format!("{CMS}/missing"),
+        "application/yaml, application/json",
+    )
+    .await?;
+    let text = String::from_utf8(body.collect().await?.to_bytes().to_vec())?;
+    assert_eq!((code, kind.as_str()), (404, "application/yaml"));
+    assert!(text.contains("reason: NotFound"), "{text}");
+    // A watch streams JSON events whatever it asked for.
+    let (code, kind, _) = get(
+        format!("{CMS}?watch=true&timeoutSeconds=1"),
+        "application/yaml",
+    )
+    .await?;
+    assert_eq!((code, kind.as_str()), (200, "application/json"));
+    Ok(())
+}
+
+#[tokio::test]
 async fn immutable_configmaps_keep_their_data() -> Result<()> {
     let app = router(100).await?;
     call(&app, "POST", CMS, None, Some(json!({"metadata": {"name": "frozen", "labels": {"example.com/tier": "a"}}, "data": {"k": "v"}, "immutable": true}))).await?;

@@ -321,5 +321,6 @@ pub(crate) fn watch(rr: ResourceRequest) -> Result<Response> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    resp.extensions_mut().insert(crate::app::Streamed);
     Ok(resp)
 }
