@@ -159,7 +159,7 @@ fn authorized(state: &AppState, cluster: Option<&ClusterStore>, headers: &Header
     };
     constant_time_eq(token.as_bytes(), state.token.as_bytes())
         || cluster.is_some_and(|c| {
-            c.read(|st| crate::handlers::serviceaccounts::authenticates(st, token))
+            c.read(|st| crate::handlers::serviceaccounts::authenticates(st, token, &state.token))
         })
 }
 
@@ -297,7 +297,11 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
         [] => (None, None),
         [name] => (Some(name.to_string()), None),
         [name, sub]
-            if (*sub == "status" && info.status) || (*sub == "scale" && info.scale.is_some()) =>
+            if (*sub == "status" && info.status)
+                || (*sub == "scale" && info.scale.is_some())
+                || (*sub == "token"
+                    && info.group.is_empty()
+                    && info.plural == "serviceaccounts") =>
         {
             (Some(name.to_string()), Some(sub.to_string()))
         }
@@ -313,6 +317,12 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
         }
         (&Method::GET, false, _) if query.flag("watch") => Verb::Watch,
         (&Method::GET, false, _) => Verb::List,
+        (&Method::POST, true, true) if sub.as_deref() == Some("token") => Verb::Create,
+        (_, _, true) if sub.as_deref() == Some("token") => {
+            return Err(Error::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({method})"
+            )));
+        }
         (&Method::POST, false, _) => Verb::Create,
         (&Method::DELETE, false, _) => Verb::DeleteCollection,
         (&Method::GET, true, _) => Verb::Get,
@@ -367,6 +377,15 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
     match verb {
         Verb::Watch => watch::watch(rr),
         Verb::List => crud::list(&rr).await,
+        Verb::Create if rr.sub.is_some() => {
+            crate::handlers::serviceaccounts::token_request(
+                &rr,
+                ct,
+                &read_body().await?,
+                &state.token,
+            )
+            .await
+        }
         Verb::Create => crud::create(&rr, ct, &read_body().await?).await,
         Verb::DeleteCollection => crud::delete_collection(&rr, ct, &read_body().await?).await,
         Verb::Get => crud::get(&rr).await,

@@ -1,6 +1,6 @@
 //! Request body decoding: JSON (also when Content-Type is missing), YAML, and the Kubernetes
 //! protobuf envelope for the built-in kinds kubectl and Helm send as protobuf (Namespace,
-//! ConfigMap, Secret, ServiceAccount, RBAC roles and bindings, DeleteOptions). Everything
+//! ConfigMap, Secret, ServiceAccount, RBAC roles and bindings, TokenRequest, DeleteOptions). Everything
 //! becomes a `serde_json::Value`; bad bodies are 400s and unknown media types 415s.
 
 use std::collections::BTreeMap;
@@ -200,6 +200,32 @@ fn decode_protobuf(body: &[u8]) -> Result<Value> {
             let b =
                 k8s_pb::api::rbac::v1::ClusterRoleBinding::decode(inner.as_slice()).map_err(bad)?;
             binding_to_json(b.metadata, b.subjects, b.role_ref)
+        }
+        ("authentication.k8s.io/v1", "TokenRequest") => {
+            let r = k8s_pb::api::authentication::v1::TokenRequest::decode(inner.as_slice())
+                .map_err(bad)?;
+            let mut obj = Map::new();
+            obj.insert(
+                "metadata".into(),
+                meta_to_json(r.metadata.unwrap_or_default()),
+            );
+            let spec = r.spec.unwrap_or_default();
+            let mut s = Map::new();
+            if !spec.audiences.is_empty() {
+                s.insert("audiences".into(), json!(spec.audiences));
+            }
+            if let Some(seconds) = spec.expiration_seconds {
+                s.insert("expirationSeconds".into(), json!(seconds));
+            }
+            if let Some(bound) = spec.bound_object_ref {
+                s.insert(
+                    "boundObjectRef".into(),
+                    json!({"kind": bound.kind, "apiVersion": bound.api_version,
+                           "name": bound.name, "uid": bound.u_id}),
+                );
+            }
+            obj.insert("spec".into(), Value::Object(s));
+            obj
         }
         ("v1" | "meta.k8s.io/v1", "DeleteOptions") => {
             let d = pbmeta::DeleteOptions::decode(inner.as_slice()).map_err(bad)?;

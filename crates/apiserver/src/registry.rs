@@ -622,6 +622,17 @@ pub(crate) fn discovery_entries(info: &ResourceInfo) -> Vec<Value> {
             "verbs": ["get", "patch", "update"],
         }));
     }
+    if info.group.is_empty() && info.plural == "serviceaccounts" {
+        out.push(json!({
+            "name": "serviceaccounts/token",
+            "singularName": "",
+            "namespaced": true,
+            "group": "authentication.k8s.io",
+            "version": "v1",
+            "kind": "TokenRequest",
+            "verbs": ["create"],
+        }));
+    }
     if info.scale.is_some() {
         out.push(json!({
             "name": format!("{}/scale", info.plural),

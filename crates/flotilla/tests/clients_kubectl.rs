@@ -134,6 +134,11 @@ async fn run_version(version: &str) -> Result<()> {
     s.run("explain", explain(&ctx)).await;
     s.run("field validation: Strict, Warn, Ignore", validation(&ctx))
         .await;
+    s.run(
+        "create token: a ServiceAccount token that authenticates while the account lives",
+        create_token(&ctx),
+    )
+    .await;
     s.finish()
 }
 
@@ -150,6 +155,58 @@ async fn kubectl_1_33_everyday_commands() -> Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_1_35_everyday_commands() -> Result<()> {
     run_version("1.35").await
+}
+
+/// `kubectl create token`: the token authenticates (on a real server RBAC then forbids what
+/// the account may not do; the embedded server does no authorization) until the account is
+/// deleted; too short a duration and a missing account are refused as kube-apiserver does.
+async fn create_token(ctx: &Ctx) -> Result<()> {
+    let v = ctx.v();
+    let ns = ctx.namespace("token").await?;
+    let k = &ctx.kubectl;
+    k.ok(&["-n", &ns, "create", "serviceaccount", "robot"])
+        .await?;
+    let token = k
+        .ok(&["-n", &ns, "create", "token", "robot", "--duration=1h"])
+        .await?;
+    let token = token.trim();
+    ensure!(!token.is_empty(), "{v}: a token");
+    let as_robot = k
+        .run(&["--token", token, "-n", &ns, "get", "configmaps"])
+        .await?;
+    ensure!(
+        as_robot.code == 0 || as_robot.stderr.contains("forbidden"),
+        "{v}: the token authenticates: {as_robot}"
+    );
+    let short = k
+        .run(&["-n", &ns, "create", "token", "robot", "--duration=5m"])
+        .await?;
+    ensure!(
+        short.code != 0
+            && short
+                .stderr
+                .contains("may not specify a duration less than 10 minutes"),
+        "{v}: too short a token refused: {short}"
+    );
+    let missing = k.run(&["-n", &ns, "create", "token", "nobody"]).await?;
+    ensure!(
+        missing.code != 0 && missing.stderr.contains("\"nobody\" not found"),
+        "{v}: no such account: {missing}"
+    );
+    k.ok(&["-n", &ns, "delete", "serviceaccount", "robot"])
+        .await?;
+    // kube-apiserver caches a token's authentication for a few seconds.
+    flotilla_testing::eventually(
+        std::time::Duration::from_secs(30),
+        &format!("{v}: the token of a deleted account refused"),
+        || async {
+            let gone = k
+                .run(&["--token", token, "-n", &ns, "get", "configmaps"])
+                .await?;
+            Ok((gone.code != 0 && gone.stderr.contains("Unauthorized")).then_some(()))
+        },
+    )
+    .await
 }
 
 async fn client_side_apply(ctx: &Ctx) -> Result<()> {

@@ -4,13 +4,19 @@
 //! `kubernetes.io/service-account.name`) gets `token`, `ca.crt` and `namespace` in its data and
 //! the ServiceAccount's uid in `kubernetes.io/service-account.uid`, and its token then
 //! authenticates requests to the same logical cluster for as long as the Secret and that
-//! ServiceAccount exist. Real tokens are signed JWTs; these are opaque random strings, which no
-//! client looks inside. There is no authorization: every authenticated request may do
-//! everything, as with the admin token.
+//! ServiceAccount exist. The TokenRequest API (`serviceaccounts/<name>/token`, `kubectl create
+//! token`) issues tokens of its own, signed with HMAC-SHA256 under the server's admin token,
+//! valid until they expire and while their ServiceAccount lives. Real tokens are JWTs; these
+//! are opaque to clients, which never look inside. There is no authorization: every
+//! authenticated request may do everything, as with the admin token.
 
+use axum::response::Response;
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
+use crate::app::{ResourceRequest, json_response};
+use crate::codec;
+use crate::errors::{Cause, Error, Result};
 use crate::storage::ClusterState;
 
 /// The Secret type the token controller fills.
@@ -85,11 +91,19 @@ pub(crate) fn populate(state: &ClusterState, namespace: &str, obj: &mut Value, c
     }
 }
 
-/// Whether `token` is the token of a ServiceAccount token Secret in `state` whose
-/// ServiceAccount still exists (with the uid the Secret was made for).
-pub(crate) fn authenticates(state: &ClusterState, token: &str) -> bool {
+/// Whether `token` authenticates to the cluster of `state`: a token the TokenRequest API issued
+/// (signed with `key`, not expired, for a ServiceAccount that still exists with the same uid),
+/// or the token of a ServiceAccount token Secret whose ServiceAccount still exists (with the
+/// uid the Secret was made for).
+pub(crate) fn authenticates(state: &ClusterState, token: &str, key: &str) -> bool {
     if token.is_empty() {
         return false;
+    }
+    if let Some(claims) = verify(token, key) {
+        return claims.expires > jiff::Timestamp::now().as_second()
+            && state
+                .get(SERVICE_ACCOUNTS, &claims.namespace, &claims.name)
+                .is_some_and(|sa| text(&sa, "/metadata/uid") == Some(claims.uid.as_str()));
     }
     let wanted = encode(token.as_bytes());
     let Some(secrets) = state.objects(SECRETS) else {
@@ -106,4 +120,172 @@ pub(crate) fn authenticates(state: &ClusterState, token: &str) -> bool {
                     })
             })
     })
+}
+
+/// The prefix of tokens the TokenRequest API issues.
+const ISSUED: &str = "flotilla-sa.";
+/// The shortest lifetime kube-apiserver issues (10 minutes) and the default (1 hour).
+const MIN_EXPIRATION: i64 = 600;
+const DEFAULT_EXPIRATION: i64 = 3600;
+/// The audience tokens are for when a request names none.
+const DEFAULT_AUDIENCE: &str = "https://kubernetes.default.svc.cluster.local";
+
+/// What an issued token says.
+struct Claims {
+    namespace: String,
+    name: String,
+    uid: String,
+    expires: i64,
+}
+
+fn b64url() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+}
+
+fn signature(payload: &str, key: &str) -> ring::hmac::Tag {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_bytes());
+    ring::hmac::sign(&key, payload.as_bytes())
+}
+
+/// An issued token: `flotilla-sa.<claims>.<HMAC-SHA256 of the claims>`.
+fn issue(claims: &Claims, key: &str) -> String {
+    let payload = b64url().encode(
+        json!({"ns": claims.namespace, "sa": claims.name, "uid": claims.uid, "exp": claims.expires})
+            .to_string(),
+    );
+    let tag = signature(&payload, key);
+    format!("{ISSUED}{payload}.{}", b64url().encode(tag.as_ref()))
+}
+
+/// The claims of a token this server issued with `key`, or `None`.
+fn verify(token: &str, key: &str) -> Option<Claims> {
+    let (payload, tag) = token.strip_prefix(ISSUED)?.split_once('.')?;
+    let tag = b64url().decode(tag).ok()?;
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_bytes());
+    ring::hmac::verify(&key, payload.as_bytes(), &tag).ok()?;
+    let claims: Value = serde_json::from_slice(&b64url().decode(payload).ok()?).ok()?;
+    Some(Claims {
+        namespace: claims["ns"].as_str()?.to_owned(),
+        name: claims["sa"].as_str()?.to_owned(),
+        uid: claims["uid"].as_str()?.to_owned(),
+        expires: claims["exp"].as_i64()?,
+    })
+}
+
+/// `POST .../serviceaccounts/<name>/token` (TokenRequest, as `kubectl create token` sends it):
+/// a token for the ServiceAccount, valid until `spec.expirationSeconds` (default an hour, at
+/// least ten minutes) and only while the ServiceAccount lives. `boundObjectRef` is echoed but
+/// does not bind the token's life to the object.
+pub(crate) async fn token_request(
+    rr: &ResourceRequest,
+    content_type: Option<&str>,
+    body: &[u8],
+    key: &str,
+) -> Result<Response> {
+    let request = codec::decode_object(content_type, body)?;
+    let namespace = rr.namespace.clone().unwrap_or_default();
+    let name = rr.name.clone().unwrap_or_default();
+    let seconds = request
+        .pointer("/spec/expirationSeconds")
+        .filter(|v| !v.is_null())
+        .map(|v| {
+            v.as_i64()
+                .ok_or_else(|| Error::bad_request("spec.expirationSeconds must be an integer"))
+        })
+        .transpose()?
+        .unwrap_or(DEFAULT_EXPIRATION);
+    if seconds < MIN_EXPIRATION {
+        return Err(Error::invalid(
+            "authentication.k8s.io",
+            "TokenRequest",
+            &name,
+            vec![Cause {
+                reason: "FieldValueInvalid".into(),
+                message: format!(
+                    "Invalid value: {seconds}: may not specify a duration less than 10 minutes"
+                ),
+                field: "spec.expirationSeconds".into(),
+            }],
+        ));
+    }
+    let account = rr
+        .cluster
+        .read(|st| st.get(SERVICE_ACCOUNTS, &namespace, &name))
+        .ok_or_else(|| Error::not_found("", "serviceaccounts", &name))?;
+    let uid = text(&account, "/metadata/uid")
+        .unwrap_or_default()
+        .to_owned();
+    let now = jiff::Timestamp::now();
+    let expires = now.as_second() + seconds;
+    let token = issue(
+        &Claims {
+            namespace: namespace.clone(),
+            name: name.clone(),
+            uid,
+            expires,
+        },
+        key,
+    );
+    let audiences = match request.pointer("/spec/audiences").and_then(Value::as_array) {
+        Some(list) if !list.is_empty() => Value::Array(list.clone()),
+        _ => json!([DEFAULT_AUDIENCE]),
+    };
+    let expiration = jiff::Timestamp::from_second(expires)
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default();
+    let answer = json!({
+        "kind": "TokenRequest",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": null},
+        "spec": {
+            "audiences": audiences,
+            "expirationSeconds": seconds,
+            "boundObjectRef": request.pointer("/spec/boundObjectRef").cloned().unwrap_or(Value::Null),
+        },
+        "status": {"token": token, "expirationTimestamp": expiration},
+    });
+    Ok(json_response(
+        201,
+        serde_json::to_vec(&answer).unwrap_or_default(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issued_tokens_verify_only_unaltered_and_under_their_key() {
+        let claims = Claims {
+            namespace: "ns".into(),
+            name: "robot".into(),
+            uid: "u-1".into(),
+            expires: 2_000_000_000,
+        };
+        let token = issue(&claims, "key");
+        let read = verify(&token, "key").map(|c| (c.namespace, c.name, c.uid, c.expires));
+        assert_eq!(
+            read,
+            Some(("ns".into(), "robot".into(), "u-1".into(), 2_000_000_000))
+        );
+        assert!(
+            verify(&token, "another key").is_none(),
+            "another server's key"
+        );
+        let (payload, tag) = token.rsplit_once('.').unwrap_or_default();
+        let forged = issue(
+            &Claims {
+                name: "admin".into(),
+                ..claims
+            },
+            "forger",
+        );
+        let (forged_payload, _) = forged.rsplit_once('.').unwrap_or_default();
+        assert!(
+            verify(&format!("{forged_payload}.{tag}"), "key").is_none(),
+            "claims changed under the old signature"
+        );
+        assert!(verify(&format!("{payload}.AAAA"), "key").is_none());
+        assert!(verify("not-a-token", "key").is_none());
+    }
 }
