@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::errors::{Error, Result};
+use crate::handlers::serviceaccounts::User;
 use crate::handlers::{crud, discovery, watch};
 use crate::registry::ResourceInfo;
 use crate::requests::{RequestLog, Verb};
@@ -146,21 +147,22 @@ pub(crate) struct ResourceRequest {
     pub(crate) ca_pem: Arc<str>,
 }
 
-/// Whether the request's bearer token is the admin token, or the token of a ServiceAccount
-/// of `cluster` (see `handlers::serviceaccounts`).
-fn authorized(state: &AppState, cluster: Option<&ClusterStore>, headers: &HeaderMap) -> bool {
-    let Some(token) = headers
+/// Who the request's bearer token says it is: the admin, or a ServiceAccount of `cluster`
+/// (see `handlers::serviceaccounts`).
+fn authenticate(
+    state: &AppState,
+    cluster: Option<&ClusterStore>,
+    headers: &HeaderMap,
+) -> Option<User> {
+    let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-    else {
-        return false;
-    };
-    constant_time_eq(token.as_bytes(), state.token.as_bytes())
-        || cluster.is_some_and(|c| {
-            c.read(|st| crate::handlers::serviceaccounts::authenticates(st, token, &state.token))
-        })
+        .map(str::trim)?;
+    if constant_time_eq(token.as_bytes(), state.token.as_bytes()) {
+        return Some(User::admin());
+    }
+    cluster?.read(|st| crate::handlers::serviceaccounts::identify(st, token, &state.token))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -241,7 +243,8 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
         Some("version" | "healthz" | "readyz" | "livez")
     );
     let cluster = state.cluster(&cluster_name);
-    if !public && !authorized(&state, cluster.as_deref(), &parts.headers) {
+    let user = authenticate(&state, cluster.as_deref(), &parts.headers);
+    if !public && user.is_none() {
         return Err(Error::unauthorized());
     }
     let cluster = cluster.ok_or_else(Error::path_not_found)?;
@@ -318,6 +321,12 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
         (&Method::GET, false, _) if query.flag("watch") => Verb::Watch,
         (&Method::GET, false, _) => Verb::List,
         (&Method::POST, true, true) if sub.as_deref() == Some("token") => Verb::Create,
+        (&Method::POST, false, false) if info.review => Verb::Create,
+        _ if info.review => {
+            return Err(Error::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({method})"
+            )));
+        }
         (_, _, true) if sub.as_deref() == Some("token") => {
             return Err(Error::method_not_allowed(format!(
                 "the server does not allow this method on the requested resource ({method})"
@@ -385,6 +394,10 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
                 &state.token,
             )
             .await
+        }
+        Verb::Create if rr.info.review => {
+            let user = user.unwrap_or_else(User::admin);
+            crate::handlers::serviceaccounts::review(&rr, ct, &read_body().await?, &user)
         }
         Verb::Create => crud::create(&rr, ct, &read_body().await?).await,
         Verb::DeleteCollection => crud::delete_collection(&rr, ct, &read_body().await?).await,

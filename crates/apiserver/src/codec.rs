@@ -227,6 +227,55 @@ fn decode_protobuf(body: &[u8]) -> Result<Value> {
             obj.insert("spec".into(), Value::Object(s));
             obj
         }
+        ("authentication.k8s.io/v1", "SelfSubjectReview") => {
+            let r = k8s_pb::api::authentication::v1::SelfSubjectReview::decode(inner.as_slice())
+                .map_err(bad)?;
+            let mut obj = Map::new();
+            obj.insert(
+                "metadata".into(),
+                meta_to_json(r.metadata.unwrap_or_default()),
+            );
+            obj
+        }
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => {
+            let r =
+                k8s_pb::api::authorization::v1::SelfSubjectAccessReview::decode(inner.as_slice())
+                    .map_err(bad)?;
+            let mut obj = Map::new();
+            obj.insert(
+                "metadata".into(),
+                meta_to_json(r.metadata.unwrap_or_default()),
+            );
+            let spec = r.spec.unwrap_or_default();
+            let mut s = Map::new();
+            if let Some(a) = spec.resource_attributes {
+                let fields = [
+                    ("namespace", a.namespace),
+                    ("verb", a.verb),
+                    ("group", a.group),
+                    ("version", a.version),
+                    ("resource", a.resource),
+                    ("subresource", a.subresource),
+                    ("name", a.name),
+                ];
+                let attrs: Map<String, Value> = fields
+                    .into_iter()
+                    .filter_map(|(k, v)| {
+                        v.filter(|v| !v.is_empty())
+                            .map(|v| (k.to_owned(), json!(v)))
+                    })
+                    .collect();
+                s.insert("resourceAttributes".into(), Value::Object(attrs));
+            }
+            if let Some(a) = spec.non_resource_attributes {
+                s.insert(
+                    "nonResourceAttributes".into(),
+                    json!({"path": a.path, "verb": a.verb}),
+                );
+            }
+            obj.insert("spec".into(), Value::Object(s));
+            obj
+        }
         ("v1" | "meta.k8s.io/v1", "DeleteOptions") => {
             let d = pbmeta::DeleteOptions::decode(inner.as_slice()).map_err(bad)?;
             let mut obj = Map::new();

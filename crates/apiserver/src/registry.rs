@@ -51,6 +51,9 @@ pub(crate) struct ResourceInfo {
     pub(crate) schema: Option<CustomSchema>,
     /// The CRD version's `additionalPrinterColumns` (custom resources only).
     pub(crate) printer_columns: Vec<PrinterColumn>,
+    /// A create-only review (SelfSubjectReview, SelfSubjectAccessReview): answered about the
+    /// requester, never stored.
+    pub(crate) review: bool,
 }
 
 /// One of a CRD version's `additionalPrinterColumns`.
@@ -172,6 +175,7 @@ struct Builtin {
     status: bool,
     scale: bool,
     generation: bool,
+    review: bool,
 }
 
 const fn b(
@@ -192,6 +196,7 @@ const fn b(
         status: false,
         scale: false,
         generation: true,
+        review: false,
     }
 }
 
@@ -213,6 +218,11 @@ impl Builtin {
         self
     }
     const fn no_generation(mut self) -> Self {
+        self.generation = false;
+        self
+    }
+    const fn review(mut self) -> Self {
+        self.review = true;
         self.generation = false;
         self
     }
@@ -325,6 +335,22 @@ const BUILTINS: &[Builtin] = &[
     )
     .short(&["csr"])
     .status(),
+    b(
+        "authentication.k8s.io",
+        "v1",
+        "selfsubjectreviews",
+        "SelfSubjectReview",
+        false,
+    )
+    .review(),
+    b(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+        false,
+    )
+    .review(),
     b("events.k8s.io", "v1", "events", "Event", true)
         .short(&["ev"])
         .no_generation(),
@@ -362,6 +388,7 @@ fn builtin_info(b: &Builtin) -> ResourceInfo {
         custom: false,
         schema: None,
         printer_columns: Vec::new(),
+        review: b.review,
     }
 }
 
@@ -585,6 +612,7 @@ pub(crate) fn crd_infos(crd: &Value) -> Option<Vec<ResourceInfo>> {
             status,
             scale,
             generation: true,
+            review: false,
             custom: true,
             schema: version
                 .pointer("/schema/openAPIV3Schema")
@@ -597,12 +625,17 @@ pub(crate) fn crd_infos(crd: &Value) -> Option<Vec<ResourceInfo>> {
 
 /// The APIResourceList entries for one resource (main resource plus subresources).
 pub(crate) fn discovery_entries(info: &ResourceInfo) -> Vec<Value> {
+    let verbs = if info.review {
+        json!(["create"])
+    } else {
+        json!(VERBS)
+    };
     let mut main = json!({
         "name": info.plural,
         "singularName": info.singular,
         "namespaced": info.namespaced,
         "kind": info.kind,
-        "verbs": VERBS,
+        "verbs": verbs,
     });
     if let Some(obj) = main.as_object_mut() {
         if !info.short_names.is_empty() {

@@ -158,8 +158,9 @@ async fn kubectl_1_35_everyday_commands() -> Result<()> {
 }
 
 /// `kubectl create token`: the token authenticates (on a real server RBAC then forbids what
-/// the account may not do; the embedded server does no authorization) until the account is
-/// deleted; too short a duration and a missing account are refused as kube-apiserver does.
+/// the account may not do; the embedded server does no authorization) — `auth whoami` names
+/// the account, `auth can-i` answers — until the account is deleted; too short a duration and
+/// a missing account are refused as kube-apiserver does.
 async fn create_token(ctx: &Ctx) -> Result<()> {
     let v = ctx.v();
     let ns = ctx.namespace("token").await?;
@@ -177,6 +178,19 @@ async fn create_token(ctx: &Ctx) -> Result<()> {
     ensure!(
         as_robot.code == 0 || as_robot.stderr.contains("forbidden"),
         "{v}: the token authenticates: {as_robot}"
+    );
+    // `auth whoami` names the account; `auth can-i` answers the administrator yes.
+    let whoami = k.ok(&["--token", token, "auth", "whoami"]).await?;
+    ensure!(
+        whoami.contains(&format!("system:serviceaccount:{ns}:robot")),
+        "{v}: auth whoami with the token: {whoami}"
+    );
+    let can = k
+        .ok(&["-n", &ns, "auth", "can-i", "list", "configmaps"])
+        .await?;
+    ensure!(
+        can.trim() == "yes",
+        "{v}: auth can-i as the administrator: {can}"
     );
     let short = k
         .run(&["-n", &ns, "create", "token", "robot", "--duration=5m"])

@@ -91,35 +91,75 @@ pub(crate) fn populate(state: &ClusterState, namespace: &str, obj: &mut Value, c
     }
 }
 
-/// Whether `token` authenticates to the cluster of `state`: a token the TokenRequest API issued
-/// (signed with `key`, not expired, for a ServiceAccount that still exists with the same uid),
-/// or the token of a ServiceAccount token Secret whose ServiceAccount still exists (with the
-/// uid the Secret was made for).
-pub(crate) fn authenticates(state: &ClusterState, token: &str, key: &str) -> bool {
-    if token.is_empty() {
-        return false;
+/// Who a request authenticated as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct User {
+    /// `admin`, or `system:serviceaccount:<namespace>:<name>`.
+    pub(crate) username: String,
+    /// The ServiceAccount's uid (empty for the admin).
+    pub(crate) uid: String,
+    /// The groups, as kube-apiserver gives them.
+    pub(crate) groups: Vec<String>,
+}
+
+impl User {
+    /// The holder of the admin token.
+    pub(crate) fn admin() -> User {
+        User {
+            username: "admin".into(),
+            uid: String::new(),
+            groups: vec!["system:masters".into(), "system:authenticated".into()],
+        }
     }
+
+    fn service_account(namespace: &str, name: &str, uid: &str) -> User {
+        User {
+            username: format!("system:serviceaccount:{namespace}:{name}"),
+            uid: uid.to_owned(),
+            groups: vec![
+                "system:serviceaccounts".into(),
+                format!("system:serviceaccounts:{namespace}"),
+                "system:authenticated".into(),
+            ],
+        }
+    }
+}
+
+/// The ServiceAccount `token` authenticates as in the cluster of `state`: a token the
+/// TokenRequest API issued (signed with `key`, not expired, for a ServiceAccount that still
+/// exists with the same uid), or the token of a ServiceAccount token Secret whose
+/// ServiceAccount still exists (with the uid the Secret was made for).
+pub(crate) fn identify(state: &ClusterState, token: &str, key: &str) -> Option<User> {
+    if token.is_empty() {
+        return None;
+    }
+    let account = |namespace: &str, name: &str, uid: Option<&str>| {
+        let sa = state.get(SERVICE_ACCOUNTS, namespace, name)?;
+        let live = text(&sa, "/metadata/uid")?;
+        (Some(live) == uid).then(|| User::service_account(namespace, name, live))
+    };
     if let Some(claims) = verify(token, key) {
-        return claims.expires > jiff::Timestamp::now().as_second()
-            && state
-                .get(SERVICE_ACCOUNTS, &claims.namespace, &claims.name)
-                .is_some_and(|sa| text(&sa, "/metadata/uid") == Some(claims.uid.as_str()));
+        if claims.expires <= jiff::Timestamp::now().as_second() {
+            return None;
+        }
+        return account(&claims.namespace, &claims.name, Some(&claims.uid));
     }
     let wanted = encode(token.as_bytes());
-    let Some(secrets) = state.objects(SECRETS) else {
-        return false;
-    };
-    secrets.iter().any(|((namespace, _), secret)| {
-        text(secret, "/type") == Some(TOKEN_SECRET_TYPE)
-            && secret.pointer("/data/token") == Some(&wanted)
-            && annotation(secret, NAME_ANNOTATION).is_some_and(|account| {
-                state
-                    .get(SERVICE_ACCOUNTS, namespace, account)
-                    .is_some_and(|sa| {
-                        text(&sa, "/metadata/uid") == annotation(secret, UID_ANNOTATION)
-                    })
-            })
-    })
+    state
+        .objects(SECRETS)?
+        .iter()
+        .find_map(|((namespace, _), secret)| {
+            if text(secret, "/type") != Some(TOKEN_SECRET_TYPE)
+                || secret.pointer("/data/token") != Some(&wanted)
+            {
+                return None;
+            }
+            account(
+                namespace,
+                annotation(secret, NAME_ANNOTATION)?,
+                annotation(secret, UID_ANNOTATION),
+            )
+        })
 }
 
 /// The prefix of tokens the TokenRequest API issues.
@@ -244,6 +284,40 @@ pub(crate) async fn token_request(
         },
         "status": {"token": token, "expirationTimestamp": expiration},
     });
+    Ok(json_response(
+        201,
+        serde_json::to_vec(&answer).unwrap_or_default(),
+    ))
+}
+
+/// A SelfSubjectReview (`kubectl auth whoami`) or SelfSubjectAccessReview (`kubectl auth
+/// can-i`) about `user`: who it is, and — there being no authorization here — that it may.
+pub(crate) fn review(
+    rr: &ResourceRequest,
+    content_type: Option<&str>,
+    body: &[u8],
+    user: &User,
+) -> Result<Response> {
+    let request = codec::decode_object(content_type, body)?;
+    let api_version = format!("{}/{}", rr.info.group, rr.info.version);
+    let mut user_info = json!({"username": user.username, "groups": user.groups});
+    if !user.uid.is_empty() {
+        user_info["uid"] = json!(user.uid);
+    }
+    let answer = match rr.info.kind.as_str() {
+        "SelfSubjectReview" => json!({
+            "kind": "SelfSubjectReview", "apiVersion": api_version,
+            "metadata": {"creationTimestamp": null},
+            "status": {"userInfo": user_info},
+        }),
+        _ => json!({
+            "kind": rr.info.kind, "apiVersion": api_version,
+            "metadata": {"creationTimestamp": null},
+            "spec": request.get("spec").cloned().unwrap_or_else(|| json!({})),
+            "status": {"allowed": true,
+                       "reason": "the embedded API server lets every authenticated request do everything"},
+        }),
+    };
     Ok(json_response(
         201,
         serde_json::to_vec(&answer).unwrap_or_default(),
