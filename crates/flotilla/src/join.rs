@@ -198,10 +198,6 @@ pub async fn join(hub: &Client, options: &JoinOptions) -> anyhow::Result<Joined>
                 token,
                 ca_pem: ca_pem.clone(),
             };
-            candidate.annotations.insert(
-                annotations::MEMBER_IDENTITY.to_owned(),
-                format!("{}/{SERVICE_ACCOUNT}", namespaces::MEMBER_IDENTITY),
-            );
             match works(&candidate).await {
                 Ok(()) => (
                     candidate,
@@ -224,6 +220,20 @@ pub async fn join(hub: &Client, options: &JoinOptions) -> anyhow::Result<Joined>
         }
         Err(why) => caller(&base, &kubeconfig, options, &ca_pem, why).await?,
     };
+    // What join made in the member is unjoin's to remove, whichever credentials the hub got.
+    let mut registered = registered;
+    let made = Api::<Namespace>::all(member.clone())
+        .get_opt(namespaces::MEMBER_IDENTITY)
+        .await
+        .ok()
+        .flatten()
+        .is_some();
+    if made {
+        registered.annotations.insert(
+            annotations::MEMBER_IDENTITY.to_owned(),
+            format!("{}/{SERVICE_ACCOUNT}", namespaces::MEMBER_IDENTITY),
+        );
+    }
     fleet::register(hub, &registered, JOIN)
         .await
         .with_context(|| format!("registering cluster {name} on the hub"))?;
