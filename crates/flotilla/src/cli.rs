@@ -419,12 +419,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let hub = connection.client().await?;
             let joined = crate::join::join(&hub, &args.options()).await?;
-            let (line, warning) = crate::join::describe_join(&args.name, &joined);
-            if let Some(warning) = warning {
-                tracing::warn!("{warning}");
-            }
-            crate::output::Output::stdout().println(line)?;
-            Ok(ExitCode::SUCCESS)
+            report(crate::join::describe_join(&args.name, &joined))
         }
         Command::Unjoin {
             request,
@@ -432,12 +427,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let hub = connection.client().await?;
             let unjoined = crate::join::unjoin(&hub, &request.options()).await?;
-            let (line, warning) = crate::join::describe_unjoin(&request.name, &unjoined);
-            if let Some(warning) = warning {
-                tracing::warn!("{warning}");
-            }
-            crate::output::Output::stdout().println(line)?;
-            Ok(ExitCode::SUCCESS)
+            report(crate::join::describe_unjoin(&request.name, &unjoined))
         }
         Command::Get {
             request,
@@ -478,6 +468,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Prints what a command did on stdout, and its warning, if any, as a log line.
+fn report((line, warning): (String, Option<String>)) -> anyhow::Result<ExitCode> {
+    if let Some(warning) = warning {
+        tracing::warn!("{warning}");
+    }
+    crate::output::Output::stdout().println(line)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs the hub process against an existing hub API server until SIGTERM or ctrl-c.

@@ -184,9 +184,59 @@ pub struct Fleet {
     pub members: Vec<String>,
     /// Whether the members are simulated (their Nodes report capacity).
     pub simulated: bool,
-    controllers: tokio::task::JoinHandle<anyhow::Result<()>>,
-    simulators: Vec<tokio::task::JoinHandle<()>>,
-    stop: CancellationToken,
+    running: Running,
+}
+
+/// What runs against a fleet's API servers until `stop`: the hub's controllers and the member
+/// simulators.
+pub struct Running {
+    /// The hub's controllers (`hub::run`).
+    pub controllers: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// One simulator per simulated member.
+    pub simulators: Vec<tokio::task::JoinHandle<()>>,
+    /// Stops them all.
+    pub stop: CancellationToken,
+}
+
+impl Running {
+    /// Starts the hub's controllers against the hub `config` describes, beside `simulators`,
+    /// all stopped by `stop`.
+    pub fn start(
+        config: kube::Config,
+        hub: crate::hub::HubOptions,
+        simulators: Vec<tokio::task::JoinHandle<()>>,
+        stop: CancellationToken,
+    ) -> Running {
+        Running {
+            controllers: tokio::spawn(crate::hub::run(config, hub, stop.clone())),
+            simulators,
+            stop,
+        }
+    }
+
+    /// Stops the controllers and simulators; in-flight reconciles finish. What the
+    /// controllers ended with.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let stop = self.stop.clone();
+        stop.cancel();
+        self.run_until(stop).await
+    }
+
+    /// Runs until `stop` is cancelled or the controllers end by themselves (an error), then
+    /// stops everything; what the controllers ended with.
+    pub async fn run_until(mut self, stop: CancellationToken) -> anyhow::Result<()> {
+        let ended = tokio::select! {
+            joined = &mut self.controllers => Some(joined),
+            () = stop.cancelled() => None,
+        };
+        self.stop.cancel();
+        let joined = match ended {
+            Some(joined) => joined,
+            None => self.controllers.await,
+        };
+        futures::future::join_all(self.simulators).await;
+        joined.unwrap_or_else(|error| Err(anyhow::anyhow!("controllers stopped: {error}")))
+    }
 }
 
 impl Fleet {
@@ -287,16 +337,14 @@ impl Fleet {
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube_options)
             .await
             .context("reading the hub kubeconfig")?;
-        let controllers = tokio::spawn(crate::hub::run(config, options.hub, stop.clone()));
+        let running = Running::start(config, options.hub, simulators, stop);
         progress.finish("");
         Ok(Fleet {
             server,
             hub,
             members,
             simulated: options.simulator.is_some(),
-            controllers,
-            simulators,
-            stop,
+            running,
         })
     }
 
@@ -312,9 +360,7 @@ impl Fleet {
     /// Stops the controllers and simulators (in-flight reconciles finish) and then the API
     /// server.
     pub async fn stop(self) {
-        self.stop.cancel();
-        let _ = self.controllers.await;
-        futures::future::join_all(self.simulators).await;
+        let _ = self.running.stop().await;
         self.server.shutdown().await;
     }
 }
@@ -384,7 +430,7 @@ fn next_steps(fleet: &Fleet) -> Vec<String> {
 pub async fn up(options: UpOptions, stop: CancellationToken) -> anyhow::Result<()> {
     let json = options.log_format == crate::cli::LogFormat::Json;
     let mut progress = Progress::new(if json { Mode::Log } else { Mode::Stdout });
-    let mut fleet = tokio::select! {
+    let fleet = tokio::select! {
         started = Fleet::start_reporting(options, &mut progress) => started?,
         () = stop.cancelled() => return Ok(()),
     };
@@ -415,21 +461,10 @@ pub async fn up(options: UpOptions, stop: CancellationToken) -> anyhow::Result<(
             }
         }
     }
-    let outcome = tokio::select! {
-        joined = &mut fleet.controllers => match joined {
-            Ok(result) => result,
-            Err(error) => Err(anyhow::anyhow!("controllers stopped: {error}")),
-        },
-        () = stop.cancelled() => {
-            fleet.stop.cancel();
-            match (&mut fleet.controllers).await {
-                Ok(result) => result,
-                Err(error) => Err(anyhow::anyhow!("controllers stopped: {error}")),
-            }
-        }
-    };
-    fleet.stop.cancel();
-    futures::future::join_all(std::mem::take(&mut fleet.simulators)).await;
-    fleet.server.shutdown().await;
+    let Fleet {
+        server, running, ..
+    } = fleet;
+    let outcome = running.run_until(stop).await;
+    server.shutdown().await;
     outcome
 }

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use flotilla::up::{Fleet, LocalMember, UpOptions};
+use flotilla::up::{Fleet, LocalMember, Running, UpOptions};
 use flotilla_testing::{MemberServer, ServerKind, TestHub};
 use tokio_util::sync::CancellationToken;
 
@@ -15,9 +15,7 @@ struct KubeFleet {
     hub: TestHub,
     members: Vec<String>,
     simulated: bool,
-    controllers: tokio::task::JoinHandle<anyhow::Result<()>>,
-    simulators: Vec<tokio::task::JoinHandle<()>>,
-    stop: CancellationToken,
+    running: Running,
     kubeconfig: PathBuf,
 }
 
@@ -150,11 +148,7 @@ impl TestFleet {
         match self.backend {
             Backend::Embedded(fleet) => fleet.stop().await,
             Backend::Kube(fleet) => {
-                fleet.stop.cancel();
-                let _ = fleet.controllers.await;
-                for simulator in fleet.simulators {
-                    let _ = simulator.await;
-                }
+                let _ = fleet.running.stop().await;
             }
         }
     }
@@ -205,14 +199,11 @@ async fn start_on_kube(options: UpOptions, dir: &tempfile::TempDir) -> anyhow::R
         &kube::config::KubeConfigOptions::default(),
     )
     .await?;
-    let controllers = tokio::spawn(flotilla::hub::run(config, options.hub, stop.clone()));
     Ok(KubeFleet {
         hub,
         members,
         simulated: options.simulator.is_some(),
-        controllers,
-        simulators,
-        stop,
+        running: Running::start(config, options.hub, simulators, stop),
         kubeconfig,
     })
 }
