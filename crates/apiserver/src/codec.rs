@@ -295,6 +295,9 @@ fn decode_protobuf(body: &[u8]) -> Result<Value> {
             if let Some(p) = d.propagation_policy {
                 obj.insert("propagationPolicy".into(), json!(p));
             }
+            if let Some(o) = d.orphan_dependents {
+                obj.insert("orphanDependents".into(), json!(o));
+            }
             if !d.dry_run.is_empty() {
                 obj.insert("dryRun".into(), json!(d.dry_run));
             }

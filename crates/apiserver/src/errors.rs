@@ -208,9 +208,12 @@ impl Error {
                     summary.join(", ")
                 )
             },
-            details: Some(Box::new(
-                json!({"name": name, "group": group, "kind": kind, "causes": causes_json}),
-            )),
+            // StatusDetails leaves an empty name out.
+            details: Some(Box::new(if name.is_empty() {
+                json!({"group": group, "kind": kind, "causes": causes_json})
+            } else {
+                json!({"name": name, "group": group, "kind": kind, "causes": causes_json})
+            })),
         }
     }
 

@@ -14,6 +14,7 @@
 mod app;
 mod codec;
 mod errors;
+mod gc;
 mod handlers;
 mod kubeconfig;
 mod registry;
@@ -225,6 +226,14 @@ impl Server {
             requests: requests::RequestLog::default(),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
+        for store in state
+            .clusters
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            tokio::spawn(gc::run(store.clone(), shutdown.subscribe()));
+        }
         let span = tracing::info_span!("apiserver", url = %url);
         let task =
             tokio::spawn(serve(listener, tls_config, state.clone(), shutdown_rx).instrument(span));
@@ -311,8 +320,9 @@ impl Server {
             }
             // A new cluster starts from zero even if one of that name existed before.
             self.state.requests.forget_cluster(name);
-            map.insert(name.to_string(), store);
+            map.insert(name.to_string(), store.clone());
         }
+        tokio::spawn(gc::run(store, self.shutdown.subscribe()));
         self.write_kubeconfig()?;
         Ok(self.cluster_url(name))
     }

@@ -444,6 +444,31 @@ impl Registry {
             .cloned()
     }
 
+    /// A served resource stored under `key` (`<group>/<plural>`), in its preferred version.
+    pub(crate) fn by_storage_key(&self, key: &str) -> Option<Arc<ResourceInfo>> {
+        let (group, plural) = key.split_once('/')?;
+        self.by_gvr
+            .values()
+            .filter(|i| i.group == group && i.plural == plural)
+            .max_by_key(|i| version_priority(&i.version))
+            .cloned()
+    }
+
+    /// The resource serving `kind` in `group`/`version` (subresources aside).
+    pub(crate) fn by_kind(
+        &self,
+        group: &str,
+        version: &str,
+        kind: &str,
+    ) -> Option<Arc<ResourceInfo>> {
+        self.by_gvr
+            .range((group.to_string(), version.to_string(), String::new())..)
+            .take_while(|((g, v, _), _)| g == group && v == version)
+            .map(|(_, i)| i)
+            .find(|i| i.kind == kind && !i.review)
+            .cloned()
+    }
+
     /// Every served resource, sorted by group, version, plural.
     pub(crate) fn all(&self) -> impl Iterator<Item = &Arc<ResourceInfo>> {
         self.by_gvr.values()

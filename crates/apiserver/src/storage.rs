@@ -111,6 +111,8 @@ pub(crate) struct ClusterState {
     pub(crate) registry: Registry,
     last_prune: u64,
     history_limit: usize,
+    /// The garbage collector's index and queue, fed with every committed change.
+    pub(crate) gc: crate::gc::Tracker,
 }
 
 impl ClusterState {
@@ -125,6 +127,7 @@ impl ClusterState {
             registry,
             last_prune: 0,
             history_limit: HISTORY_LIMIT,
+            gc: crate::gc::Tracker::default(),
         }
     }
 
@@ -212,6 +215,11 @@ impl Txn<'_> {
     /// Read access to the state.
     pub(crate) fn state(&self) -> &ClusterState {
         self.state
+    }
+
+    /// The garbage collector's bookkeeping.
+    pub(crate) fn gc_mut(&mut self) -> &mut crate::gc::Tracker {
+        &mut self.state.gc
     }
 
     /// Mutable access to the registry (CRD (un)registration happens inside the write).
@@ -535,6 +543,9 @@ impl ClusterStore {
         for crd in crds {
             state.registry.register_crd(&crd);
         }
+        let mut gc = std::mem::take(&mut state.gc);
+        gc.rebuild(&state.objects);
+        state.gc = gc;
         Self::from_state(name, state, persist)
     }
 
@@ -591,6 +602,9 @@ impl ClusterStore {
             // Changes made before an error still happened: they are committed like any other.
             let result = f(&mut txn);
             let events = std::mem::take(&mut txn.events);
+            for e in &events {
+                guard.gc.observe(e);
+            }
             let rv = guard.rv;
             if events.is_empty() {
                 if guard.committed < rv {
@@ -657,6 +671,11 @@ impl ClusterStore {
         let guard = self.inner.lock();
         let r = f(&guard);
         (r, guard.rv, self.inner.events.subscribe())
+    }
+
+    /// The logical cluster's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.inner.name
     }
 
     /// Resolves when the cluster has been removed or its storage failed (open watches end

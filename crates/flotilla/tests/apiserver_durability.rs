@@ -179,3 +179,85 @@ async fn durable_server_starts_on_a_current_thread_runtime() -> Result<()> {
     server.shutdown().await;
     Ok(())
 }
+
+/// Waits (up to 30 s) for `check` to hold.
+async fn eventually<F, Fut>(what: &str, mut check: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !check().await? {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// Garbage collection pending at `kill -9` finishes after the restart: an owner deleted in the
+/// foreground still waits for its blocking dependent and goes once it is released, and a
+/// dependent whose owner's kind was not served yet is collected once a CRD serves it (the
+/// collector's work is rebuilt from the stored objects, not kept in memory).
+#[tokio::test(flavor = "multi_thread")]
+async fn garbage_collection_pending_at_kill_9_finishes_after_restart() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (mut child, client) = spawn(dir.path()).await?;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let owner = api
+        .create(&PostParams::default(), &cm("owner", "1")?)
+        .await?;
+    let dep: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "dep",
+        "finalizers": ["test.flotilla.io/hold"],
+        "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
+            "uid": owner.uid(), "blockOwnerDeletion": true}]}}))?;
+    api.create(&PostParams::default(), &dep).await?;
+    let widget_child: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "widget-child",
+        "ownerReferences": [{"apiVersion": "gc.test.flotilla.io/v1", "kind": "Widget",
+            "name": "w", "uid": "00000000-0000-0000-0000-00000000000a"}]}}))?;
+    api.create(&PostParams::default(), &widget_child).await?;
+    api.delete("owner", &DeleteParams::foreground()).await?;
+    eventually("dep is being deleted", || async {
+        Ok(api.get("dep").await?.metadata.deletion_timestamp.is_some())
+    })
+    .await?;
+
+    child.start_kill()?; // SIGKILL
+    child.wait().await?;
+    let (_child2, client) = spawn(dir.path()).await?;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let owner = api.get("owner").await?;
+    assert_eq!(owner.finalizers(), ["foregroundDeletion"]);
+    assert!(api.get_opt("widget-child").await?.is_some());
+
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    crds.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "widgets.gc.test.flotilla.io"},
+            "spec": {"group": "gc.test.flotilla.io", "scope": "Namespaced",
+                "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object"}}}]}}))?,
+    )
+    .await?;
+    eventually("widget-child is collected", || async {
+        Ok(api.get_opt("widget-child").await?.is_none())
+    })
+    .await?;
+    api.patch(
+        "dep",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await?;
+    eventually("the owner is gone", || async {
+        Ok(api.get_opt("owner").await?.is_none())
+    })
+    .await?;
+    assert!(api.get_opt("dep").await?.is_none());
+    Ok(())
+}

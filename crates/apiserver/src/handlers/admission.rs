@@ -378,24 +378,37 @@ pub(crate) fn record_update(
     old: Option<&Value>,
     new: &Value,
 ) -> Result<Value> {
-    let info = &rr.info;
+    let manager = manager_of(rr, options)?;
+    let sub = rr.sub.as_deref().unwrap_or("");
+    let name = rr.name.as_deref().unwrap_or("");
+    record_update_by(&rr.info, &manager, sub, name, old, new)
+}
+
+/// Records an update by `manager` (through subresource `sub`, `""` for the main resource) in
+/// `new.metadata.managedFields`: what kube's field manager does for any client's write, the
+/// server's own controllers included.
+pub(crate) fn record_update_by(
+    info: &ResourceInfo,
+    manager: &str,
+    sub: &str,
+    name: &str,
+    old: Option<&Value>,
+    new: &Value,
+) -> Result<Value> {
     let Some(node) = schema_of(info) else {
         return Ok(new.clone());
     };
-    let manager = manager_of(rr, options)?;
     let time = crate::handlers::crud::now();
     let api_version = info.api_version();
-    let sub = rr.sub.as_deref().unwrap_or("");
     let req = request(
         info,
-        &manager,
+        manager,
         sub,
         &time,
         Operation::Update,
         false,
         &api_version,
     );
-    let name = rr.name.as_deref().unwrap_or("");
     managed::update(old, new, node, &req).map_err(|e| managed_error(info, name, e))
 }
 

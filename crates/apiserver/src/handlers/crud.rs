@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use crate::app::{ResourceRequest, json_response};
 use crate::codec;
 use crate::errors::{Cause, Error, Result};
+use crate::gc;
 use crate::handlers::admission::{self, FieldProblems, FieldValidation, Warnings};
 use crate::registry::{CRD_KEY, NAMESPACE_KEY, ResourceInfo};
 use crate::selectors::{FieldSelector, LabelSelector};
@@ -1298,26 +1299,41 @@ fn apply_update(
     if info.storage_key() == CRD_KEY {
         prepare_crd(txn, &mut merged, Some(old))?;
     }
-    let deleting = meta_str(&merged, "deletionTimestamp").is_some();
     if dry {
         return Ok(Arc::new(merged));
     }
-    let is_crd = info.storage_key() == CRD_KEY;
-    if deleting && finalizers(&merged).is_empty() && info.plural != "namespaces" && !is_crd {
-        let removed = remove_object(txn, &info.storage_key(), &ns, &name);
-        return Ok(removed.unwrap_or_else(|| Arc::new(merged)));
+    Ok(store_or_finish(txn, info, &ns, &name, merged))
+}
+
+/// Store a changed object, or remove it when it is being deleted and has no finalizers left
+/// (a namespace or CRD goes once it is also empty). Returns what is stored, or the last state.
+pub(crate) fn store_or_finish(
+    txn: &mut Txn<'_>,
+    info: &ResourceInfo,
+    ns: &str,
+    name: &str,
+    obj: Value,
+) -> Arc<Value> {
+    let deleting = meta_str(&obj, "deletionTimestamp").is_some();
+    let key = info.storage_key();
+    let (is_crd, is_namespace) = (key == CRD_KEY, key == NAMESPACE_KEY);
+    if deleting && finalizers(&obj).is_empty() && !is_namespace && !is_crd {
+        return match remove_object(txn, &key, ns, name) {
+            Some(removed) => removed,
+            None => Arc::new(obj),
+        };
     }
-    let stored = put_object(txn, info, &ns, &name, merged);
-    if deleting && info.plural == "namespaces" && info.group.is_empty() {
-        maybe_finish_namespace(txn, &name);
+    let stored = put_object(txn, info, ns, name, obj);
+    if deleting && is_namespace {
+        maybe_finish_namespace(txn, name);
     }
     if deleting && is_crd {
-        maybe_finish_crd(txn, &name);
-        if let Some(current) = txn.state().get(CRD_KEY, "", &name) {
-            return Ok(current);
+        maybe_finish_crd(txn, name);
+        if let Some(current) = txn.state().get(CRD_KEY, "", name) {
+            return current;
         }
     }
-    Ok(stored)
+    stored
 }
 
 fn scale_apply(info: &ResourceInfo, old: &Value, scale: &Value) -> Result<Value> {
@@ -1570,12 +1586,40 @@ async fn apply_patch(rr: &ResourceRequest, body: &[u8], w: &mut Write) -> Result
     }
 }
 
-struct DeleteOptions {
-    uid: Option<String>,
-    rv: Option<String>,
+/// How a deletion treats the object's dependents (`propagationPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Propagation {
+    Orphan,
+    Background,
+    Foreground,
 }
 
-fn delete_options(ct: Option<&str>, body: &[u8]) -> Result<DeleteOptions> {
+/// The parts of `DeleteOptions` this server honours.
+#[derive(Debug, Default)]
+pub(crate) struct DeleteOptions {
+    uid: Option<String>,
+    rv: Option<String>,
+    pub(crate) propagation: Option<Propagation>,
+    orphan_dependents: Option<bool>,
+}
+
+impl DeleteOptions {
+    /// Options that only say how to propagate (the garbage collector's deletes).
+    pub(crate) fn propagating(p: Propagation) -> Self {
+        DeleteOptions {
+            propagation: Some(p),
+            ..DeleteOptions::default()
+        }
+    }
+
+    /// Neither `propagationPolicy` nor `orphanDependents` was given.
+    fn default_propagation(&self) -> bool {
+        self.propagation.is_none() && self.orphan_dependents.is_none()
+    }
+}
+
+/// DeleteOptions from the query string and the body (which wins), validated as kube does.
+fn delete_options(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -> Result<DeleteOptions> {
     let v = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
@@ -1587,21 +1631,115 @@ fn delete_options(ct: Option<&str>, body: &[u8]) -> Result<DeleteOptions> {
             .and_then(Value::as_str)
             .map(String::from)
     };
+    let policy = match v.get("propagationPolicy") {
+        Some(Value::String(p)) => Some(p.clone()),
+        Some(Value::Null) | None => rr.query.get("propagationPolicy").map(String::from),
+        Some(other) => Some(other.to_string()),
+    };
+    let orphan_dependents = match v.get("orphanDependents") {
+        Some(Value::Bool(b)) => Some(*b),
+        _ => match rr.query.get("orphanDependents") {
+            Some("true" | "1") => Some(true),
+            Some("false" | "0") => Some(false),
+            Some(other) => {
+                return Err(Error::bad_request(format!(
+                    "strconv.ParseBool: parsing {other:?}: invalid syntax"
+                )));
+            }
+            None => None,
+        },
+    };
+    let invalid = |reason: &str, message: String| {
+        Error::invalid(
+            "meta.k8s.io",
+            "DeleteOptions",
+            "",
+            vec![Cause {
+                reason: reason.into(),
+                message,
+                field: "propagationPolicy".into(),
+            }],
+        )
+    };
+    let propagation = match policy.as_deref() {
+        None => None,
+        Some("Orphan") => Some(Propagation::Orphan),
+        Some("Background") => Some(Propagation::Background),
+        Some("Foreground") => Some(Propagation::Foreground),
+        Some(other) => {
+            return Err(invalid(
+                "FieldValueNotSupported",
+                format!(
+                    "Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+                ),
+            ));
+        }
+    };
+    if let (Some(p), Some(_)) = (&policy, orphan_dependents) {
+        return Err(invalid(
+            "FieldValueInvalid",
+            format!(
+                "Invalid value: {p:?}: orphanDependents and deletionPropagation cannot be both set"
+            ),
+        ));
+    }
     Ok(DeleteOptions {
         uid: s("uid"),
         rv: s("resourceVersion"),
+        propagation,
+        orphan_dependents,
     })
 }
 
-enum Deleted {
+/// Kinds whose dependents are orphaned when a delete names no propagation (kube keeps
+/// `batch/v1` Jobs' pods for backward compatibility).
+fn orphans_by_default(info: &ResourceInfo) -> bool {
+    info.group == "batch" && info.kind == "Job"
+}
+
+/// The finalizers an object gets when deleted with `opts`: kube-apiserver's
+/// `deletionFinalizersForGarbageCollection` (an explicit option wins, then a finalizer the
+/// object already has, then the kind's default).
+fn deletion_finalizers(info: &ResourceInfo, obj: &Value, opts: &DeleteOptions) -> Vec<String> {
+    let current = finalizers(obj);
+    let from_finalizers = || {
+        current.iter().find_map(|f| match f.as_str() {
+            gc::ORPHAN => Some(Propagation::Orphan),
+            gc::FOREGROUND => Some(Propagation::Foreground),
+            _ => None,
+        })
+    };
+    let policy = match (opts.orphan_dependents, opts.propagation) {
+        (Some(true), _) => Propagation::Orphan,
+        (Some(false), _) => Propagation::Background,
+        (None, Some(p)) => p,
+        (None, None) => from_finalizers().unwrap_or(if orphans_by_default(info) {
+            Propagation::Orphan
+        } else {
+            Propagation::Background
+        }),
+    };
+    let mut out: Vec<String> = current
+        .into_iter()
+        .filter(|f| f != gc::ORPHAN && f != gc::FOREGROUND)
+        .collect();
+    match policy {
+        Propagation::Orphan => out.push(gc::ORPHAN.into()),
+        Propagation::Foreground => out.push(gc::FOREGROUND.into()),
+        Propagation::Background => {}
+    }
+    out
+}
+
+pub(crate) enum Deleted {
     /// Removed now.
     Gone(Arc<Value>),
     /// Waiting for finalizers (or namespace content).
     Pending(Arc<Value>),
 }
 
-/// Delete one object with finalizer semantics inside a transaction.
-fn delete_in(
+/// Delete one object with finalizer and garbage-collection semantics inside a transaction.
+pub(crate) fn delete_in(
     txn: &mut Txn<'_>,
     info: &ResourceInfo,
     ns: &str,
@@ -1700,13 +1838,22 @@ fn delete_in(
             None => Deleted::Gone(old),
         });
     }
-    if !finalizers(&old).is_empty() {
-        if meta_str(&old, "deletionTimestamp").is_some() {
+    let wanted = deletion_finalizers(info, &old, opts);
+    if !wanted.is_empty() {
+        let current = finalizers(&old);
+        let same = wanted.len() == current.len() && wanted.iter().all(|f| current.contains(f));
+        if same && meta_str(&old, "deletionTimestamp").is_some() {
             return Ok(Deleted::Pending(old));
         }
         let mut obj = (*old).clone();
-        meta_mut(&mut obj).insert("deletionTimestamp".into(), json!(now()));
-        meta_mut(&mut obj).insert("deletionGracePeriodSeconds".into(), json!(0));
+        let m = meta_mut(&mut obj);
+        if !same {
+            m.insert("finalizers".into(), json!(wanted));
+        }
+        if !m.contains_key("deletionTimestamp") {
+            m.insert("deletionTimestamp".into(), json!(now()));
+            m.insert("deletionGracePeriodSeconds".into(), json!(0));
+        }
         return Ok(Deleted::Pending(put_object(txn, info, ns, name, obj)));
     }
     let removed = remove_object(txn, &key, ns, name).unwrap_or(old);
@@ -1725,21 +1872,25 @@ pub(crate) async fn delete(
         return Err(Error::path_not_found());
     }
     let ns = ns_of(rr);
-    let opts = delete_options(ct, body)?;
+    let opts = delete_options(rr, ct, body)?;
+    let mut warnings = Warnings::default();
+    if orphans_by_default(&info) && opts.default_propagation() {
+        warnings.push("child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress this warning");
+    }
     if dry_run(rr) {
         let obj = rr
             .cluster
             .read_committed(|s| s.get(&info.storage_key(), &ns, &name))
             .await?
             .ok_or_else(|| Error::not_found(&info.group, &info.plural, &name))?;
-        return Ok(json_response(200, render(&info, &obj)));
+        return Ok(warnings.attach(json_response(200, render(&info, &obj))));
     }
     let outcome = rr
         .cluster
         .write(|txn| delete_in(txn, &info, &ns, &name, &opts))
         .await?;
     let is_crd = info.storage_key() == CRD_KEY;
-    Ok(match outcome {
+    Ok(warnings.attach(match outcome {
         // A deleted CRD answers as kube-apiserver's does: the object, marked for deletion and
         // held by the cleanup finalizer (here the cleanup runs inside the delete, so the
         // finalizer is only shown).
@@ -1781,7 +1932,7 @@ pub(crate) async fn delete(
             });
             json_response(200, serde_json::to_vec(&status).unwrap_or_default())
         }
-    })
+    }))
 }
 
 /// `DELETE` a collection: deletes every match and returns them as a list.
@@ -1792,7 +1943,7 @@ pub(crate) async fn delete_collection(
 ) -> Result<Response> {
     let info = rr.info.clone();
     let opts = list_options(rr)?;
-    let del = delete_options(ct, body)?;
+    let del = delete_options(rr, ct, body)?;
     let dry = dry_run(rr);
     let items = rr
         .cluster
