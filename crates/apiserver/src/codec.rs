@@ -1,16 +1,15 @@
 //! Request body decoding: JSON (also when Content-Type is missing), YAML, and the Kubernetes
-//! protobuf envelope for the built-in kinds kubectl and Helm send as protobuf (Namespace,
-//! ConfigMap, Secret, ServiceAccount, RBAC roles and bindings, TokenRequest, DeleteOptions). Everything
-//! becomes a `serde_json::Value`; bad bodies are 400s and unknown media types 415s.
+//! protobuf envelope of every served built-in kind (and DeleteOptions), read by `pb.rs` with
+//! the generated field table `fields.rs`. Everything becomes a `serde_json::Value`; bad bodies
+//! are 400s and unknown media types (or protobuf for a kind without a protobuf form) 415s.
 
-use std::collections::BTreeMap;
-
-use base64::Engine as _;
-use k8s_pb::apimachinery::pkg::apis::meta::v1 as pbmeta;
 use prost::Message;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::errors::{Error, Result};
+
+mod fields;
+mod pb;
 
 /// Magic prefix of the Kubernetes protobuf envelope.
 const PROTOBUF_MAGIC: &[u8] = b"k8s\x00";
@@ -68,376 +67,30 @@ fn decode_protobuf(body: &[u8]) -> Result<Value> {
     let kind = type_meta.kind.unwrap_or_default();
     let api_version = type_meta.api_version.unwrap_or_default();
     let inner = unknown.raw.unwrap_or_default();
-    let bad = |e: prost::DecodeError| Error::bad_request(format!("error decoding {kind}: {e}"));
-    let mut out = match (api_version.as_str(), kind.as_str()) {
-        ("v1", "Namespace") => {
-            let ns = k8s_pb::api::core::v1::Namespace::decode(inner.as_slice()).map_err(bad)?;
-            let mut obj = Map::new();
-            obj.insert(
-                "metadata".into(),
-                meta_to_json(ns.metadata.unwrap_or_default()),
-            );
-            if let Some(spec) = ns.spec
-                && !spec.finalizers.is_empty()
-            {
-                obj.insert("spec".into(), json!({"finalizers": spec.finalizers}));
-            }
-            obj
-        }
-        ("v1", "ConfigMap") => {
-            let cm = k8s_pb::api::core::v1::ConfigMap::decode(inner.as_slice()).map_err(bad)?;
-            let mut obj = Map::new();
-            obj.insert(
-                "metadata".into(),
-                meta_to_json(cm.metadata.unwrap_or_default()),
-            );
-            if !cm.data.is_empty() {
-                obj.insert("data".into(), json!(cm.data));
-            }
-            if !cm.binary_data.is_empty() {
-                obj.insert("binaryData".into(), bytes_map(cm.binary_data));
-            }
-            if let Some(i) = cm.immutable {
-                obj.insert("immutable".into(), json!(i));
-            }
-            obj
-        }
-        ("v1", "Secret") => {
-            let s = k8s_pb::api::core::v1::Secret::decode(inner.as_slice()).map_err(bad)?;
-            let mut obj = Map::new();
-            obj.insert(
-                "metadata".into(),
-                meta_to_json(s.metadata.unwrap_or_default()),
-            );
-            if !s.data.is_empty() {
-                obj.insert("data".into(), bytes_map(s.data));
-            }
-            if !s.string_data.is_empty() {
-                obj.insert("stringData".into(), json!(s.string_data));
-            }
-            if let Some(t) = s.r#type {
-                obj.insert("type".into(), json!(t));
-            }
-            if let Some(i) = s.immutable {
-                obj.insert("immutable".into(), json!(i));
-            }
-            obj
-        }
-        ("v1", "ServiceAccount") => {
-            let sa =
-                k8s_pb::api::core::v1::ServiceAccount::decode(inner.as_slice()).map_err(bad)?;
-            let mut obj = Map::new();
-            obj.insert(
-                "metadata".into(),
-                meta_to_json(sa.metadata.unwrap_or_default()),
-            );
-            if !sa.secrets.is_empty() {
-                let refs: Vec<Value> = sa
-                    .secrets
-                    .into_iter()
-                    .map(|r| {
-                        let mut m = Map::new();
-                        let mut put = |k: &str, v: Option<String>| {
-                            if let Some(v) = v {
-                                m.insert(k.into(), json!(v));
-                            }
-                        };
-                        put("kind", r.kind);
-                        put("namespace", r.namespace);
-                        put("name", r.name);
-                        put("uid", r.uid);
-                        put("apiVersion", r.api_version);
-                        put("resourceVersion", r.resource_version);
-                        put("fieldPath", r.field_path);
-                        Value::Object(m)
-                    })
-                    .collect();
-                obj.insert("secrets".into(), Value::Array(refs));
-            }
-            if !sa.image_pull_secrets.is_empty() {
-                let refs: Vec<Value> = sa
-                    .image_pull_secrets
-                    .into_iter()
-                    .map(|r| json!({"name": r.name.unwrap_or_default()}))
-                    .collect();
-                obj.insert("imagePullSecrets".into(), Value::Array(refs));
-            }
-            if let Some(a) = sa.automount_service_account_token {
-                obj.insert("automountServiceAccountToken".into(), json!(a));
-            }
-            obj
-        }
-        ("rbac.authorization.k8s.io/v1", "Role") => {
-            let r = k8s_pb::api::rbac::v1::Role::decode(inner.as_slice()).map_err(bad)?;
-            let mut obj = Map::new();
-            obj.insert(
-                "metadata".into(),
-                meta_to_json(r.metadata.unwrap_or_default()),
-            );
-            obj.insert("rules".into(), rules_to_json(r.rules));
-            obj
-        }
-        ("rbac.authorization.k8s.io/v1", "ClusterRole") => {
-            let r = k8s_pb::api::rbac::v1::ClusterRole::decode(inner.as_slice()).map_err(bad)?;
-            if r.aggregation_rule.is_some() {
-                return Err(Error::unsupported_media_type(
-                    "application/vnd.kubernetes.protobuf for an aggregated ClusterRole (send JSON)",
-                ));
-            }
-            let mut obj = Map::new();
-            obj.insert(
-                "metadata".into(),
-                meta_to_json(r.metadata.unwrap_or_default()),
-            );
-            obj.insert("rules".into(), rules_to_json(r.rules));
-            obj
-        }
-        ("rbac.authorization.k8s.io/v1", "RoleBinding") => {
-            let b = k8s_pb::api::rbac::v1::RoleBinding::decode(inner.as_slice()).map_err(bad)?;
-            binding_to_json(b.metadata, b.subjects, b.role_ref)
-        }
-        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
-            let b =
-                k8s_pb::api::rbac::v1::ClusterRoleBinding::decode(inner.as_slice()).map_err(bad)?;
-            binding_to_json(b.metadata, b.subjects, b.role_ref)
-        }
-        ("authentication.k8s.io/v1", "TokenRequest") => {
-            let r = k8s_pb::api::authentication::v1::TokenRequest::decode(inner.as_slice())
-                .map_err(bad)?;
-            let mut obj = Map::new();
-            obj.insert(
-                "metadata".into(),
-                meta_to_json(r.metadata.unwrap_or_default()),
-            );
-            let spec = r.spec.unwrap_or_default();
-            let mut s = Map::new();
-            if !spec.audiences.is_empty() {
-                s.insert("audiences".into(), json!(spec.audiences));
-            }
-            if let Some(seconds) = spec.expiration_seconds {
-                s.insert("expirationSeconds".into(), json!(seconds));
-            }
-            if let Some(bound) = spec.bound_object_ref {
-                s.insert(
-                    "boundObjectRef".into(),
-                    json!({"kind": bound.kind, "apiVersion": bound.api_version,
-                           "name": bound.name, "uid": bound.u_id}),
-                );
-            }
-            obj.insert("spec".into(), Value::Object(s));
-            obj
-        }
-        ("authentication.k8s.io/v1", "SelfSubjectReview") => {
-            let r = k8s_pb::api::authentication::v1::SelfSubjectReview::decode(inner.as_slice())
-                .map_err(bad)?;
-            let mut obj = Map::new();
-            obj.insert(
-                "metadata".into(),
-                meta_to_json(r.metadata.unwrap_or_default()),
-            );
-            obj
-        }
-        ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => {
-            let r =
-                k8s_pb::api::authorization::v1::SelfSubjectAccessReview::decode(inner.as_slice())
-                    .map_err(bad)?;
-            let mut obj = Map::new();
-            obj.insert(
-                "metadata".into(),
-                meta_to_json(r.metadata.unwrap_or_default()),
-            );
-            let spec = r.spec.unwrap_or_default();
-            let mut s = Map::new();
-            if let Some(a) = spec.resource_attributes {
-                let fields = [
-                    ("namespace", a.namespace),
-                    ("verb", a.verb),
-                    ("group", a.group),
-                    ("version", a.version),
-                    ("resource", a.resource),
-                    ("subresource", a.subresource),
-                    ("name", a.name),
-                ];
-                let attrs: Map<String, Value> = fields
-                    .into_iter()
-                    .filter_map(|(k, v)| {
-                        v.filter(|v| !v.is_empty())
-                            .map(|v| (k.to_owned(), json!(v)))
-                    })
-                    .collect();
-                s.insert("resourceAttributes".into(), Value::Object(attrs));
-            }
-            if let Some(a) = spec.non_resource_attributes {
-                s.insert(
-                    "nonResourceAttributes".into(),
-                    json!({"path": a.path, "verb": a.verb}),
-                );
-            }
-            obj.insert("spec".into(), Value::Object(s));
-            obj
-        }
-        ("v1" | "meta.k8s.io/v1", "DeleteOptions") => {
-            let d = pbmeta::DeleteOptions::decode(inner.as_slice()).map_err(bad)?;
-            let mut obj = Map::new();
-            if let Some(g) = d.grace_period_seconds {
-                obj.insert("gracePeriodSeconds".into(), json!(g));
-            }
-            if let Some(p) = d.preconditions {
-                let mut pre = Map::new();
-                if let Some(uid) = p.uid {
-                    pre.insert("uid".into(), json!(uid));
-                }
-                if let Some(rv) = p.resource_version {
-                    pre.insert("resourceVersion".into(), json!(rv));
-                }
-                obj.insert("preconditions".into(), Value::Object(pre));
-            }
-            if let Some(p) = d.propagation_policy {
-                obj.insert("propagationPolicy".into(), json!(p));
-            }
-            if let Some(o) = d.orphan_dependents {
-                obj.insert("orphanDependents".into(), json!(o));
-            }
-            if !d.dry_run.is_empty() {
-                obj.insert("dryRun".into(), json!(d.dry_run));
-            }
-            obj
-        }
-        _ => {
-            return Err(Error::unsupported_media_type(&format!(
-                "application/vnd.kubernetes.protobuf for {api_version} {kind} (send JSON)"
-            )));
-        }
-    };
-    out.insert("apiVersion".into(), json!(api_version));
-    out.insert("kind".into(), json!(kind));
-    Ok(Value::Object(out))
-}
-
-fn rules_to_json(rules: Vec<k8s_pb::api::rbac::v1::PolicyRule>) -> Value {
-    Value::Array(
-        rules
-            .into_iter()
-            .map(|r| {
-                let mut m = Map::new();
-                let mut put = |k: &str, v: Vec<String>| {
-                    if !v.is_empty() {
-                        m.insert(k.into(), json!(v));
-                    }
-                };
-                put("verbs", r.verbs);
-                put("apiGroups", r.api_groups);
-                put("resources", r.resources);
-                put("resourceNames", r.resource_names);
-                put("nonResourceURLs", r.non_resource_ur_ls);
-                Value::Object(m)
-            })
-            .collect(),
-    )
-}
-
-fn binding_to_json(
-    metadata: Option<pbmeta::ObjectMeta>,
-    subjects: Vec<k8s_pb::api::rbac::v1::Subject>,
-    role_ref: Option<k8s_pb::api::rbac::v1::RoleRef>,
-) -> Map<String, Value> {
-    let mut obj = Map::new();
-    obj.insert(
-        "metadata".into(),
-        meta_to_json(metadata.unwrap_or_default()),
-    );
-    let subjects: Vec<Value> = subjects
-        .into_iter()
-        .map(|s| {
-            let mut m = Map::new();
-            let mut put = |k: &str, v: Option<String>| {
-                if let Some(v) = v.filter(|v| !v.is_empty()) {
-                    m.insert(k.into(), json!(v));
-                }
-            };
-            put("kind", s.kind);
-            put("apiGroup", s.api_group);
-            put("name", s.name);
-            put("namespace", s.namespace);
-            Value::Object(m)
-        })
-        .collect();
-    if !subjects.is_empty() {
-        obj.insert("subjects".into(), Value::Array(subjects));
+    // DeleteOptions come as `v1` or `meta.k8s.io/v1`; both are meta's.
+    let message = if kind == "DeleteOptions" {
+        pb::message_of("meta.k8s.io/v1", &kind)
+    } else {
+        pb::message_of(&api_version, &kind)
     }
-    if let Some(r) = role_ref {
-        obj.insert(
-            "roleRef".into(),
-            json!({
-                "apiGroup": r.api_group.unwrap_or_default(),
-                "kind": r.kind.unwrap_or_default(),
-                "name": r.name.unwrap_or_default(),
-            }),
-        );
+    .ok_or_else(|| {
+        Error::unsupported_media_type(&format!(
+            "application/vnd.kubernetes.protobuf for {api_version} {kind} (send JSON)"
+        ))
+    })?;
+    let mut out = pb::decode(&message, &inner)
+        .map_err(|e| Error::bad_request(format!("error decoding {kind}: {e}")))?;
+    if let Some(o) = out.as_object_mut() {
+        o.insert("apiVersion".into(), json!(api_version));
+        o.insert("kind".into(), json!(kind));
     }
-    obj
-}
-
-fn bytes_map(m: BTreeMap<String, Vec<u8>>) -> Value {
-    let engine = base64::engine::general_purpose::STANDARD;
-    Value::Object(
-        m.into_iter()
-            .map(|(k, v)| (k, Value::String(engine.encode(v))))
-            .collect(),
-    )
-}
-
-fn meta_to_json(m: pbmeta::ObjectMeta) -> Value {
-    let mut o = Map::new();
-    let mut put = |k: &str, v: Option<String>| {
-        if let Some(v) = v.filter(|v| !v.is_empty()) {
-            o.insert(k.into(), json!(v));
-        }
-    };
-    put("name", m.name);
-    put("generateName", m.generate_name);
-    put("namespace", m.namespace);
-    put("uid", m.uid);
-    put("resourceVersion", m.resource_version);
-    if !m.labels.is_empty() {
-        o.insert("labels".into(), json!(m.labels));
-    }
-    if !m.annotations.is_empty() {
-        o.insert("annotations".into(), json!(m.annotations));
-    }
-    if !m.finalizers.is_empty() {
-        o.insert("finalizers".into(), json!(m.finalizers));
-    }
-    if !m.owner_references.is_empty() {
-        let refs: Vec<Value> = m
-            .owner_references
-            .into_iter()
-            .map(|r| {
-                let mut v = json!({
-                    "apiVersion": r.api_version.unwrap_or_default(),
-                    "kind": r.kind.unwrap_or_default(),
-                    "name": r.name.unwrap_or_default(),
-                    "uid": r.uid.unwrap_or_default(),
-                });
-                if let Some(obj) = v.as_object_mut() {
-                    if let Some(c) = r.controller {
-                        obj.insert("controller".into(), json!(c));
-                    }
-                    if let Some(b) = r.block_owner_deletion {
-                        obj.insert("blockOwnerDeletion".into(), json!(b));
-                    }
-                }
-                v
-            })
-            .collect();
-        o.insert("ownerReferences".into(), Value::Array(refs));
-    }
-    Value::Object(o)
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_pb::apimachinery::pkg::apis::meta::v1 as pbmeta;
 
     /// Encode a built-in object as the protobuf envelope, as client-go does.
     fn encode_protobuf_envelope(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {

@@ -273,6 +273,29 @@ const BUILTINS: &[Builtin] = &[
     .short(&["pvc"])
     .status()
     .no_generation(),
+    b("", "v1", "persistentvolumes", "PersistentVolume", false)
+        .short(&["pv"])
+        .status()
+        .no_generation(),
+    b("", "v1", "resourcequotas", "ResourceQuota", true)
+        .short(&["quota"])
+        .status()
+        .no_generation(),
+    b("", "v1", "limitranges", "LimitRange", true)
+        .short(&["limits"])
+        .no_generation(),
+    b("", "v1", "podtemplates", "PodTemplate", true),
+    b(
+        "",
+        "v1",
+        "replicationcontrollers",
+        "ReplicationController",
+        true,
+    )
+    .short(&["rc"])
+    .cat(ALL)
+    .status()
+    .scale(),
     b("apps", "v1", "deployments", "Deployment", true)
         .short(&["deploy"])
         .cat(ALL)
@@ -292,6 +315,23 @@ const BUILTINS: &[Builtin] = &[
         .cat(ALL)
         .status()
         .scale(),
+    b(
+        "apps",
+        "v1",
+        "controllerrevisions",
+        "ControllerRevision",
+        true,
+    ),
+    b(
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        true,
+    )
+    .short(&["hpa"])
+    .cat(ALL)
+    .status(),
     b("batch", "v1", "jobs", "Job", true).cat(ALL).status(),
     b("batch", "v1", "cronjobs", "CronJob", true)
         .short(&["cj"])
@@ -301,6 +341,66 @@ const BUILTINS: &[Builtin] = &[
     b("networking.k8s.io", "v1", "ingresses", "Ingress", true)
         .short(&["ing"])
         .status(),
+    b(
+        "networking.k8s.io",
+        "v1",
+        "ingressclasses",
+        "IngressClass",
+        false,
+    ),
+    b(
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "NetworkPolicy",
+        true,
+    )
+    .short(&["netpol"]),
+    b(
+        "discovery.k8s.io",
+        "v1",
+        "endpointslices",
+        "EndpointSlice",
+        true,
+    ),
+    b(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "PodDisruptionBudget",
+        true,
+    )
+    .short(&["pdb"])
+    .status(),
+    b(
+        "scheduling.k8s.io",
+        "v1",
+        "priorityclasses",
+        "PriorityClass",
+        false,
+    )
+    .short(&["pc"]),
+    b("node.k8s.io", "v1", "runtimeclasses", "RuntimeClass", false).no_generation(),
+    b(
+        "storage.k8s.io",
+        "v1",
+        "storageclasses",
+        "StorageClass",
+        false,
+    )
+    .short(&["sc"])
+    .no_generation(),
+    b("storage.k8s.io", "v1", "csidrivers", "CSIDriver", false).no_generation(),
+    b("storage.k8s.io", "v1", "csinodes", "CSINode", false).no_generation(),
+    b(
+        "storage.k8s.io",
+        "v1",
+        "volumeattachments",
+        "VolumeAttachment",
+        false,
+    )
+    .status()
+    .no_generation(),
     b("rbac.authorization.k8s.io", "v1", "roles", "Role", true).no_generation(),
     b(
         "rbac.authorization.k8s.io",

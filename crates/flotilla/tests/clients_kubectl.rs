@@ -139,6 +139,16 @@ async fn run_version(version: &str) -> Result<()> {
         create_token(&ctx),
     )
     .await;
+    s.run(
+        "create: every generator without files (protobuf bodies from 1.33 on)",
+        create_generators(&ctx),
+    )
+    .await;
+    s.run(
+        "delete --cascade=background|foreground|orphan and wait --for=delete",
+        delete_cascade(&ctx),
+    )
+    .await;
     s.finish()
 }
 
@@ -1041,5 +1051,300 @@ async fn validation(ctx: &Ctx) -> Result<()> {
         at(&live, "/spec/replcas").is_null() && at(&live, "/spec/replicas") == 1,
         "{v}: ignored: {live}"
     );
+    Ok(())
+}
+
+/// Every `kubectl create` generator that needs no files (kubectl 1.33 and later send their
+/// bodies as protobuf): what each created is read back as JSON and checked field by field,
+/// including a zero that must stay (`--replicas=0`) and int-or-string values both ways.
+async fn create_generators(ctx: &Ctx) -> Result<()> {
+    let v = ctx.v();
+    let ns = ctx.namespace("create").await?;
+    let k = &ctx.kubectl;
+    let c = &ctx.client;
+    let slug = &ctx.slug;
+    let n = |args: &[&str]| {
+        let mut all = vec!["-n", ns.as_str(), "create"];
+        all.extend_from_slice(args);
+        all.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| async move {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        k.ok(&refs).await
+    };
+    run(n(&[
+        "deployment",
+        "web",
+        "--image=nginx:1",
+        "--replicas=0",
+        "--port=80",
+    ]))
+    .await?;
+    let d = must_get(c, &deployment_path(&ns, "web")).await?;
+    ensure!(
+        at(&d, "/spec/replicas") == 0
+            && at(&d, "/spec/template/spec/containers/0/image") == "nginx:1"
+            && at(&d, "/spec/template/spec/containers/0/ports/0/containerPort") == 80
+            && at(&d, "/spec/selector/matchLabels/app") == "web"
+            && at(&d, "/spec/strategy/type") == "RollingUpdate",
+        "{v}: create deployment: {d}"
+    );
+    run(n(&["job", "once", "--image=busybox", "--", "echo", "hi"])).await?;
+    let j = must_get(c, &format!("/apis/batch/v1/namespaces/{ns}/jobs/once")).await?;
+    ensure!(
+        at(&j, "/spec/template/spec/containers/0/command") == &serde_json::json!(["echo", "hi"])
+            && at(&j, "/spec/template/spec/restartPolicy") == "Never",
+        "{v}: create job: {j}"
+    );
+    run(n(&[
+        "cronjob",
+        "tick",
+        "--image=busybox",
+        "--schedule=*/5 * * * *",
+        "--",
+        "date",
+    ]))
+    .await?;
+    let cj = must_get(c, &format!("/apis/batch/v1/namespaces/{ns}/cronjobs/tick")).await?;
+    ensure!(
+        at(&cj, "/spec/schedule") == "*/5 * * * *",
+        "{v}: create cronjob: {cj}"
+    );
+    run(n(&["ingress", "front", "--rule=foo.example/bar=svc1:8080"])).await?;
+    let ing = must_get(
+        c,
+        &format!("/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses/front"),
+    )
+    .await?;
+    ensure!(
+        at(&ing, "/spec/rules/0/host") == "foo.example"
+            && at(&ing, "/spec/rules/0/http/paths/0/path") == "/bar"
+            && at(
+                &ing,
+                "/spec/rules/0/http/paths/0/backend/service/port/number"
+            ) == 8080,
+        "{v}: create ingress: {ing}"
+    );
+    run(n(&["service", "clusterip", "s1", "--tcp=80:8080"])).await?;
+    let s1 = must_get(c, &format!("/api/v1/namespaces/{ns}/services/s1")).await?;
+    ensure!(
+        at(&s1, "/spec/ports/0/port") == 80
+            && at(&s1, "/spec/ports/0/targetPort") == 8080
+            && at(&s1, "/spec/clusterIP")
+                .as_str()
+                .is_some_and(|ip| !ip.is_empty()),
+        "{v}: create service clusterip: {s1}"
+    );
+    run(n(&["service", "nodeport", "s2", "--tcp=80:http"])).await?;
+    let s2 = must_get(c, &format!("/api/v1/namespaces/{ns}/services/s2")).await?;
+    ensure!(
+        at(&s2, "/spec/type") == "NodePort"
+            && at(&s2, "/spec/ports/0/targetPort") == "http"
+            && at(&s2, "/spec/ports/0/nodePort")
+                .as_i64()
+                .is_some_and(|p| (30000..=32767).contains(&p)),
+        "{v}: create service nodeport: {s2}"
+    );
+    run(n(&["service", "loadbalancer", "s3", "--tcp=443"])).await?;
+    let s3 = must_get(c, &format!("/api/v1/namespaces/{ns}/services/s3")).await?;
+    ensure!(
+        at(&s3, "/spec/type") == "LoadBalancer",
+        "{v}: create service loadbalancer: {s3}"
+    );
+    run(n(&[
+        "service",
+        "externalname",
+        "s4",
+        "--external-name=db.example",
+    ]))
+    .await?;
+    let s4 = must_get(c, &format!("/api/v1/namespaces/{ns}/services/s4")).await?;
+    ensure!(
+        at(&s4, "/spec/type") == "ExternalName" && at(&s4, "/spec/externalName") == "db.example",
+        "{v}: create service externalname: {s4}"
+    );
+    run(n(&[
+        "poddisruptionbudget",
+        "pdb",
+        "--selector=app=web",
+        "--min-available=50%",
+    ]))
+    .await?;
+    let pdb = must_get(
+        c,
+        &format!("/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets/pdb"),
+    )
+    .await?;
+    ensure!(
+        at(&pdb, "/spec/minAvailable") == "50%"
+            && at(&pdb, "/spec/selector/matchLabels/app") == "web",
+        "{v}: create poddisruptionbudget: {pdb}"
+    );
+    run(n(&["quota", "q", "--hard=cpu=1,pods=10"])).await?;
+    let q = must_get(c, &format!("/api/v1/namespaces/{ns}/resourcequotas/q")).await?;
+    ensure!(
+        at(&q, "/spec/hard/cpu") == "1" && at(&q, "/spec/hard/pods") == "10",
+        "{v}: create quota: {q}"
+    );
+    run(n(&[
+        "secret",
+        "docker-registry",
+        "reg",
+        "--docker-server=r.example",
+        "--docker-username=u",
+        "--docker-password=p",
+    ]))
+    .await?;
+    let reg = must_get(c, &format!("/api/v1/namespaces/{ns}/secrets/reg")).await?;
+    ensure!(
+        at(&reg, "/type") == "kubernetes.io/dockerconfigjson"
+            && at(&reg, "/data/.dockerconfigjson")
+                .as_str()
+                .is_some_and(|d| !d.is_empty()),
+        "{v}: create secret docker-registry: {reg}"
+    );
+    run(n(&["configmap", "cfg", "--from-literal=a=1"])).await?;
+    run(n(&["serviceaccount", "robot"])).await?;
+    run(n(&["role", "reader", "--verb=get,list", "--resource=pods"])).await?;
+    run(n(&[
+        "rolebinding",
+        "reader",
+        "--role=reader",
+        "--serviceaccount",
+        &format!("{ns}:robot"),
+    ]))
+    .await?;
+    let rb = must_get(
+        c,
+        &format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings/reader"),
+    )
+    .await?;
+    ensure!(
+        at(&rb, "/roleRef/name") == "reader" && at(&rb, "/subjects/0/name") == "robot",
+        "{v}: create rolebinding: {rb}"
+    );
+    let pc = format!("{slug}-high");
+    let cr = format!("{slug}-node-reader");
+    k.ok(&[
+        "create",
+        "priorityclass",
+        &pc,
+        "--value=1000",
+        "--description=important",
+    ])
+    .await?;
+    let pcv = must_get(
+        c,
+        &format!("/apis/scheduling.k8s.io/v1/priorityclasses/{pc}"),
+    )
+    .await?;
+    ensure!(
+        at(&pcv, "/value") == 1000 && at(&pcv, "/description") == "important",
+        "{v}: create priorityclass: {pcv}"
+    );
+    k.ok(&[
+        "create",
+        "clusterrole",
+        &cr,
+        "--verb=get",
+        "--resource=nodes",
+    ])
+    .await?;
+    k.ok(&[
+        "create",
+        "clusterrolebinding",
+        &cr,
+        &format!("--clusterrole={cr}"),
+        "--group=ops",
+    ])
+    .await?;
+    let crb = must_get(
+        c,
+        &format!("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{cr}"),
+    )
+    .await?;
+    ensure!(
+        at(&crb, "/subjects/0/name") == "ops",
+        "{v}: create clusterrolebinding: {crb}"
+    );
+    k.ok(&["create", "namespace", &format!("{slug}-made")])
+        .await?;
+    k.ok(&[
+        "delete",
+        "namespace",
+        &format!("{slug}-made"),
+        "--wait=false",
+    ])
+    .await?;
+    Ok(())
+}
+
+/// `kubectl delete --cascade=background|foreground|orphan` of an owner with dependents, and
+/// `kubectl wait --for=delete` for what the garbage collector removes.
+async fn delete_cascade(ctx: &Ctx) -> Result<()> {
+    let v = ctx.v();
+    let ns = ctx.namespace("cascade").await?;
+    let k = &ctx.kubectl;
+    let c = &ctx.client;
+    let owned = |owner: &Value, name: &str| {
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+            "name": name, "namespace": ns,
+            "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap",
+                "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
+                "blockOwnerDeletion": true}]}})
+        .to_string()
+    };
+    for cascade in ["background", "foreground", "orphan"] {
+        let owner_name = format!("owner-{cascade}");
+        let dep_name = format!("dep-{cascade}");
+        k.ok(&["-n", &ns, "create", "configmap", &owner_name])
+            .await?;
+        let owner = must_get(c, &configmap_path(&ns, &owner_name)).await?;
+        k.ok_stdin(&["apply", "-f", "-"], &owned(&owner, &dep_name))
+            .await?;
+        k.ok(&[
+            "-n",
+            &ns,
+            "delete",
+            "configmap",
+            &owner_name,
+            &format!("--cascade={cascade}"),
+        ])
+        .await?;
+        // kubectl waits for the owner to go; a foreground deletion has removed its blocking
+        // dependent by then.
+        ensure!(
+            get_json(c, &configmap_path(&ns, &owner_name))
+                .await?
+                .is_none(),
+            "{v}: --cascade={cascade}: the owner is gone when delete returns"
+        );
+        let dep = get_json(c, &configmap_path(&ns, &dep_name)).await?;
+        match cascade {
+            "foreground" => ensure!(
+                dep.is_none(),
+                "{v}: --cascade=foreground: the dependent went first: {dep:?}"
+            ),
+            "orphan" => {
+                let dep =
+                    dep.with_context(|| format!("{v}: --cascade=orphan keeps the dependent"))?;
+                ensure!(
+                    dep["metadata"]["ownerReferences"].is_null(),
+                    "{v}: --cascade=orphan removes the reference: {dep}"
+                );
+            }
+            _ => {
+                k.ok(&[
+                    "-n",
+                    &ns,
+                    "wait",
+                    "--for=delete",
+                    &format!("configmap/{dep_name}"),
+                    "--timeout=60s",
+                ])
+                .await?;
+            }
+        }
+    }
     Ok(())
 }

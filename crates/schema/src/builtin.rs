@@ -57,7 +57,10 @@ macro_rules! kinds {
     };
 }
 
-use k8s_openapi::api::{apps, batch, certificates, coordination, core, events, networking, rbac};
+use k8s_openapi::api::{
+    apps, autoscaling, batch, certificates, coordination, core, discovery, events, networking,
+    node, policy, rbac, scheduling, storage,
+};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
 
 kinds!(
@@ -71,14 +74,31 @@ kinds!(
     core::v1::Node,
     core::v1::Pod,
     core::v1::PersistentVolumeClaim,
+    core::v1::PersistentVolume,
+    core::v1::ResourceQuota,
+    core::v1::LimitRange,
+    core::v1::PodTemplate,
+    core::v1::ReplicationController,
     apps::v1::Deployment,
     apps::v1::StatefulSet,
     apps::v1::DaemonSet,
     apps::v1::ReplicaSet,
+    apps::v1::ControllerRevision,
+    autoscaling::v2::HorizontalPodAutoscaler,
     batch::v1::Job,
     batch::v1::CronJob,
     coordination::v1::Lease,
     networking::v1::Ingress,
+    networking::v1::IngressClass,
+    networking::v1::NetworkPolicy,
+    discovery::v1::EndpointSlice,
+    policy::v1::PodDisruptionBudget,
+    scheduling::v1::PriorityClass,
+    node::v1::RuntimeClass,
+    storage::v1::StorageClass,
+    storage::v1::CSIDriver,
+    storage::v1::CSINode,
+    storage::v1::VolumeAttachment,
     rbac::v1::Role,
     rbac::v1::RoleBinding,
     rbac::v1::ClusterRole,

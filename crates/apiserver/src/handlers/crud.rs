@@ -957,8 +957,13 @@ fn scale_view(info: &ResourceInfo, obj: &Value) -> Value {
         .unwrap_or(json!(0));
     let selector = match &scale.label_selector_path {
         Some(p) => obj.pointer(&dotted(p)).cloned(),
+        // A LabelSelector's matchLabels, or a ReplicationController's plain map.
         None => obj
             .pointer("/spec/selector/matchLabels")
+            .or_else(|| {
+                obj.pointer("/spec/selector")
+                    .filter(|s| s.get("matchExpressions").is_none())
+            })
             .and_then(Value::as_object)
             .map(|ml| {
                 let mut parts: Vec<String> = ml
