@@ -165,9 +165,19 @@ impl Error {
         Self::api(410, "Expired", message)
     }
 
-    /// 504 Timeout (a resourceVersion the server has not reached yet).
-    pub(crate) fn api_timeout(message: impl Into<String>) -> Self {
-        Self::api(504, "Timeout", message)
+    /// 504 Timeout for a resourceVersion the server has not reached (after waiting for it), as
+    /// kube-apiserver answers it: `ResourceVersionTooLarge`, retry after a second.
+    pub(crate) fn too_large_resource_version(rv: u64, current: u64) -> Self {
+        Error::Api {
+            code: 504,
+            reason: "Timeout",
+            message: format!("Timeout: Too large resource version: {rv}, current: {current}"),
+            details: Some(Box::new(json!({
+                "causes": [{"reason": "ResourceVersionTooLarge",
+                    "message": "Too large resource version"}],
+                "retryAfterSeconds": 1,
+            }))),
+        }
     }
 
     /// 415 UnsupportedMediaType.
@@ -271,7 +281,16 @@ pub(crate) fn qualified(group: &str, resource: &str) -> String {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&self.to_status()).unwrap_or_default();
-        (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+        let status = self.to_status();
+        let body = serde_json::to_vec(&status).unwrap_or_default();
+        let mut resp = (code, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+        if let Some(s) = status
+            .pointer("/details/retryAfterSeconds")
+            .and_then(Value::as_u64)
+            && let Ok(v) = header::HeaderValue::from_str(&s.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        resp
     }
 }

@@ -725,6 +725,58 @@ fn probes() -> Vec<Probe> {
             "/api/v1/namespaces/fidelity/configmaps?resourceVersion=999999999&resourceVersionMatch=NotOlderThan",
             Value::Null,
         ),
+        // Deletion with propagation: the owner is answered held by the collector's finalizer,
+        // a bad policy is 422, a batch/v1 Job orphans by default with kube's warning.
+        probe(
+            "create-gc-owner",
+            Method::POST,
+            cms,
+            configmap("gc-owner", json!({})),
+        ),
+        worded(probe(
+            "delete-propagation-invalid",
+            Method::DELETE,
+            "/api/v1/namespaces/fidelity/configmaps/gc-owner",
+            json!({"propagationPolicy": "Sometimes"}),
+        )),
+        worded(probe(
+            "delete-propagation-and-orphan-dependents",
+            Method::DELETE,
+            "/api/v1/namespaces/fidelity/configmaps/gc-owner",
+            json!({"propagationPolicy": "Orphan", "orphanDependents": true}),
+        )),
+        probe(
+            "delete-foreground",
+            Method::DELETE,
+            "/api/v1/namespaces/fidelity/configmaps/gc-owner",
+            json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Foreground"}),
+        ),
+        probe(
+            "create-gc-orphan-owner",
+            Method::POST,
+            cms,
+            configmap("gc-orphan", json!({})),
+        ),
+        probe(
+            "delete-orphan",
+            Method::DELETE,
+            "/api/v1/namespaces/fidelity/configmaps/gc-orphan",
+            json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Orphan"}),
+        ),
+        probe(
+            "create-gc-job",
+            Method::POST,
+            "/apis/batch/v1/namespaces/fidelity/jobs",
+            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "gc-job"},
+                "spec": {"template": {"spec": {"restartPolicy": "Never",
+                    "containers": [{"name": "c", "image": "busybox"}]}}}}),
+        ),
+        probe(
+            "delete-job-default-propagation",
+            Method::DELETE,
+            "/apis/batch/v1/namespaces/fidelity/jobs/gc-job",
+            Value::Null,
+        ),
         probe(
             "delete",
             Method::DELETE,

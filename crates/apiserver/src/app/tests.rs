@@ -1150,21 +1150,92 @@ async fn continue_token_older_than_history_is_410() -> Result<()> {
 }
 
 #[tokio::test]
-async fn watch_from_a_future_rv_fails_so_clients_relist() -> Result<()> {
+async fn watch_from_a_future_rv_waits_for_it() -> Result<()> {
     let app = router(100).await?;
-    let (_, _, text) = call(
+    let (_, list, _) = call(&app, "GET", CMS, None, None).await?;
+    let rv: u64 = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()?;
+    // From two changes ahead: the first two are not shown, the third is.
+    let watch = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            call(
+                &app,
+                "GET",
+                &format!("{CMS}?watch=1&resourceVersion={}&timeoutSeconds=2", rv + 2),
+                None,
+                None,
+            )
+            .await
+        })
+    };
+    for n in ["a", "b", "c"] {
+        call(
+            &app,
+            "POST",
+            CMS,
+            None,
+            Some(json!({"metadata": {"name": n}})),
+        )
+        .await?;
+    }
+    let (code, _, text) = watch.await??;
+    assert_eq!(code, 200);
+    let ev = events(&text);
+    assert_eq!(ev.len(), 1, "{text}");
+    assert_eq!(ev[0].0, "ADDED");
+    assert_eq!(ev[0].1["metadata"]["name"], "c");
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn reads_at_a_future_rv_wait_then_answer_504() -> Result<()> {
+    let app = router(100).await?;
+    call(
+        &app,
+        "POST",
+        CMS,
+        None,
+        Some(json!({"metadata": {"name": "a"}})),
+    )
+    .await?;
+    for path in [
+        format!("{CMS}?resourceVersion=999999"),
+        format!("{CMS}?resourceVersion=999999&resourceVersionMatch=NotOlderThan"),
+        format!("{CMS}?resourceVersion=999999&resourceVersionMatch=Exact"),
+        format!("{CMS}/a?resourceVersion=999999"),
+    ] {
+        let started = tokio::time::Instant::now();
+        let (code, status, _) = call(&app, "GET", &path, None, None).await?;
+        assert_eq!(code, 504, "{path}: {status}");
+        assert!(
+            started.elapsed() >= std::time::Duration::from_secs(3),
+            "{path}"
+        );
+        assert_eq!(status["reason"], "Timeout");
+        assert_eq!(
+            status["details"]["causes"][0]["reason"],
+            "ResourceVersionTooLarge"
+        );
+        assert_eq!(status["details"]["retryAfterSeconds"], 1);
+        assert!(
+            status["message"].as_str().is_some_and(
+                |m| m.starts_with("Timeout: Too large resource version: 999999, current: ")
+            ),
+            "{status}"
+        );
+    }
+    // A resourceVersion already reached reads at once.
+    let (code, _, _) = call(
         &app,
         "GET",
-        &format!("{CMS}?watch=1&resourceVersion=999999&timeoutSeconds=10"),
+        &format!("{CMS}/a?resourceVersion=1"),
         None,
         None,
     )
     .await?;
-    let ev = events(&text);
-    assert_eq!(ev.len(), 1, "{text}");
-    assert_eq!(
-        (ev[0].0.as_str(), ev[0].1["code"].as_i64()),
-        ("ERROR", Some(410))
-    );
+    assert_eq!(code, 200);
     Ok(())
 }

@@ -683,9 +683,23 @@ fn delete_or_mark(txn: &mut Txn<'_>, key: &str, ns: &str, name: &str) {
         remove_object(txn, key, ns, name);
     } else if meta_str(&o, "deletionTimestamp").is_none() {
         let mut o = (*o).clone();
-        meta_mut(&mut o).insert("deletionTimestamp".into(), json!(now()));
-        meta_mut(&mut o).insert("deletionGracePeriodSeconds".into(), json!(0));
+        mark_deleting(&mut o);
         txn.put(key, ns, name, o);
+    }
+}
+
+/// Marks an object deleted, as kube's `BeforeDelete` does: a deletionTimestamp, no grace
+/// period, and the next generation (for kinds that track one).
+fn mark_deleting(obj: &mut Value) {
+    let m = meta_mut(obj);
+    m.insert("deletionTimestamp".into(), json!(now()));
+    m.insert("deletionGracePeriodSeconds".into(), json!(0));
+    if let Some(g) = m
+        .get("generation")
+        .and_then(Value::as_i64)
+        .filter(|g| *g > 0)
+    {
+        m.insert("generation".into(), json!(g + 1));
     }
 }
 
@@ -897,12 +911,39 @@ fn ns_of(rr: &ResourceRequest) -> String {
     }
 }
 
+/// How long a read at a resourceVersion the server has not reached waits for it.
+const TOO_LARGE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Waits (up to 3 s) until the cluster has committed `rv`; 504 "Too large resource version"
+/// when it does not, as kube-apiserver answers a get or list at a future resourceVersion.
+async fn reach(rr: &ResourceRequest, rv: u64) -> Result<()> {
+    if rr.cluster.read(|s| s.committed_rv()) >= rv {
+        return Ok(());
+    }
+    match tokio::time::timeout(TOO_LARGE_WAIT, rr.cluster.wait_committed(rv)).await {
+        Ok(done) => done,
+        Err(_) => Err(Error::too_large_resource_version(
+            rv,
+            rr.cluster.read(|s| s.committed_rv()),
+        )),
+    }
+}
+
 /// `GET` one object (or its status/scale).
 pub(crate) async fn get(rr: &ResourceRequest) -> Result<Response> {
     let info = &rr.info;
     let name = name_of(rr)?;
     if info.namespaced && rr.namespace.is_none() {
         return Err(Error::path_not_found());
+    }
+    match rr.query.get("resourceVersion") {
+        Some(rv) if !rv.is_empty() => {
+            let rv = rv
+                .parse::<u64>()
+                .map_err(|_| Error::bad_request(format!("invalid resourceVersion {rv:?}")))?;
+            reach(rr, rv).await?;
+        }
+        _ => {}
     }
     let ns = ns_of(rr);
     let obj = rr
@@ -1096,11 +1137,11 @@ pub(crate) async fn list(rr: &ResourceRequest) -> Result<Response> {
         .as_ref()
         .map(|(_, ns, name)| (ns.clone(), name.clone()));
     let key = rr.info.storage_key();
+    if let Some(rv) = requested_rv {
+        reach(rr, rv).await?;
+    }
     let (mut items, list_rv) = rr.cluster.read_committed(|s| match at_rv {
-        Some(at) if at > s.rv => Err(Error::api_timeout(format!(
-            "Too large resource version: {at}, current: {}",
-            s.committed_rv()
-        ))),
+        Some(at) if at > s.rv => Err(Error::too_large_resource_version(at, s.committed_rv())),
         Some(at) if at < s.rv => {
             let objs = s.objects_at(&key, at).ok_or_else(|| {
                 Error::gone(if cont.is_some() {
@@ -1823,8 +1864,7 @@ pub(crate) fn delete_in(
         // finalizers), keep serving them until they are gone, then remove the CRD.
         if meta_str(&old, "deletionTimestamp").is_none() {
             let mut obj = (*old).clone();
-            meta_mut(&mut obj).insert("deletionTimestamp".into(), json!(now()));
-            meta_mut(&mut obj).insert("deletionGracePeriodSeconds".into(), json!(0));
+            mark_deleting(&mut obj);
             put_object(txn, info, ns, name, obj);
         }
         if let Some(skey) = crd_storage_key(&old) {
@@ -1851,13 +1891,11 @@ pub(crate) fn delete_in(
             return Ok(Deleted::Pending(old));
         }
         let mut obj = (*old).clone();
-        let m = meta_mut(&mut obj);
         if !same {
-            m.insert("finalizers".into(), json!(wanted));
+            meta_mut(&mut obj).insert("finalizers".into(), json!(wanted));
         }
-        if !m.contains_key("deletionTimestamp") {
-            m.insert("deletionTimestamp".into(), json!(now()));
-            m.insert("deletionGracePeriodSeconds".into(), json!(0));
+        if meta_str(&obj, "deletionTimestamp").is_none() {
+            mark_deleting(&mut obj);
         }
         return Ok(Deleted::Pending(put_object(txn, info, ns, name, obj)));
     }

@@ -19,9 +19,6 @@ use crate::registry::ResourceInfo;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::storage::{EventType, WatchEvent};
 
-/// How long a watch from a future resourceVersion waits for it before failing.
-const TOO_LARGE_WAIT: Duration = Duration::from_secs(3);
-
 /// How often a watch that asked for bookmarks gets one (the server's default).
 pub(crate) const BOOKMARK_INTERVAL: Duration = Duration::from_secs(15);
 
@@ -162,7 +159,6 @@ pub(crate) fn watch(rr: ResourceRequest) -> Result<Response> {
     let rv_param = rr.query.get("resourceVersion").unwrap_or("").to_string();
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(256);
     let mut initial: Vec<Bytes> = Vec::new();
-    let mut too_large: Option<(tokio::time::Instant, u64)> = None;
     let mut last_rv;
     let events;
     // The snapshot may hold changes still being committed: shown only once they are.
@@ -193,13 +189,9 @@ pub(crate) fn watch(rr: ResourceRequest) -> Result<Response> {
         let n: u64 = rv_param
             .parse()
             .map_err(|_| Error::bad_request(format!("invalid resourceVersion {rv_param:?}")))?;
+        // A resourceVersion the server has not reached yet is waited for, as kube-apiserver
+        // does: nothing is sent until changes after it happen (or `timeoutSeconds` ends it).
         last_rv = n;
-        let current = rr.cluster.read(|s| s.committed_rv());
-        if n > current {
-            // Wait briefly for a future RV, then fail so the client relists (e.g. an RV seen
-            // before a crash whose write never committed).
-            too_large = Some((tokio::time::Instant::now() + TOO_LARGE_WAIT, current));
-        }
         events = rr.cluster.watch_from(n);
     }
     let cluster = rr.cluster.clone();
@@ -247,24 +239,8 @@ pub(crate) fn watch(rr: ResourceRequest) -> Result<Response> {
                     None => std::future::pending().await,
                 }
             };
-            let too_large_at = async {
-                match too_large {
-                    Some((d, _)) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 _ = sleep_until => return,
-                _ = too_large_at => {
-                    let current = too_large.map(|(_, c)| c).unwrap_or_default();
-                    // kube-apiserver answers 504 here, but kube-rs' watcher only relists on
-                    // 410 and would retry the same RV forever; 410 makes every client relist.
-                    let _ = send(error_event(&Error::gone(format!(
-                        "Too large resource version: {last_rv}, current: {current}"
-                    ))))
-                    .await;
-                    return;
-                }
                 _ = tx.closed() => return,
                 _ = &mut removed => return,
                 _ = tick.tick(), if bookmarks => {
@@ -274,9 +250,6 @@ pub(crate) fn watch(rr: ResourceRequest) -> Result<Response> {
                 }
                 r = receiver.recv() => match r {
                     Ok(e) => {
-                        if too_large.is_some() && e.rv >= last_rv {
-                            too_large = None;
-                        }
                         if e.rv <= last_rv {
                             continue;
                         }
