@@ -114,23 +114,11 @@ pub enum Error {
         source: kube::Error,
     },
 
-    /// Deleting an orphaned or surplus ReplicaSet failed.
+    /// Deleting a surplus ReplicaSet failed.
     #[error("failed to delete ReplicaSet {replica_set}: {source}")]
     DeleteReplicaSet {
         /// `namespace/name`.
         replica_set: String,
-        /// The client error.
-        #[source]
-        source: kube::Error,
-    },
-
-    /// Reading a child's owner from the member (to tell an orphan) failed.
-    #[error("failed to read {owner}, the owner of {child}: {source}")]
-    GetOwner {
-        /// The owner: `<kind> <namespace>/<name>`.
-        owner: String,
-        /// `namespace/name` of the child.
-        child: String,
         /// The client error.
         #[source]
         source: kube::Error,
@@ -164,7 +152,6 @@ impl Error {
             | Error::CreateReplicaSet { source, .. }
             | Error::ScaleReplicaSet { source, .. }
             | Error::DeleteReplicaSet { source, .. }
-            | Error::GetOwner { source, .. }
             | Error::WriteStatus { source, .. } => Some(source),
         }
     }
@@ -185,7 +172,6 @@ impl flotilla_runtime::ReconcileError for Error {
             Error::CreateReplicaSet { .. } => "CreateReplicaSet",
             Error::ScaleReplicaSet { .. } => "ScaleReplicaSet",
             Error::DeleteReplicaSet { .. } => "DeleteReplicaSet",
-            Error::GetOwner { .. } => "GetOwner",
             Error::WriteStatus { .. } => "WriteStatus",
         }
     }

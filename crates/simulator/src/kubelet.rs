@@ -396,11 +396,6 @@ pub(crate) async fn reconcile(pod: Arc<Pod>, sim: Arc<Sim>) -> Result<Action> {
         }
         return Ok(Action::await_change());
     }
-    if sim.workloads.is_some() && workloads::orphaned(&sim, &pod.metadata, pod.namespace()).await? {
-        info!(pod = %pod_name(&pod), "deleting a pod whose controller is gone");
-        delete(&sim, &pod, false).await?;
-        return Ok(Action::await_change());
-    }
     match node {
         None => schedule(&pod, &sim).await,
         Some(node) if sim.is_ours(&node) => run(&pod, &node, &sim).await,

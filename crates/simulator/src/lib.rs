@@ -274,12 +274,8 @@ async fn start(client: Client, options: Options, stop: CancellationToken) -> Res
         nodes: node_cache.store(),
         pods: pod_cache.store(),
         pod_owners: Mutex::new(Index::default()),
-        workloads: workload_caches.as_ref().map(|(d, r, s, ds, j)| Workloads {
-            deployments: d.store(),
+        workloads: workload_caches.as_ref().map(|(_, r, ..)| Workloads {
             replica_sets: r.store(),
-            stateful_sets: s.store(),
-            daemon_sets: ds.store(),
-            jobs: j.store(),
             replica_set_owners: Mutex::new(Index::default()),
         }),
         wake,
@@ -300,20 +296,18 @@ async fn start(client: Client, options: Options, stop: CancellationToken) -> Res
             sim.clone(),
             &pod_cache,
             &node_cache,
-            workload_caches.as_ref(),
             ready_tx.clone(),
             ctx.stop().clone(),
         )?
         .instrument(info_span!("tracker", kind = "Pod"))
         .boxed(),
     );
-    if let Some((deployments, replica_sets, ..)) = &workload_caches {
+    if let Some((_, replica_sets, ..)) = &workload_caches {
         trackers += 1;
         tasks.push(
             tracker::replica_sets(
                 sim.clone(),
                 replica_sets,
-                deployments,
                 ready_tx.clone(),
                 ctx.stop().clone(),
             )?

@@ -200,11 +200,7 @@ impl Wake {
 
 /// The stores and index of the workload controllers (only when they run).
 pub(crate) struct Workloads {
-    pub(crate) deployments: Store<Deployment>,
     pub(crate) replica_sets: Store<ReplicaSet>,
-    pub(crate) stateful_sets: Store<StatefulSet>,
-    pub(crate) daemon_sets: Store<DaemonSet>,
-    pub(crate) jobs: Store<Job>,
     /// ReplicaSets by their Deployment's uid.
     pub(crate) replica_set_owners: Mutex<Index<ReplicaSet>>,
 }

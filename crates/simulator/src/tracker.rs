@@ -1,18 +1,18 @@
 //! The trackers: one task per child kind (Pods, and ReplicaSets when the workload controllers
 //! run) that follows the shared cache's changes and gone notices, keeps the owner index (and,
 //! for pods, the scheduler's book of what each node holds) and wakes whoever must act: a
-//! child's controller when the child changes or goes, the waiting pods when room frees, the
-//! children of a controller that went away (to be collected), every DaemonSet when a node goes.
+//! child's controller when the child changes or goes, the waiting pods when room frees, every
+//! DaemonSet when a node goes. (The children of a controller that went away are the API
+//! server's garbage collector's.)
 //! Each first fills its index from the synced store and then says it is ready; the controllers
 //! start only after that. Never writes to the member.
 
 use std::{collections::HashSet, future::Future, sync::Arc};
 
 use flotilla_runtime::cache::Cache;
-use futures::{Stream, StreamExt, stream::BoxStream};
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::{
-    apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet},
-    batch::v1::Job,
+    apps::v1::ReplicaSet,
     core::v1::{Node, Pod},
 };
 use kube::{Resource, ResourceExt, runtime::reflector::ObjectRef};
@@ -27,35 +27,6 @@ use crate::{
     state::{Owner, Sim, lock},
 };
 
-/// What a gone notice stream yields.
-enum Gone {
-    /// This uid went away.
-    Uid(String),
-    /// Notices were missed.
-    Lagged,
-}
-
-/// A broadcast of gone notices as a stream of uids (ending when the cache stops).
-fn gone_uids<K>(rx: broadcast::Receiver<ObjectRef<K>>) -> BoxStream<'static, Gone>
-where
-    K: Resource<DynamicType = ()> + 'static,
-{
-    futures::stream::unfold(rx, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(key) => {
-                    if let Some(uid) = key.extra.uid {
-                        return Some((Gone::Uid(uid), rx));
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => return Some((Gone::Lagged, rx)),
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
-        }
-    })
-    .boxed()
-}
-
 /// A broadcast as a stream (ending when the cache stops); `None` items are missed notices.
 fn notices<K>(rx: broadcast::Receiver<ObjectRef<K>>) -> impl Stream<Item = Option<ObjectRef<K>>>
 where
@@ -69,15 +40,6 @@ where
         }
     })
 }
-
-/// The caches of the workload kinds, when the workload controllers run.
-pub(crate) type WorkloadCaches = (
-    Arc<Cache<Deployment>>,
-    Arc<Cache<ReplicaSet>>,
-    Arc<Cache<StatefulSet>>,
-    Arc<Cache<DaemonSet>>,
-    Arc<Cache<Job>>,
-);
 
 fn observe_pod(sim: &Sim, pod: &Pod, wake: bool) {
     let key = ObjectRef::from_obj(pod);
@@ -142,32 +104,6 @@ fn sim_owners(sim: &Sim) -> Vec<(Owner, Option<String>)> {
     lock(&sim.pod_owners).owners()
 }
 
-/// Wakes the pods of a controller that went away (they are collected).
-fn wake_children(sim: &Sim, gone: Gone) {
-    match gone {
-        Gone::Uid(uid) => {
-            let children = lock(&sim.pod_owners).children(&uid);
-            sim.wake.pods(
-                children
-                    .into_iter()
-                    .map(|k| (k.namespace.unwrap_or_default(), k.name)),
-            );
-        }
-        Gone::Lagged => {
-            // Every pod with a controller checks whether it is still there.
-            let owners = lock(&sim.pod_owners).owners();
-            for (owner, _) in owners {
-                let children = lock(&sim.pod_owners).children(&owner.uid);
-                sim.wake.pods(
-                    children
-                        .into_iter()
-                        .map(|k| (k.namespace.unwrap_or_default(), k.name)),
-                );
-            }
-        }
-    }
-}
-
 /// The pod tracker: subscribes now; the returned task runs until `stop`.
 ///
 /// # Errors
@@ -177,23 +113,12 @@ pub(crate) fn pods(
     sim: Arc<Sim>,
     pod_cache: &Arc<Cache<Pod>>,
     node_cache: &Arc<Cache<Node>>,
-    workloads: Option<&WorkloadCaches>,
     ready: Arc<watch::Sender<usize>>,
     stop: CancellationToken,
 ) -> Result<impl Future<Output = ()> + Send + use<>> {
     let mut changes = pod_cache.subscribe()?;
     let mut gone = notices(pod_cache.gone()).boxed();
     let mut nodes_gone = notices(node_cache.gone()).boxed();
-    let mut owners_gone = match workloads {
-        Some((_, replica_sets, stateful_sets, daemon_sets, jobs)) => futures::stream::select_all([
-            gone_uids(replica_sets.gone()),
-            gone_uids(stateful_sets.gone()),
-            gone_uids(daemon_sets.gone()),
-            gone_uids(jobs.gone()),
-        ])
-        .boxed(),
-        None => futures::stream::pending().boxed(),
-    };
     let pod_cache = pod_cache.clone();
     Ok(async move {
         tokio::select! {
@@ -221,7 +146,6 @@ pub(crate) fn pods(
                         let _ = sim.wake.all_daemon_sets.unbounded_send(());
                     }
                 }
-                Some(notice) = owners_gone.next() => wake_children(&sim, notice),
                 () = stop.cancelled() => return,
             }
         }
@@ -250,13 +174,11 @@ fn observe_replica_set(sim: &Sim, rs: &ReplicaSet, wake: bool) {
 pub(crate) fn replica_sets(
     sim: Arc<Sim>,
     replica_sets: &Arc<Cache<ReplicaSet>>,
-    deployments: &Arc<Cache<Deployment>>,
     ready: Arc<watch::Sender<usize>>,
     stop: CancellationToken,
 ) -> Result<impl Future<Output = ()> + Send + use<>> {
     let mut changes = replica_sets.subscribe()?;
     let mut gone = notices(replica_sets.gone()).boxed();
-    let mut owners_gone = gone_uids(deployments.gone());
     let cache = replica_sets.clone();
     Ok(async move {
         tokio::select! {
@@ -272,11 +194,6 @@ pub(crate) fn replica_sets(
             return;
         };
         let index = &workloads.replica_set_owners;
-        let wake_rs = |uid: &str| {
-            for child in lock(index).children(uid) {
-                let _ = sim.wake.replica_sets.unbounded_send(child);
-            }
-        };
         loop {
             tokio::select! {
                 Some(rs) = changes.next() => observe_replica_set(&sim, &rs, true),
@@ -287,15 +204,6 @@ pub(crate) fn replica_sets(
                         }
                     }
                     None => lock(index).retain(|key| store.get(key).is_some()),
-                },
-                Some(notice) = owners_gone.next() => match notice {
-                    Gone::Uid(uid) => wake_rs(&uid),
-                    Gone::Lagged => {
-                        let owners = lock(index).owners();
-                        for (owner, _) in owners {
-                            wake_rs(&owner.uid);
-                        }
-                    }
                 },
                 () = stop.cancelled() => return,
             }

@@ -3,8 +3,8 @@
 //! per pod-template hash, as kube does, so `kubectl get rs` and rollbacks look familiar),
 //! [`replica_set`], [`stateful_set`], [`daemon_set`] and [`job`], each creating and deleting
 //! the pods it controls (ownerReferences with `controller: true`) and writing the status
-//! kube's controller writes, through `/status`. Also the garbage collector for their children:
-//! a pod or ReplicaSet whose controller is gone is deleted.
+//! kube's controller writes, through `/status`. Their children's garbage collection is the
+//! API server's (ownerReferences), as on a real cluster.
 //!
 //! This module holds what they share: pods from templates (placed on a node when created, so a
 //! member without `pods/binding` still gets running pods), deterministic names that turn a
@@ -26,18 +26,13 @@ use std::{
 
 use futures::StreamExt;
 use k8s_openapi::{
-    api::{
-        apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet},
-        batch::v1::Job,
-        core::v1::{Pod, PodTemplateSpec},
-    },
+    api::core::v1::{Pod, PodTemplateSpec},
     apimachinery::pkg::{
         apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference},
         util::intstr::IntOrString,
     },
 };
 use kube::{Api, Resource, ResourceExt, api::PostParams, runtime::reflector::ObjectRef};
-use serde::de::DeserializeOwned;
 use tracing::debug;
 
 use crate::{
@@ -80,74 +75,6 @@ pub(crate) fn name_of<K: Resource>(object: &K) -> String {
         object.meta().namespace.as_deref().unwrap_or_default(),
         object.meta().name.as_deref().unwrap_or_default()
     )
-}
-
-/// Whether `object`'s controller is of a kind the simulator runs and no longer exists (or is
-/// another object of the same name): the object is an orphan to collect. Reads the cache
-/// first and asks the member only when the cache does not hold the owner, since a new
-/// owner's cache event may come after its child's.
-///
-/// # Errors
-///
-/// When the member cannot be asked.
-pub(crate) async fn orphaned(
-    sim: &Sim,
-    meta: &ObjectMeta,
-    namespace: Option<String>,
-) -> Result<bool> {
-    let (Some(owner), Some(workloads), Some(namespace)) =
-        (controller_of(meta), sim.workloads.as_ref(), namespace)
-    else {
-        return Ok(false);
-    };
-    let key = |_: ()| (owner.name.as_str(), namespace.as_str());
-    let cached = match (owner.api_version.as_str(), owner.kind.as_str()) {
-        ("apps/v1", "Deployment") => cached_uid(&workloads.deployments, key(())),
-        ("apps/v1", "ReplicaSet") => cached_uid(&workloads.replica_sets, key(())),
-        ("apps/v1", "StatefulSet") => cached_uid(&workloads.stateful_sets, key(())),
-        ("apps/v1", "DaemonSet") => cached_uid(&workloads.daemon_sets, key(())),
-        ("batch/v1", "Job") => cached_uid(&workloads.jobs, key(())),
-        _ => return Ok(false),
-    };
-    if cached.as_deref() == Some(owner.uid.as_str()) {
-        return Ok(false);
-    }
-    let live = match owner.kind.as_str() {
-        "Deployment" => live_uid::<Deployment>(sim, &namespace, &owner.name).await,
-        "ReplicaSet" => live_uid::<ReplicaSet>(sim, &namespace, &owner.name).await,
-        "StatefulSet" => live_uid::<StatefulSet>(sim, &namespace, &owner.name).await,
-        "DaemonSet" => live_uid::<DaemonSet>(sim, &namespace, &owner.name).await,
-        _ => live_uid::<Job>(sim, &namespace, &owner.name).await,
-    }
-    .map_err(|source| Error::GetOwner {
-        owner: format!("{} {namespace}/{}", owner.kind, owner.name),
-        child: format!("{namespace}/{}", meta.name.as_deref().unwrap_or_default()),
-        source,
-    })?;
-    Ok(live.as_deref() != Some(owner.uid.as_str()))
-}
-
-fn cached_uid<K>(
-    store: &kube::runtime::reflector::Store<K>,
-    (name, namespace): (&str, &str),
-) -> Option<String>
-where
-    K: Resource<DynamicType = ()> + Clone,
-{
-    store
-        .get(&ObjectRef::new(name).within(namespace))
-        .and_then(|o| o.meta().uid.clone())
-}
-
-async fn live_uid<K>(sim: &Sim, namespace: &str, name: &str) -> kube::Result<Option<String>>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
-{
-    let api: Api<K> = Api::namespaced(sim.client.clone(), namespace);
-    Ok(api.get_opt(name).await?.and_then(|o| o.meta().uid.clone()))
 }
 
 /// The ownerReference a controller puts on its children.

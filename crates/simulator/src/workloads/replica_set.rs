@@ -5,16 +5,12 @@
 use std::{collections::HashSet, sync::Arc};
 
 use k8s_openapi::api::{apps::v1::ReplicaSet, core::v1::Pod};
-use kube::{
-    Api, ResourceExt,
-    api::{DeleteParams, Preconditions},
-    runtime::controller::Action,
-};
+use kube::{Api, ResourceExt, runtime::controller::Action};
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::warn;
 
 use super::{
-    BURST, Counts, create_pods, delete_pods, free_names, is_active, name_of, next, orphaned,
+    BURST, Counts, create_pods, delete_pods, free_names, is_active, name_of, next,
     pod_from_template, rank_for_deletion, template_problem,
 };
 use crate::{
@@ -28,31 +24,6 @@ use crate::{
 pub(crate) async fn reconcile(rs: Arc<ReplicaSet>, sim: Arc<Sim>) -> Result<Action> {
     if rs.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
-    }
-    if orphaned(&sim, &rs.metadata, rs.namespace()).await? {
-        info!(replica_set = %name_of(&*rs), "deleting a ReplicaSet whose Deployment is gone");
-        let api: Api<ReplicaSet> =
-            Api::namespaced(sim.client.clone(), &rs.namespace().unwrap_or_default());
-        let params = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid: rs.uid(),
-                resource_version: None,
-            }),
-            ..DeleteParams::background()
-        };
-        return match api.delete(&rs.name_any(), &params).await {
-            Ok(_) => Ok(Action::await_change()),
-            Err(e)
-                if flotilla_runtime::error::is_not_found(&e)
-                    || flotilla_runtime::error::is_conflict(&e) =>
-            {
-                Ok(Action::await_change())
-            }
-            Err(source) => Err(Error::DeleteReplicaSet {
-                replica_set: name_of(&*rs),
-                source,
-            }),
-        };
     }
     let Some(spec) = rs.spec.as_ref() else {
         return Ok(next(&sim, false, None));
