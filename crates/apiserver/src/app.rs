@@ -257,9 +257,15 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
             Err(Error::method_not_allowed("only GET is allowed here"))
         }
     };
+    let aggregated = discovery::aggregated(&parts.headers);
     match s.as_slice() {
         ["version"] => return get_only(Ok(discovery::version())),
         ["healthz" | "readyz" | "livez", ..] => return get_only(Ok("ok".into_response())),
+        ["api" | "apis"] if aggregated.is_some() => {
+            let version = aggregated.unwrap_or("v2");
+            let core = s[0] == "api";
+            return get_only(Ok(discovery::aggregated_list(&cluster, core, version)));
+        }
         ["api"] => return get_only(Ok(discovery::api_versions(&parts.headers))),
         ["apis"] => return get_only(Ok(discovery::api_groups(&cluster))),
         ["api", "v1"] => return get_only(discovery::resource_list(&cluster, "", "v1")),

@@ -1239,3 +1239,91 @@ async fn reads_at_a_future_rv_wait_then_answer_504() -> Result<()> {
     assert_eq!(code, 200);
     Ok(())
 }
+
+#[tokio::test]
+async fn aggregated_discovery_lists_groups_versions_and_resources() -> Result<()> {
+    let app = router(100).await?;
+    let get = |path: &'static str, accept: &'static str| {
+        let app = app.clone();
+        async move {
+            let req = http::Request::builder()
+                .uri(path)
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .header("accept", accept)
+                .body(Body::empty())?;
+            let resp = app.oneshot(req).await?;
+            let ct = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let bytes = resp.into_body().collect().await?.to_bytes();
+            anyhow::Ok((ct, serde_json::from_slice::<Value>(&bytes)?))
+        }
+    };
+    const V2: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+    let (ct, apis) = get("/apis", V2).await?;
+    assert_eq!(
+        ct,
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    );
+    assert_eq!(apis["kind"], "APIGroupDiscoveryList");
+    assert_eq!(apis["apiVersion"], "apidiscovery.k8s.io/v2");
+    let items = apis["items"].as_array().cloned().unwrap_or_default();
+    let apps = items
+        .iter()
+        .find(|g| g["metadata"]["name"] == "apps")
+        .expect("apps");
+    assert_eq!(apps["versions"][0]["version"], "v1");
+    assert_eq!(apps["versions"][0]["freshness"], "Current");
+    let deployments = apps["versions"][0]["resources"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["resource"] == "deployments"))
+        .cloned()
+        .expect("deployments");
+    assert_eq!(
+        deployments,
+        json!({"resource": "deployments",
+            "responseKind": {"group": "", "version": "", "kind": "Deployment"},
+            "scope": "Namespaced", "singularResource": "deployment",
+            "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+            "shortNames": ["deploy"], "categories": ["all"],
+            "subresources": [
+                {"subresource": "scale",
+                    "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+                    "verbs": ["get", "patch", "update"]},
+                {"subresource": "status",
+                    "responseKind": {"group": "", "version": "", "kind": "Deployment"},
+                    "verbs": ["get", "patch", "update"]}]})
+    );
+    assert!(items.iter().all(|g| g["metadata"]["name"] != ""));
+    // The core group on /api, with no name; a TokenRequest subresource names its group.
+    let (_, core) = get("/api", V2).await?;
+    let core_items = core["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(core_items.len(), 1);
+    assert_eq!(core_items[0]["metadata"], json!({}));
+    let sa = core_items[0]["versions"][0]["resources"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["resource"] == "serviceaccounts"))
+        .cloned()
+        .expect("serviceaccounts");
+    assert_eq!(
+        sa["subresources"][0],
+        json!({"subresource": "token",
+            "responseKind": {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"},
+            "verbs": ["create"]})
+    );
+    // v2beta1 first gets v2beta1; plain JSON gets the legacy documents.
+    let (_, beta) = get(
+        "/apis",
+        "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList",
+    )
+    .await?;
+    assert_eq!(beta["apiVersion"], "apidiscovery.k8s.io/v2beta1");
+    let (_, legacy) = get("/apis", "application/json").await?;
+    assert_eq!(legacy["kind"], "APIGroupList");
+    let (_, legacy_core) = get("/api", "application/json, */*").await?;
+    assert_eq!(legacy_core["kind"], "APIVersions");
+    Ok(())
+}

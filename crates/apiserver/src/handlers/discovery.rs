@@ -1,6 +1,7 @@
-//! Legacy discovery documents (`/version`, `/api`, `/apis`, `/apis/<g>`, APIResourceLists).
-//! The aggregated-discovery Accept header is answered with these same JSON documents, which
-//! kubectl, client-go, kube-rs and the Python client all accept.
+//! Discovery documents: `/version`, the legacy ones (`/api`, `/apis`, `/apis/<g>`,
+//! APIResourceLists) and aggregated discovery (`apidiscovery.k8s.io` v2 and v2beta1
+//! `APIGroupDiscoveryList` on `/api` and `/apis`, which kubectl 1.30+ and client-go ask for
+//! first), both built from the same registry entries.
 
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -33,6 +34,118 @@ pub(crate) fn version() -> Response {
         "compiler": "rustc",
         "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
     }))
+}
+
+/// The aggregated discovery version the Accept header asks for first (`v2` or `v2beta1`), if
+/// it asks for one before anything else it accepts.
+pub(crate) fn aggregated(headers: &HeaderMap) -> Option<&'static str> {
+    let accept = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|h| h.to_str().ok())?;
+    let first = accept.split(',').next()?;
+    let params: Vec<&str> = first.split(';').map(str::trim).collect();
+    if !params.contains(&"as=APIGroupDiscoveryList") || !params.contains(&"g=apidiscovery.k8s.io") {
+        return None;
+    }
+    if params.contains(&"v=v2") {
+        Some("v2")
+    } else if params.contains(&"v=v2beta1") {
+        Some("v2beta1")
+    } else {
+        None
+    }
+}
+
+/// One resource in aggregated form: the registry's legacy entries folded together (the main
+/// resource, its subresources nested with their response kinds).
+fn aggregated_resource(info: &ResourceInfo) -> Value {
+    let entries = discovery_entries(info);
+    let kind_of = |e: &Value| {
+        json!({
+            "group": e.get("group").cloned().unwrap_or(json!("")),
+            "version": e.get("version").cloned().unwrap_or(json!("")),
+            "kind": e["kind"],
+        })
+    };
+    let Some((main, subs)) = entries.split_first() else {
+        return Value::Null;
+    };
+    let mut out = json!({
+        "resource": info.plural,
+        "responseKind": kind_of(main),
+        "scope": if info.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": info.singular,
+        "verbs": main["verbs"],
+    });
+    if let Some(o) = out.as_object_mut() {
+        for key in ["shortNames", "categories"] {
+            if let Some(v) = main.get(key) {
+                o.insert(key.into(), v.clone());
+            }
+        }
+        let mut subresources: Vec<Value> = subs
+            .iter()
+            .map(|e| {
+                let name = e["name"].as_str().unwrap_or_default();
+                json!({
+                    "subresource": name.split_once('/').map(|(_, s)| s).unwrap_or(name),
+                    "responseKind": kind_of(e),
+                    "verbs": e["verbs"],
+                })
+            })
+            .collect();
+        subresources.sort_by(|a, b| a["subresource"].as_str().cmp(&b["subresource"].as_str()));
+        if !subresources.is_empty() {
+            o.insert("subresources".into(), Value::Array(subresources));
+        }
+    }
+    out
+}
+
+/// `GET /api` or `GET /apis` asking for aggregated discovery: every group (the core one for
+/// `/api`) with every served version, preferred first, and its resources.
+pub(crate) fn aggregated_list(cluster: &ClusterStore, core: bool, version: &str) -> Response {
+    let items: Vec<Value> = cluster.read(|s| {
+        s.registry
+            .group_versions()
+            .iter()
+            .filter(|(g, _)| g.is_empty() == core)
+            .map(|(g, versions)| {
+                let versions: Vec<Value> = versions
+                    .iter()
+                    .map(|v| {
+                        let resources: Vec<Value> = s
+                            .registry
+                            .all()
+                            .filter(|i| &i.group == g && &i.version == v)
+                            .map(|i| aggregated_resource(i))
+                            .collect();
+                        json!({"version": v, "resources": resources, "freshness": "Current"})
+                    })
+                    .collect();
+                let metadata = if core { json!({}) } else { json!({"name": g}) };
+                json!({"metadata": metadata, "versions": versions})
+            })
+            .collect()
+    });
+    let doc = json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": format!("apidiscovery.k8s.io/{version}"),
+        "metadata": {},
+        "items": items,
+    });
+    let mut resp = ok(&doc);
+    if let Ok(ct) = axum::http::HeaderValue::from_str(&format!(
+        "application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
+    )) {
+        resp.headers_mut()
+            .insert(axum::http::header::CONTENT_TYPE, ct);
+    }
+    resp.headers_mut().insert(
+        axum::http::header::VARY,
+        axum::http::HeaderValue::from_static("Accept"),
+    );
+    resp
 }
 
 /// `GET /api`.
