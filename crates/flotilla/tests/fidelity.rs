@@ -792,8 +792,102 @@ fn probes() -> Vec<Probe> {
     ]
     .into_iter()
     .chain(write_probes())
+    .chain(table_probes())
     .chain([probe("delete-namespace", Method::DELETE, NS, Value::Null)])
     .collect()
+}
+
+/// kubectl's columns for more built-in kinds: one object of each, listed as a Table.
+fn table_probes() -> Vec<Probe> {
+    let template = json!({"metadata": {"labels": {"app": "t"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox:1"}, {"name": "d", "image": "nginx:1"}]}});
+    let objects: Vec<(&'static str, &'static str, Value)> = vec![
+        (
+            "replicasets",
+            "/apis/apps/v1/namespaces/fidelity/replicasets",
+            json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "t"},
+                "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "t"}}, "template": template}}),
+        ),
+        (
+            "statefulsets",
+            "/apis/apps/v1/namespaces/fidelity/statefulsets",
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "t"},
+                "spec": {"replicas": 3, "serviceName": "t", "selector": {"matchLabels": {"app": "t"}}, "template": template}}),
+        ),
+        (
+            "daemonsets",
+            "/apis/apps/v1/namespaces/fidelity/daemonsets",
+            json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "t"},
+                "spec": {"selector": {"matchLabels": {"app": "t"}}, "template": {"metadata": {"labels": {"app": "t"}},
+                    "spec": {"nodeSelector": {"disk": "ssd"}, "containers": [{"name": "c", "image": "busybox:1"}]}}}}),
+        ),
+        (
+            "jobs",
+            "/apis/batch/v1/namespaces/fidelity/jobs",
+            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "t"},
+                "spec": {"completions": 2, "parallelism": 2, "template": {"spec": {"restartPolicy": "Never",
+                    "containers": [{"name": "c", "image": "busybox:1"}]}}}}),
+        ),
+        (
+            "cronjobs",
+            "/apis/batch/v1/namespaces/fidelity/cronjobs",
+            json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "t"},
+                "spec": {"schedule": "*/5 * * * *", "timeZone": "Etc/UTC", "suspend": true,
+                    "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never",
+                        "containers": [{"name": "c", "image": "busybox:1"}]}}}}}}),
+        ),
+        (
+            "ingresses",
+            "/apis/networking.k8s.io/v1/namespaces/fidelity/ingresses",
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "t"},
+                "spec": {"ingressClassName": "nginx", "tls": [{"hosts": ["a.example"]}],
+                    "rules": [{"host": "a.example"}, {"host": "b.example"}]}}),
+        ),
+        (
+            "poddisruptionbudgets",
+            "/apis/policy/v1/namespaces/fidelity/poddisruptionbudgets",
+            json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "t"},
+                "spec": {"minAvailable": "50%", "selector": {"matchLabels": {"app": "t"}}}}),
+        ),
+        (
+            "leases",
+            "/apis/coordination.k8s.io/v1/namespaces/fidelity/leases",
+            json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "t"},
+                "spec": {"holderIdentity": "me"}}),
+        ),
+        (
+            "rolebindings",
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/fidelity/rolebindings",
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "t"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+                "subjects": [{"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"},
+                    {"kind": "Group", "name": "ops", "apiGroup": "rbac.authorization.k8s.io"},
+                    {"kind": "ServiceAccount", "name": "robot", "namespace": "fidelity"}]}),
+        ),
+        (
+            "nodes",
+            "/api/v1/nodes",
+            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "fidelity-node",
+                "labels": {"node-role.kubernetes.io/worker": "", "kubernetes.io/role": "edge"}},
+                "spec": {"unschedulable": true}}),
+        ),
+    ];
+    let mut out = Vec::new();
+    for (kind, path, body) in objects {
+        let id: &'static str = Box::leak(format!("create-{kind}-for-table").into_boxed_str());
+        out.push(probe(id, Method::POST, path, body));
+        let id: &'static str = Box::leak(format!("{kind}-list-as-table").into_boxed_str());
+        let list: &'static str = if kind == "nodes" {
+            "/api/v1/nodes?fieldSelector=metadata.name%3Dfidelity-node"
+        } else {
+            path
+        };
+        out.push(Probe {
+            accept: "application/json;as=Table;g=meta.k8s.io;v=v1",
+            ..probe(id, Method::GET, list, Value::Null)
+        });
+    }
+    out
 }
 
 /// What a client sees of one answer, less what each server assigns: the code, the `Warning`
@@ -871,10 +965,20 @@ fn seen_body(code: u16, body: &str, message: bool) -> Value {
             }
         }
     }
-    // Values derived from the object's uid (a Job's selector and labels) differ by server.
+    // Values derived from an object's uid (a Job's selector and labels) differ by server.
     if let Some(uid) = value.pointer("/metadata/uid").and_then(Value::as_str) {
         let uid = uid.to_owned();
         replace_string(&mut value, &uid, "<uid>");
+    }
+    if let Some(rows) = value.get_mut("rows").and_then(Value::as_array_mut) {
+        for row in rows {
+            // Also inside cells (a Job's selector column).
+            if let Some(uid) = row.pointer("/object/metadata/uid").and_then(Value::as_str)
+                && let Ok(masked) = serde_json::from_str(&row.to_string().replace(uid, "<uid>"))
+            {
+                *row = masked;
+            }
+        }
     }
     strip(&mut value);
     json!({"code": code, "object": value})

@@ -62,6 +62,19 @@ pub fn prepare_for_create(group: &str, kind: &str, obj: &mut Value) {
     match group {
         "" => core::prepare_for_create(kind, o),
         "batch" => batch::prepare_for_create(kind, o),
+        // A new PodDisruptionBudget's status, as its strategy leaves it.
+        "policy" if kind == "PodDisruptionBudget" => {
+            if let Some(st) = util::ensure_obj(o, "status") {
+                for k in [
+                    "currentHealthy",
+                    "desiredHealthy",
+                    "disruptionsAllowed",
+                    "expectedPods",
+                ] {
+                    util::set_default(st, k, serde_json::json!(0));
+                }
+            }
+        }
         _ => {}
     }
 }

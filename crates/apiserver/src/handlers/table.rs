@@ -2,8 +2,10 @@
 //! `kubectl get` asks for: a `meta.k8s.io` Table with column definitions and one row per
 //! object. Custom resources get `Name` plus their CRD version's `additionalPrinterColumns`
 //! (`Name` and `Age` when it has none); built-in kinds get the columns kubectl shows for the
-//! common ones and `Name`/`Age` otherwise. `includeObject` (`None`, `Metadata` — the default —
-//! or `Object`) says what each row carries.
+//! common ones and `Name`/`Age` otherwise (`kinds.rs` has the rest of them). `includeObject` (`None`,
+//! `Metadata` — the default — or `Object`) says what each row carries.
+
+mod kinds;
 
 use jsonpath_rust::JsonPath;
 use serde_json::{Value, json};
@@ -162,6 +164,9 @@ fn columns_of(info: &ResourceInfo) -> Vec<Column> {
             out.push(printer(p));
         }
         return out;
+    }
+    if let Some(columns) = kinds::columns(info) {
+        return columns;
     }
     let mut out = vec![name_column()];
     match (info.group.as_str(), info.kind.as_str()) {
@@ -512,15 +517,30 @@ fn cell(c: &Column, obj: &Value) -> Value {
     }
 }
 
-fn row_object(obj: &Value, include: Include, version: &str) -> Option<Value> {
+fn row_object(info: &ResourceInfo, obj: &Value, include: Include, version: &str) -> Option<Value> {
     match include {
         Include::None => None,
         Include::Object => Some(obj.clone()),
-        Include::Metadata => Some(json!({
-            "kind": "PartialObjectMetadata",
-            "apiVersion": version,
-            "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
-        })),
+        Include::Metadata => {
+            let mut metadata = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
+            // kube takes a row's metadata from the object before its apps/v1 conversion, which
+            // is what writes a DaemonSet's template-generation annotation.
+            if info.group == "apps"
+                && info.kind == "DaemonSet"
+                && let Some(m) = metadata.as_object_mut()
+                && let Some(Value::Object(a)) = m.get_mut("annotations")
+            {
+                a.remove("deprecated.daemonset.template.generation");
+                if a.is_empty() {
+                    m.remove("annotations");
+                }
+            }
+            Some(json!({
+                "kind": "PartialObjectMetadata",
+                "apiVersion": version,
+                "metadata": metadata,
+            }))
+        }
     }
 }
 
@@ -548,7 +568,7 @@ pub(crate) fn table(
         .map(|o| {
             let cells: Vec<Value> = columns.iter().map(|c| cell(c, o)).collect();
             let mut row = json!({"cells": cells});
-            if let Some(object) = row_object(o, include, version) {
+            if let Some(object) = row_object(info, o, include, version) {
                 row["object"] = object;
             }
             row

@@ -71,6 +71,38 @@ pub(crate) fn prepare_for_create(kind: &str, obj: &mut Obj) {
                 default_service_families(spec);
             }
         }
+        // The TaintNodesByCondition admission plugin taints a new Node not-ready (the node
+        // lifecycle controller lifts it once the node reports Ready); its status starts empty.
+        "Node" => {
+            if let Some(spec) = ensure_obj(obj, "spec") {
+                let taints = spec
+                    .entry("taints")
+                    .or_insert_with(|| Value::Array(Vec::new()));
+                if let Value::Array(list) = taints
+                    && !list
+                        .iter()
+                        .any(|t| t["key"] == "node.kubernetes.io/not-ready")
+                {
+                    list.push(
+                        json!({"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}),
+                    );
+                }
+            }
+            if let Some(st) = ensure_obj(obj, "status") {
+                set_default(
+                    st,
+                    "daemonEndpoints",
+                    json!({"kubeletEndpoint": {"Port": 0}}),
+                );
+                set_default(
+                    st,
+                    "nodeInfo",
+                    json!({"architecture": "", "bootID": "", "containerRuntimeVersion": "",
+                        "kernelVersion": "", "kubeProxyVersion": "", "kubeletVersion": "",
+                        "machineID": "", "operatingSystem": "", "osImage": "", "systemUUID": ""}),
+                );
+            }
+        }
         _ => {}
     }
 }

@@ -1,0 +1,583 @@
+//! kubectl's columns for more built-in kinds, as kube-apiserver's printers define them (names,
+//! types, priorities and descriptions read off kube-apiserver 1.37): Node, ReplicaSet,
+//! ReplicationController, StatefulSet, DaemonSet, Job, CronJob, Ingress, PodDisruptionBudget,
+//! Lease, RoleBinding and ClusterRoleBinding.
+
+use serde_json::{Value, json};
+
+use super::{
+    Cell, Column, age_column, age_of, column, containers, documented, int_at, labels_string,
+    name_column, or_none, selector_string, str_at, wide,
+};
+use crate::registry::ResourceInfo;
+
+fn condition_true(o: &Value, ty: &str) -> bool {
+    o.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == ty && c["status"] == "True"))
+}
+
+fn template_columns(out: &mut Vec<Column>) {
+    out.push(wide(column(
+        "Containers",
+        "string",
+        "Names of each container in the template.",
+        Cell::Builtin(|o| containers(o, "name")),
+    )));
+    out.push(wide(column(
+        "Images",
+        "string",
+        "Images referenced by each container in the template.",
+        Cell::Builtin(|o| containers(o, "image")),
+    )));
+}
+
+fn selector_column(info: &ResourceInfo) -> Column {
+    wide(documented(
+        info,
+        "Selector",
+        "string",
+        &["spec", "selector"],
+        Cell::Builtin(|o| or_none(selector_string(o.pointer("/spec/selector")))),
+    ))
+}
+
+fn node_address(o: &Value, ty: &str) -> Value {
+    o.pointer("/status/addresses")
+        .and_then(Value::as_array)
+        .and_then(|l| l.iter().find(|a| a["type"] == ty))
+        .and_then(|a| a["address"].as_str())
+        .map_or(json!("<none>"), |a| json!(a))
+}
+
+fn or_unknown(s: &str) -> Value {
+    if s.is_empty() {
+        json!("<unknown>")
+    } else {
+        json!(s)
+    }
+}
+
+/// The columns of `info`'s kind, when it is one of this module's.
+pub(super) fn columns(info: &ResourceInfo) -> Option<Vec<Column>> {
+    let mut out = vec![name_column()];
+    match (info.group.as_str(), info.kind.as_str()) {
+        ("", "Node") => {
+            out.push(column(
+                "Status",
+                "string",
+                "The status of the node",
+                Cell::Builtin(|o| {
+                    let ready = o
+                        .pointer("/status/conditions")
+                        .and_then(Value::as_array)
+                        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+                        .map(|c| c["status"] == "True");
+                    let mut s = match ready {
+                        Some(true) => "Ready".to_string(),
+                        Some(false) => "NotReady".to_string(),
+                        None => "Unknown".to_string(),
+                    };
+                    if o.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true) {
+                        s.push_str(",SchedulingDisabled");
+                    }
+                    json!(s)
+                }),
+            ));
+            out.push(column(
+                "Roles",
+                "string",
+                "The roles of the node",
+                Cell::Builtin(|o| {
+                    let mut roles: Vec<String> = o
+                        .pointer("/metadata/labels")
+                        .and_then(Value::as_object)
+                        .map(|m| {
+                            m.iter()
+                                .filter_map(|(k, v)| {
+                                    if let Some(r) = k.strip_prefix("node-role.kubernetes.io/") {
+                                        (!r.is_empty()).then(|| r.to_string())
+                                    } else if k == "kubernetes.io/role" {
+                                        v.as_str().filter(|v| !v.is_empty()).map(String::from)
+                                    } else {
+                                        None
+                                    }
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    roles.sort();
+                    roles.dedup();
+                    or_none(roles.join(","))
+                }),
+            ));
+            out.push(age_column());
+            out.push(documented(
+                info,
+                "Version",
+                "string",
+                &["status", "nodeInfo", "kubeletVersion"],
+                Cell::Builtin(|o| json!(str_at(o, "/status/nodeInfo/kubeletVersion"))),
+            ));
+            out.push(wide(documented(
+                info,
+                "Internal-IP",
+                "string",
+                &["status", "addresses"],
+                Cell::Builtin(|o| node_address(o, "InternalIP")),
+            )));
+            out.push(wide(documented(
+                info,
+                "External-IP",
+                "string",
+                &["status", "addresses"],
+                Cell::Builtin(|o| node_address(o, "ExternalIP")),
+            )));
+            out.push(wide(documented(
+                info,
+                "OS-Image",
+                "string",
+                &["status", "nodeInfo", "osImage"],
+                Cell::Builtin(|o| or_unknown(str_at(o, "/status/nodeInfo/osImage"))),
+            )));
+            out.push(wide(documented(
+                info,
+                "Kernel-Version",
+                "string",
+                &["status", "nodeInfo", "kernelVersion"],
+                Cell::Builtin(|o| or_unknown(str_at(o, "/status/nodeInfo/kernelVersion"))),
+            )));
+            out.push(wide(documented(
+                info,
+                "Container-Runtime",
+                "string",
+                &["status", "nodeInfo", "containerRuntimeVersion"],
+                Cell::Builtin(|o| {
+                    or_unknown(str_at(o, "/status/nodeInfo/containerRuntimeVersion"))
+                }),
+            )));
+        }
+        ("apps", "ReplicaSet") | ("", "ReplicationController") => {
+            out.push(documented(
+                info,
+                "Desired",
+                "integer",
+                &["spec", "replicas"],
+                Cell::Builtin(|o| json!(int_at(o, "/spec/replicas"))),
+            ));
+            out.push(documented(
+                info,
+                "Current",
+                "integer",
+                &["status", "replicas"],
+                Cell::Builtin(|o| json!(int_at(o, "/status/replicas"))),
+            ));
+            out.push(documented(
+                info,
+                "Ready",
+                "integer",
+                &["status", "readyReplicas"],
+                Cell::Builtin(|o| json!(int_at(o, "/status/readyReplicas"))),
+            ));
+            out.push(age_column());
+            template_columns(&mut out);
+            if info.group.is_empty() {
+                out.push(wide(documented(
+                    info,
+                    "Selector",
+                    "string",
+                    &["spec", "selector"],
+                    Cell::Builtin(|o| or_none(labels_string(o.pointer("/spec/selector")))),
+                )));
+            } else {
+                out.push(selector_column(info));
+            }
+        }
+        ("apps", "StatefulSet") => {
+            out.push(column(
+                "Ready",
+                "string",
+                "Number of the pod with ready state",
+                Cell::Builtin(|o| {
+                    json!(format!(
+                        "{}/{}",
+                        int_at(o, "/status/readyReplicas"),
+                        int_at(o, "/spec/replicas")
+                    ))
+                }),
+            ));
+            out.push(age_column());
+            template_columns(&mut out);
+        }
+        ("apps", "DaemonSet") => {
+            out.push(documented(
+                info,
+                "Desired",
+                "integer",
+                &["status", "desiredNumberScheduled"],
+                Cell::Builtin(|o| json!(int_at(o, "/status/desiredNumberScheduled"))),
+            ));
+            out.push(documented(
+                info,
+                "Current",
+                "integer",
+                &["status", "currentNumberScheduled"],
+                Cell::Builtin(|o| json!(int_at(o, "/status/currentNumberScheduled"))),
+            ));
+            out.push(documented(
+                info,
+                "Ready",
+                "integer",
+                &["status", "numberReady"],
+                Cell::Builtin(|o| json!(int_at(o, "/status/numberReady"))),
+            ));
+            out.push(column(
+                "Up-to-date",
+                "integer",
+                "The total number of nodes that are running updated daemon pod",
+                Cell::Builtin(|o| json!(int_at(o, "/status/updatedNumberScheduled"))),
+            ));
+            out.push(documented(
+                info,
+                "Available",
+                "integer",
+                &["status", "numberAvailable"],
+                Cell::Builtin(|o| json!(int_at(o, "/status/numberAvailable"))),
+            ));
+            out.push(documented(
+                info,
+                "Node Selector",
+                "string",
+                &["spec", "template", "spec", "nodeSelector"],
+                Cell::Builtin(|o| {
+                    or_none(labels_string(o.pointer("/spec/template/spec/nodeSelector")))
+                }),
+            ));
+            out.push(age_column());
+            template_columns(&mut out);
+            out.push(selector_column(info));
+        }
+        ("batch", "Job") => {
+            out.push(column(
+                "Status",
+                "string",
+                "Status of the job.",
+                Cell::Builtin(|o| {
+                    json!(if condition_true(o, "Complete") {
+                        "Complete"
+                    } else if condition_true(o, "Failed") {
+                        "Failed"
+                    } else if !o["metadata"]["deletionTimestamp"].is_null() {
+                        "Terminating"
+                    } else if condition_true(o, "Suspended") {
+                        "Suspended"
+                    } else if condition_true(o, "FailureTarget") {
+                        "FailureTarget"
+                    } else if condition_true(o, "SuccessCriteriaMet") {
+                        "SuccessCriteriaMet"
+                    } else {
+                        "Running"
+                    })
+                }),
+            ));
+            out.push(documented(
+                info,
+                "Completions",
+                "string",
+                &["status", "succeeded"],
+                Cell::Builtin(|o| {
+                    let succeeded = int_at(o, "/status/succeeded");
+                    let parallelism = o.pointer("/spec/parallelism").and_then(Value::as_i64);
+                    json!(
+                        match o.pointer("/spec/completions").and_then(Value::as_i64) {
+                            Some(c) => format!("{succeeded}/{c}"),
+                            None => match parallelism {
+                                Some(p) if p > 1 => format!("{succeeded}/1 of {p}"),
+                                _ => format!("{succeeded}/1"),
+                            },
+                        }
+                    )
+                }),
+            ));
+            out.push(column(
+                "Duration",
+                "string",
+                "Time required to complete the job.",
+                Cell::Builtin(|o| {
+                    let at = |p: &str| {
+                        o.pointer(p)
+                            .and_then(Value::as_str)
+                            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                    };
+                    json!(
+                        match (at("/status/startTime"), at("/status/completionTime")) {
+                            (None, _) => String::new(),
+                            (Some(s), None) => super::human_duration(
+                                jiff::Timestamp::now().as_second() - s.as_second()
+                            ),
+                            (Some(s), Some(c)) =>
+                                super::human_duration(c.as_second() - s.as_second()),
+                        }
+                    )
+                }),
+            ));
+            out.push(age_column());
+            template_columns(&mut out);
+            out.push(selector_column(info));
+        }
+        ("batch", "CronJob") => {
+            out.push(documented(
+                info,
+                "Schedule",
+                "string",
+                &["spec", "schedule"],
+                Cell::Builtin(|o| json!(str_at(o, "/spec/schedule"))),
+            ));
+            out.push(documented(
+                info,
+                "Timezone",
+                "string",
+                &["spec", "timeZone"],
+                Cell::Builtin(|o| or_none(str_at(o, "/spec/timeZone").to_string())),
+            ));
+            out.push(documented(
+                info,
+                "Suspend",
+                "boolean",
+                &["spec", "suspend"],
+                // kube prints the flag as a word, though the column says boolean.
+                Cell::Builtin(|o| {
+                    let suspended = o.pointer("/spec/suspend").and_then(Value::as_bool);
+                    json!(if suspended == Some(true) {
+                        "True"
+                    } else {
+                        "False"
+                    })
+                }),
+            ));
+            out.push(documented(
+                info,
+                "Active",
+                "integer",
+                &["status", "active"],
+                Cell::Builtin(|o| json!(strings_len(o, "/status/active"))),
+            ));
+            out.push(documented(
+                info,
+                "Last Schedule",
+                "string",
+                &["status", "lastScheduleTime"],
+                Cell::Builtin(|o| {
+                    match o
+                        .pointer("/status/lastScheduleTime")
+                        .and_then(Value::as_str)
+                    {
+                        Some(t) => age_of(Some(t)),
+                        None => json!("<none>"),
+                    }
+                }),
+            ));
+            out.push(age_column());
+            out.push(wide(column(
+                "Containers",
+                "string",
+                "Names of each container in the template.",
+                Cell::Builtin(|o| job_template_containers(o, "name")),
+            )));
+            out.push(wide(column(
+                "Images",
+                "string",
+                "Images referenced by each container in the template.",
+                Cell::Builtin(|o| job_template_containers(o, "image")),
+            )));
+            out.push(wide(documented(
+                info,
+                "Selector",
+                "string",
+                &["spec", "jobTemplate", "spec", "selector"],
+                Cell::Builtin(|o| {
+                    or_none(selector_string(
+                        o.pointer("/spec/jobTemplate/spec/selector"),
+                    ))
+                }),
+            )));
+        }
+        ("networking.k8s.io", "Ingress") => {
+            out.push(column(
+                "Class",
+                "string",
+                "The name of the IngressClass resource that should be used for additional configuration",
+                Cell::Builtin(|o| or_none(str_at(o, "/spec/ingressClassName").to_string())),
+            ));
+            out.push(column(
+                "Hosts",
+                "string",
+                "Hosts that incoming requests are matched against before the ingress rule",
+                Cell::Builtin(|o| {
+                    let hosts: Vec<&str> = o
+                        .pointer("/spec/rules")
+                        .and_then(Value::as_array)
+                        .map(|rs| {
+                            rs.iter()
+                                .filter_map(|r| r["host"].as_str().filter(|h| !h.is_empty()))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    json!(match hosts.len() {
+                        0 => "*".to_string(),
+                        n if n > 3 => format!("{} + {} more...", hosts[..3].join(","), n - 3),
+                        _ => hosts.join(","),
+                    })
+                }),
+            ));
+            out.push(column(
+                "Address",
+                "string",
+                "Address is a list containing ingress points for the load-balancer",
+                Cell::Builtin(|o| {
+                    let addresses: Vec<&str> = o
+                        .pointer("/status/loadBalancer/ingress")
+                        .and_then(Value::as_array)
+                        .map(|l| {
+                            l.iter()
+                                .filter_map(|i| i["ip"].as_str().or_else(|| i["hostname"].as_str()))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    json!(addresses.join(","))
+                }),
+            ));
+            out.push(column(
+                "Ports",
+                "string",
+                "Ports of TLS configurations that open",
+                Cell::Builtin(|o| {
+                    let tls = o
+                        .pointer("/spec/tls")
+                        .and_then(Value::as_array)
+                        .is_some_and(|t| !t.is_empty());
+                    json!(if tls { "80, 443" } else { "80" })
+                }),
+            ));
+            out.push(age_column());
+        }
+        ("policy", "PodDisruptionBudget") => {
+            out.push(column(
+                "Min Available",
+                "string",
+                "The minimum number of pods that must be available.",
+                Cell::Builtin(|o| int_or_string_at(o, "/spec/minAvailable")),
+            ));
+            out.push(column(
+                "Max Unavailable",
+                "string",
+                "The maximum number of pods that may be unavailable.",
+                Cell::Builtin(|o| int_or_string_at(o, "/spec/maxUnavailable")),
+            ));
+            out.push(column(
+                "Allowed Disruptions",
+                "integer",
+                "Calculated number of pods that may be disrupted at this time.",
+                Cell::Builtin(|o| json!(int_at(o, "/status/disruptionsAllowed"))),
+            ));
+            out.push(age_column());
+        }
+        ("coordination.k8s.io", "Lease") => {
+            out.push(documented(
+                info,
+                "Holder",
+                "string",
+                &["spec", "holderIdentity"],
+                Cell::Builtin(|o| json!(str_at(o, "/spec/holderIdentity"))),
+            ));
+            out.push(age_column());
+        }
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
+            let binding = if info.kind == "RoleBinding" {
+                "roleBinding"
+            } else {
+                "clusterRoleBinding"
+            };
+            let role_description = if info.kind == "RoleBinding" {
+                "roleRef can reference a Role in the current namespace or a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error."
+            } else {
+                "roleRef can only reference a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error."
+            };
+            out.push(column(
+                "Role",
+                "string",
+                role_description,
+                Cell::Builtin(|o| {
+                    json!(format!(
+                        "{}/{}",
+                        str_at(o, "/roleRef/kind"),
+                        str_at(o, "/roleRef/name")
+                    ))
+                }),
+            ));
+            out.push(age_column());
+            out.push(wide(column(
+                "Users",
+                "string",
+                &format!("Users in the {binding}"),
+                Cell::Builtin(|o| json!(subjects(o, "User").join(", "))),
+            )));
+            out.push(wide(column(
+                "Groups",
+                "string",
+                &format!("Groups in the {binding}"),
+                Cell::Builtin(|o| json!(subjects(o, "Group").join(", "))),
+            )));
+            out.push(wide(column(
+                "ServiceAccounts",
+                "string",
+                &format!("ServiceAccounts in the {binding}"),
+                Cell::Builtin(|o| json!(subjects(o, "ServiceAccount").join(", "))),
+            )));
+        }
+        _ => return None,
+    }
+    Some(out)
+}
+
+fn strings_len(o: &Value, pointer: &str) -> usize {
+    o.pointer(pointer)
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len)
+}
+
+fn job_template_containers(o: &Value, field: &str) -> Value {
+    let names: Vec<&str> = o
+        .pointer("/spec/jobTemplate/spec/template/spec/containers")
+        .and_then(Value::as_array)
+        .map(|l| l.iter().filter_map(|c| c.get(field)?.as_str()).collect())
+        .unwrap_or_default();
+    json!(names.join(","))
+}
+
+fn int_or_string_at(o: &Value, pointer: &str) -> Value {
+    match o.pointer(pointer) {
+        Some(Value::String(s)) => json!(s),
+        Some(Value::Number(n)) => json!(n.to_string()),
+        _ => json!("N/A"),
+    }
+}
+
+/// A binding's subjects of one kind, as kube prints them (`namespace/name` for accounts).
+fn subjects(o: &Value, kind: &str) -> Vec<String> {
+    o.pointer("/subjects")
+        .and_then(Value::as_array)
+        .map(|l| {
+            l.iter()
+                .filter(|s| s["kind"] == kind)
+                .map(|s| {
+                    let name = s["name"].as_str().unwrap_or_default();
+                    match s["namespace"].as_str() {
+                        Some(ns) if kind == "ServiceAccount" => format!("{ns}/{name}"),
+                        _ => name.to_string(),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
