@@ -310,7 +310,8 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
                 || (*sub == "scale" && info.scale.is_some())
                 || (*sub == "token"
                     && info.group.is_empty()
-                    && info.plural == "serviceaccounts") =>
+                    && info.plural == "serviceaccounts")
+                || crate::handlers::pods::serves(&info, sub) =>
         {
             (Some(name.to_string()), Some(sub.to_string()))
         }
@@ -327,6 +328,17 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
         (&Method::GET, false, _) if query.flag("watch") => Verb::Watch,
         (&Method::GET, false, _) => Verb::List,
         (&Method::POST, true, true) if sub.as_deref() == Some("token") => Verb::Create,
+        (m, true, true) if crate::handlers::pods::serves(&info, sub.as_deref().unwrap_or("")) => {
+            match (m, sub.as_deref()) {
+                (&Method::POST, Some(s)) if s != "log" => Verb::Create,
+                (&Method::GET, Some(s)) if !matches!(s, "binding" | "eviction") => Verb::Get,
+                _ => {
+                    return Err(Error::method_not_allowed(format!(
+                        "the server does not allow this method on the requested resource ({m})"
+                    )));
+                }
+            }
+        }
         (&Method::POST, false, false) if info.review => Verb::Create,
         _ if info.review => {
             return Err(Error::method_not_allowed(format!(
@@ -389,6 +401,20 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
         .and_then(|v| v.to_str().ok())
         .map(String::from);
     let ct = content_type.as_deref();
+    let pod_action = rr
+        .sub
+        .clone()
+        .filter(|s| crate::handlers::pods::serves(&rr.info, s));
+    match (verb, pod_action.as_deref()) {
+        (Verb::Create, Some("binding")) => {
+            return crate::handlers::pods::binding(&rr, ct, &read_body().await?).await;
+        }
+        (Verb::Create, Some("eviction")) => {
+            return crate::handlers::pods::eviction(&rr, ct, &read_body().await?).await;
+        }
+        (_, Some(sub)) => return crate::handlers::pods::no_kubelet(&rr, sub).await,
+        _ => {}
+    }
     match verb {
         Verb::Watch => watch::watch(rr),
         Verb::List => crud::list(&rr).await,

@@ -4,6 +4,7 @@
 pub(crate) mod admission;
 pub(crate) mod crud;
 pub(crate) mod discovery;
+pub(crate) mod pods;
 pub(crate) mod serviceaccounts;
 pub(crate) mod services;
 pub(crate) mod table;

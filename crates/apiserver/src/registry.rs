@@ -780,6 +780,52 @@ pub(crate) fn discovery_entries(info: &ResourceInfo) -> Vec<Value> {
             "verbs": ["get", "patch", "update"],
         }));
     }
+    if info.group.is_empty() && info.plural == "pods" {
+        let sub = |name: &str, group: &str, version: &str, kind: &str, verbs: Value| {
+            let mut e = json!({
+                "name": format!("pods/{name}"),
+                "singularName": "",
+                "namespaced": true,
+                "kind": kind,
+                "verbs": verbs,
+            });
+            if !group.is_empty() {
+                e["group"] = json!(group);
+                e["version"] = json!(version);
+            }
+            e
+        };
+        out.push(sub(
+            "attach",
+            "",
+            "",
+            "PodAttachOptions",
+            json!(["create", "get"]),
+        ));
+        out.push(sub("binding", "", "", "Binding", json!(["create"])));
+        out.push(sub(
+            "eviction",
+            "policy",
+            "v1",
+            "Eviction",
+            json!(["create"]),
+        ));
+        out.push(sub(
+            "exec",
+            "",
+            "",
+            "PodExecOptions",
+            json!(["create", "get"]),
+        ));
+        out.push(sub("log", "", "", "Pod", json!(["get"])));
+        out.push(sub(
+            "portforward",
+            "",
+            "",
+            "PodPortForwardOptions",
+            json!(["create", "get"]),
+        ));
+    }
     if info.group.is_empty() && info.plural == "serviceaccounts" {
         out.push(json!({
             "name": "serviceaccounts/token",

@@ -109,6 +109,44 @@ impl LabelSelector {
         Ok(LabelSelector(reqs))
     }
 
+    /// A `metav1.LabelSelector` object (`matchLabels`, `matchExpressions`); an empty one
+    /// matches everything. An unknown operator matches nothing.
+    pub(crate) fn of_object(selector: &Value) -> Self {
+        let mut reqs = Vec::new();
+        if let Some(m) = selector.get("matchLabels").and_then(Value::as_object) {
+            for (k, v) in m {
+                reqs.push(Req::Eq(
+                    k.clone(),
+                    v.as_str().unwrap_or_default().to_string(),
+                ));
+            }
+        }
+        for e in selector
+            .get("matchExpressions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let key = e["key"].as_str().unwrap_or_default().to_string();
+            let values: BTreeSet<String> = e["values"]
+                .as_array()
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            reqs.push(match e["operator"].as_str().unwrap_or_default() {
+                "In" => Req::In(key, values),
+                "NotIn" => Req::NotIn(key, values),
+                "Exists" => Req::Exists(key),
+                "DoesNotExist" => Req::NotExists(key),
+                _ => Req::In(key, BTreeSet::new()),
+            });
+        }
+        LabelSelector(reqs)
+    }
+
     /// Match against an object's `metadata.labels`.
     pub(crate) fn matches(&self, object: &Value) -> bool {
         if self.0.is_empty() {

@@ -7,73 +7,18 @@
 //! batch/v1 Jobs orphaning by default with kube's warning, and invalid DeleteOptions. Every
 //! wait is for a state the collector must reach; none asserts that nothing happened.
 
+#[path = "support/api.rs"]
+mod api;
 #[path = "support/clients.rs"]
 mod clients;
 
-use std::time::Duration;
-
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Context as _, Result, ensure};
+use api::{Answer, ok, send, until};
 use clients::{fresh_namespace, get_json};
 use flotilla_testing::TestHub;
-use http::{Method, Request};
+use http::Method;
 use kube::Client;
 use serde_json::{Value, json};
-
-/// One answer: status code, warnings and the JSON body.
-struct Answer {
-    code: u16,
-    warnings: Vec<String>,
-    body: Value,
-}
-
-async fn send(client: &Client, method: Method, path: &str, body: &Value) -> Result<Answer> {
-    let bytes = if body.is_null() {
-        Vec::new()
-    } else {
-        serde_json::to_vec(body)?
-    };
-    let content_type = if method == Method::PATCH {
-        "application/merge-patch+json"
-    } else {
-        "application/json"
-    };
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", content_type)
-        .body(bytes)?;
-    let response = client
-        .send(request.map(kube::client::Body::from))
-        .await
-        .with_context(|| path.to_string())?;
-    let code = response.status().as_u16();
-    let warnings = response
-        .headers()
-        .get_all("warning")
-        .iter()
-        .filter_map(|v| v.to_str().ok().map(str::to_owned))
-        .collect();
-    let bytes = http_body_util::BodyExt::collect(response.into_body())
-        .await?
-        .to_bytes();
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Ok(Answer {
-        code,
-        warnings,
-        body,
-    })
-}
-
-async fn ok(client: &Client, method: Method, path: &str, body: &Value) -> Result<Value> {
-    let a = send(client, method.clone(), path, body).await?;
-    ensure!(
-        (200..300).contains(&a.code),
-        "{method} {path}: {} {}",
-        a.code,
-        a.body
-    );
-    Ok(a.body)
-}
 
 fn cm_path(ns: &str, name: &str) -> String {
     format!("/api/v1/namespaces/{ns}/configmaps/{name}")
@@ -115,24 +60,6 @@ async fn configmap(
     cm["apiVersion"] = json!("v1");
     cm["kind"] = json!("ConfigMap");
     Ok(cm)
-}
-
-/// Waits (up to 60 s) until `check` says yes, then returns its value.
-async fn until<T, F, Fut>(what: &str, mut check: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<T>>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(v) = check().await? {
-            return Ok(v);
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("timed out waiting until {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn gone(client: &Client, path: &str) -> Result<()> {

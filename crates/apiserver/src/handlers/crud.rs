@@ -1671,6 +1671,12 @@ fn delete_options(rr: &ResourceRequest, ct: Option<&str>, body: &[u8]) -> Result
     } else {
         codec::decode_object(ct, body)?
     };
+    delete_options_of(rr, &v)
+}
+
+/// DeleteOptions from a decoded document (a DELETE's body, an Eviction's `deleteOptions`), with
+/// the query string's where the document says nothing.
+pub(crate) fn delete_options_of(rr: &ResourceRequest, v: &Value) -> Result<DeleteOptions> {
     let pre = v.get("preconditions");
     let s = |k: &str| {
         pre.and_then(|p| p.get(k))
