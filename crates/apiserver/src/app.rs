@@ -40,6 +40,8 @@ pub(crate) struct AppState {
     pub(crate) bookmark_interval: std::time::Duration,
     /// Counts of the resource requests served, for `Server::request_counts`.
     pub(crate) requests: RequestLog,
+    /// The Kubernetes version `/version` reports.
+    pub(crate) version: crate::handlers::discovery::Version,
 }
 
 impl AppState {
@@ -259,7 +261,7 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
     };
     let aggregated = discovery::aggregated(&parts.headers);
     match s.as_slice() {
-        ["version"] => return get_only(Ok(discovery::version())),
+        ["version"] => return get_only(Ok(discovery::version(&state.version))),
         ["healthz" | "readyz" | "livez", ..] => return get_only(Ok("ok".into_response())),
         ["api" | "apis"] if aggregated.is_some() => {
             let version = aggregated.unwrap_or("v2");
@@ -325,6 +327,12 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
                 "the server does not allow this method on the requested resource ({method})"
             )));
         }
+        (&Method::POST, false, false) if info.review => Verb::Create,
+        _ if info.review => {
+            return Err(Error::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({method})"
+            )));
+        }
         (&Method::GET, false, _) if query.flag("watch") => Verb::Watch,
         (&Method::GET, false, _) => Verb::List,
         (&Method::POST, true, true) if sub.as_deref() == Some("token") => Verb::Create,
@@ -338,12 +346,6 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
                     )));
                 }
             }
-        }
-        (&Method::POST, false, false) if info.review => Verb::Create,
-        _ if info.review => {
-            return Err(Error::method_not_allowed(format!(
-                "the server does not allow this method on the requested resource ({method})"
-            )));
         }
         (_, _, true) if sub.as_deref() == Some("token") => {
             return Err(Error::method_not_allowed(format!(

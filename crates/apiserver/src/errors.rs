@@ -79,6 +79,11 @@ pub enum Error {
     /// Building a kube client for the server failed.
     #[error("build kube client: {0}")]
     BuildClient(String),
+    /// `Config::kubernetes_version` is not a version such as `1.34` or `v1.34.2`.
+    #[error(
+        "invalid Kubernetes version {0:?}: use MAJOR.MINOR or vMAJOR.MINOR.PATCH, such as 1.34 or v1.34.2"
+    )]
+    InvalidKubernetesVersion(String),
 }
 
 impl Error {

@@ -60,6 +60,9 @@ pub struct Config {
     /// a caller names it (`flotilla up` calls it `flotilla-hub`). Logical clusters' contexts
     /// are their own names.
     pub root_context: String,
+    /// The Kubernetes version `/version` reports (`1.34`, `v1.34.2`); `None`: the version of
+    /// the k8s-openapi types the server is built with.
+    pub kubernetes_version: Option<String>,
 }
 
 impl Config {
@@ -71,6 +74,7 @@ impl Config {
             port: 0,
             in_memory: false,
             root_context: DEFAULT_CLUSTER.to_owned(),
+            kubernetes_version: None,
         }
     }
 }
@@ -170,6 +174,11 @@ impl Server {
     /// Start serving. Creates the data directory, certificates, token and kubeconfig as needed
     /// and loads stored clusters.
     pub async fn start(config: Config) -> Result<Server> {
+        let version = match &config.kubernetes_version {
+            Some(v) => handlers::discovery::Version::parse(v)
+                .ok_or_else(|| Error::InvalidKubernetesVersion(v.clone()))?,
+            None => handlers::discovery::Version::built_in(),
+        };
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
         let token = load_or_create_token(&dir)?;
@@ -224,6 +233,7 @@ impl Server {
             persist,
             bookmark_interval: handlers::watch::BOOKMARK_INTERVAL,
             requests: requests::RequestLog::default(),
+            version,
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         for store in state

@@ -451,6 +451,30 @@ const BUILTINS: &[Builtin] = &[
         false,
     )
     .review(),
+    b(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectrulesreviews",
+        "SelfSubjectRulesReview",
+        false,
+    )
+    .review(),
+    b(
+        "authorization.k8s.io",
+        "v1",
+        "subjectaccessreviews",
+        "SubjectAccessReview",
+        false,
+    )
+    .review(),
+    b(
+        "authorization.k8s.io",
+        "v1",
+        "localsubjectaccessreviews",
+        "LocalSubjectAccessReview",
+        true,
+    )
+    .review(),
     b("events.k8s.io", "v1", "events", "Event", true)
         .short(&["ev"])
         .no_generation(),

@@ -178,6 +178,10 @@ pub enum Command {
         /// Keep objects in memory only; nothing survives a restart.
         #[arg(long)]
         in_memory: bool,
+        /// The Kubernetes version `/version` reports, such as `1.34` or `v1.34.2` (default: the
+        /// version of the API types the server is built with).
+        #[arg(long)]
+        kubernetes_version: Option<String>,
     },
     /// Show what each member cluster would receive for resource templates, without a server.
     /// FILE is a YAML/JSON stream (or a directory of them) of resource templates, Clusters,
@@ -446,11 +450,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             bind_address,
             port,
             in_memory,
+            kubernetes_version,
         } => {
             let config = flotilla_apiserver::Config {
                 bind_address,
                 port,
                 in_memory,
+                kubernetes_version,
                 ..flotilla_apiserver::Config::new(data_dir)
             };
             flotilla_apiserver::run(config, |server| {

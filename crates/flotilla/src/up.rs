@@ -266,6 +266,7 @@ impl Fleet {
             port: options.port,
             in_memory: options.in_memory,
             root_context: HUB_CONTEXT.to_owned(),
+            ..flotilla_apiserver::Config::new(&options.data_dir)
         };
         let server = flotilla_apiserver::Server::start(config)
             .await

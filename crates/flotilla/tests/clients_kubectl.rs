@@ -202,6 +202,13 @@ async fn create_token(ctx: &Ctx) -> Result<()> {
         can.trim() == "yes",
         "{v}: auth can-i as the administrator: {can}"
     );
+    // `auth can-i --list` (SelfSubjectRulesReview): the administrator may do everything.
+    let list = k.ok(&["-n", &ns, "auth", "can-i", "--list"]).await?;
+    ensure!(
+        list.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["*.*", "[]", "[]", "[*]"]),
+        "{v}: auth can-i --list as the administrator: {list}"
+    );
     let short = k
         .run(&["-n", &ns, "create", "token", "robot", "--duration=5m"])
         .await?;

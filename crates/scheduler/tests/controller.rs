@@ -278,6 +278,9 @@ async fn scheduler_controller_end_to_end() -> Result<()> {
             &Patch::Merge(&json!({"spec": {"taints": [{"key": "broken", "effect": "NoExecute"}]}})),
         )
         .await?;
+    // Passes that start after the taint's watch event (milliseconds) see it in the snapshot;
+    // without this, `late` could be scheduled from a snapshot taken before the taint.
+    scheduler.passes(PASSES, 12).await?;
     let mut late = BindingBuilder::new().duplicated().replicas(1).build();
     late.metadata.name = Some("late".into());
     late.metadata.uid = None;

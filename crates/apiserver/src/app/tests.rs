@@ -30,6 +30,7 @@ async fn router(history_limit: usize) -> Result<Router> {
         persist: None,
         bookmark_interval: std::time::Duration::from_millis(200),
         requests: Default::default(),
+        version: crate::handlers::discovery::Version::built_in(),
     })))
 }
 
@@ -1325,5 +1326,63 @@ async fn aggregated_discovery_lists_groups_versions_and_resources() -> Result<()
     assert_eq!(legacy["kind"], "APIGroupList");
     let (_, legacy_core) = get("/api", "application/json, */*").await?;
     assert_eq!(legacy_core["kind"], "APIVersions");
+    Ok(())
+}
+
+#[tokio::test]
+async fn access_reviews_answer_for_everyone_and_check_their_namespace() -> Result<()> {
+    let app = router(100).await?;
+    let sar = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+        "spec": {"user": "alice", "resourceAttributes": {"namespace": "default", "verb": "get", "resource": "pods"}}});
+    let (code, answer, _) = call(
+        &app,
+        "POST",
+        "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+        None,
+        Some(sar),
+    )
+    .await?;
+    assert_eq!(code, 201, "{answer}");
+    assert_eq!(answer["status"]["allowed"], true);
+    assert_eq!(answer["spec"]["user"], "alice");
+    let local = |ns: &str| {
+        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "LocalSubjectAccessReview",
+            "spec": {"user": "alice", "resourceAttributes": {"namespace": ns, "verb": "get", "resource": "pods"}}})
+    };
+    let path = "/apis/authorization.k8s.io/v1/namespaces/default/localsubjectaccessreviews";
+    let (code, _, _) = call(&app, "POST", path, None, Some(local("default"))).await?;
+    assert_eq!(code, 201);
+    let (code, status, _) = call(&app, "POST", path, None, Some(local("other"))).await?;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        status["details"]["causes"][0]["field"],
+        "spec.resourceAttributes.namespace"
+    );
+    let (code, rules, _) = call(
+        &app,
+        "POST",
+        "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+        None,
+        Some(
+            json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+            "spec": {"namespace": "default"}}),
+        ),
+    )
+    .await?;
+    assert_eq!(code, 201);
+    assert_eq!(
+        rules["status"]["resourceRules"],
+        json!([{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}])
+    );
+    // Nothing is stored: the reviews are create-only.
+    let (code, _, _) = call(
+        &app,
+        "GET",
+        "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+        None,
+        None,
+    )
+    .await?;
+    assert_eq!(code, 405);
     Ok(())
 }

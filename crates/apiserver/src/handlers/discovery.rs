@@ -12,21 +12,64 @@ use crate::errors::{Error, Result};
 use crate::registry::{ResourceInfo, discovery_entries};
 use crate::storage::ClusterStore;
 
-/// The Kubernetes version this server reports (kubectl's dispatcher picks kubectl.1.33).
-pub(crate) const MAJOR: &str = "1";
-/// Minor version.
-pub(crate) const MINOR: &str = "33";
+/// The Kubernetes version this server reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Version {
+    major: u32,
+    minor: u32,
+    patch: u32,
+}
+
+impl Version {
+    /// The version of the k8s-openapi types the server is built with (its schemas' version).
+    pub(crate) fn built_in() -> Self {
+        // One of these expands: the k8s-openapi version feature the workspace enables.
+        let mut minor: Option<u32> = None;
+        k8s_openapi::k8s_if_1_33! { minor = minor.or(Some(33)); }
+        k8s_openapi::k8s_if_1_34! { minor = minor.or(Some(34)); }
+        k8s_openapi::k8s_if_1_35! { minor = minor.or(Some(35)); }
+        k8s_openapi::k8s_if_1_36! { minor = minor.or(Some(36)); }
+        k8s_openapi::k8s_if_1_37! { minor = minor.or(Some(37)); }
+        let minor = minor.unwrap_or(35);
+        Version {
+            major: 1,
+            minor,
+            patch: 0,
+        }
+    }
+
+    /// `1.34`, `v1.34` or `v1.34.2`.
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        let mut parts = s.strip_prefix('v').unwrap_or(s).split('.');
+        let mut next = || parts.next().map(str::parse::<u32>);
+        let major = next()?.ok()?;
+        let minor = next()?.ok()?;
+        let patch = match next() {
+            None => 0,
+            Some(p) => p.ok()?,
+        };
+        next().is_none().then_some(Version {
+            major,
+            minor,
+            patch,
+        })
+    }
+
+    fn git(&self) -> String {
+        format!("v{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
 
 fn ok(v: &Value) -> Response {
     json_response(200, serde_json::to_vec(v).unwrap_or_default())
 }
 
 /// `GET /version`.
-pub(crate) fn version() -> Response {
+pub(crate) fn version(v: &Version) -> Response {
     ok(&json!({
-        "major": MAJOR,
-        "minor": MINOR,
-        "gitVersion": format!("v{MAJOR}.{MINOR}.0-flotilla"),
+        "major": v.major.to_string(),
+        "minor": v.minor.to_string(),
+        "gitVersion": v.git(),
         "gitCommit": "",
         "gitTreeState": "clean",
         "buildDate": "2026-01-01T00:00:00Z",
@@ -274,7 +317,8 @@ fn openapi_gv_doc(cluster: &ClusterStore, group: &str, version: &str) -> Option<
     }
     Some(json!({
         "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": format!("v{MAJOR}.{MINOR}.0")},
+        // The version of the schemas this document holds.
+        "info": {"title": "Kubernetes", "version": Version::built_in().git()},
         "paths": paths,
         "components": {"schemas": schemas},
     }))
@@ -360,4 +404,26 @@ pub(crate) fn openapi_group_version(
     openapi_gv_doc(cluster, group, version)
         .map(|d| ok(&d))
         .ok_or_else(Error::path_not_found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_and_default_to_the_api_types() {
+        assert_eq!(
+            Version::parse("1.34").map(|v| v.git()),
+            Some("v1.34.0".into())
+        );
+        assert_eq!(
+            Version::parse("v1.34.2").map(|v| v.git()),
+            Some("v1.34.2".into())
+        );
+        for bad in ["", "1", "v1.x", "1.34.2.1", "1.34.", "one.two"] {
+            assert_eq!(Version::parse(bad), None, "{bad}");
+        }
+        // The workspace builds k8s-openapi with its v1_35 feature.
+        assert_eq!(Version::built_in().git(), "v1.35.0");
+    }
 }

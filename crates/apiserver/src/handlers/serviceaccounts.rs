@@ -310,13 +310,45 @@ pub(crate) fn review(
             "metadata": {"creationTimestamp": null},
             "status": {"userInfo": user_info},
         }),
-        _ => json!({
-            "kind": rr.info.kind, "apiVersion": api_version,
+        // `kubectl auth can-i --list`: everything, as for kube's system:masters.
+        "SelfSubjectRulesReview" => json!({
+            "kind": "SelfSubjectRulesReview", "apiVersion": api_version,
             "metadata": {"creationTimestamp": null},
             "spec": request.get("spec").cloned().unwrap_or_else(|| json!({})),
-            "status": {"allowed": true,
-                       "reason": "the embedded API server lets every authenticated request do everything"},
+            "status": {
+                "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+                "incomplete": false,
+            },
         }),
+        kind => {
+            let spec = request.get("spec").cloned().unwrap_or_else(|| json!({}));
+            // A LocalSubjectAccessReview asks about its own namespace only.
+            if kind == "LocalSubjectAccessReview"
+                && let Some(ns) = spec
+                    .pointer("/resourceAttributes/namespace")
+                    .and_then(Value::as_str)
+                && Some(ns) != rr.namespace.as_deref()
+            {
+                return Err(Error::invalid(
+                    "authorization.k8s.io",
+                    kind,
+                    "",
+                    vec![Cause {
+                        reason: "FieldValueInvalid".into(),
+                        message: format!("Invalid value: {ns:?}: must match metadata.namespace"),
+                        field: "spec.resourceAttributes.namespace".into(),
+                    }],
+                ));
+            }
+            json!({
+                "kind": kind, "apiVersion": api_version,
+                "metadata": {"creationTimestamp": null},
+                "spec": spec,
+                "status": {"allowed": true,
+                           "reason": "the embedded API server lets every authenticated request do everything"},
+            })
+        }
     };
     Ok(json_response(
         201,
