@@ -3,7 +3,9 @@
 //! with `FLOTILLA_TEST_SERVER=kube`): typed strategic-merge patches of a Deployment and a
 //! ConfigMap from dict bodies, dynamic-client server-side apply with two managers (409, force),
 //! a CRD with a structural schema (defaults, pruning, Strict, 422 with one cause per field),
-//! and a wrongly typed Deployment refused without breaking the typed list. The scenarios are
+//! a wrongly typed Deployment refused without breaking the typed list, typed lists of every
+//! served group (autoscaling, policy, storage, discovery, scheduling, node, …) and garbage
+//! collection through `propagation_policy`. The scenarios are
 //! in `tests/python/clients.py`; each runs in a fresh namespace and the Rust side re-reads what
 //! the server stored. Skipped with a message when Python or the client cannot be installed.
 
@@ -101,6 +103,22 @@ async fn python_client_patch_apply_and_crd_schemas() -> Result<()> {
         );
         Ok(())
     })
+    .await;
+    s.run(
+        "typed lists of every group; PDB, HPA and EndpointSlice read back",
+        async {
+            scenario(p, c, "typed-lists-of-every-group").await?;
+            Ok(())
+        },
+    )
+    .await;
+    s.run(
+        "garbage collection through propagation_policy (Background, Foreground, Orphan)",
+        async {
+            scenario(p, c, "garbage-collection").await?;
+            Ok(())
+        },
+    )
     .await;
     s.run("a wrongly typed Deployment is refused", async {
         let ns = scenario(p, c, "wrong-type-rejected").await?;

@@ -303,7 +303,103 @@ def wrong_type_rejected(ns):
                      "the bad Deployment was not stored")
 
 
+def typed_lists_of_every_group(ns):
+    # Each group's typed API lists (and so decodes) what the server answers, and creates one
+    # object where the kind is namespaced and needs no other object.
+    core = client.CoreV1Api()
+    lists = {
+        "pods": lambda: core.list_namespaced_pod(ns),
+        "services": lambda: core.list_namespaced_service(ns),
+        "persistentvolumes": core.list_persistent_volume,
+        "resourcequotas": lambda: core.list_namespaced_resource_quota(ns),
+        "limitranges": lambda: core.list_namespaced_limit_range(ns),
+        "endpoints": lambda: core.list_namespaced_endpoints(ns),
+        "nodes": core.list_node,
+        "deployments": lambda: client.AppsV1Api().list_namespaced_deployment(ns),
+        "jobs": lambda: client.BatchV1Api().list_namespaced_job(ns),
+        "horizontalpodautoscalers":
+            lambda: client.AutoscalingV2Api().list_namespaced_horizontal_pod_autoscaler(ns),
+        "poddisruptionbudgets":
+            lambda: client.PolicyV1Api().list_namespaced_pod_disruption_budget(ns),
+        "storageclasses": client.StorageV1Api().list_storage_class,
+        "csidrivers": client.StorageV1Api().list_csi_driver,
+        "volumeattachments": client.StorageV1Api().list_volume_attachment,
+        "endpointslices": lambda: client.DiscoveryV1Api().list_namespaced_endpoint_slice(ns),
+        "priorityclasses": client.SchedulingV1Api().list_priority_class,
+        "runtimeclasses": client.NodeV1Api().list_runtime_class,
+        "ingresses": lambda: client.NetworkingV1Api().list_namespaced_ingress(ns),
+        "networkpolicies": lambda: client.NetworkingV1Api().list_namespaced_network_policy(ns),
+        "leases": lambda: client.CoordinationV1Api().list_namespaced_lease(ns),
+        "roles": lambda: client.RbacAuthorizationV1Api().list_namespaced_role(ns),
+    }
+    for name, call in lists.items():
+        listed = call()
+        check(isinstance(listed.items, list), f"{name}: a typed list", listed)
+    client.PolicyV1Api().create_namespaced_pod_disruption_budget(ns, {
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "pdb"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}})
+    client.AutoscalingV2Api().create_namespaced_horizontal_pod_autoscaler(ns, {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "hpa"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                 "minReplicas": 1, "maxReplicas": 3}})
+    client.DiscoveryV1Api().create_namespaced_endpoint_slice(ns, {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": "es"},
+        "addressType": "IPv4", "endpoints": [{"addresses": ["10.0.0.1"]}]})
+    pdb = client.PolicyV1Api().read_namespaced_pod_disruption_budget("pdb", ns)
+    check(pdb.spec.min_available == 1, "the PDB reads back typed", pdb.spec)
+    hpa = client.AutoscalingV2Api().read_namespaced_horizontal_pod_autoscaler("hpa", ns)
+    check(hpa.spec.max_replicas == 3, "the HPA reads back typed", hpa.spec)
+    slices = client.DiscoveryV1Api().list_namespaced_endpoint_slice(ns).items
+    check([s.endpoints[0].addresses for s in slices] == [["10.0.0.1"]], "the EndpointSlice",
+          slices)
+
+
+def garbage_collection(ns):
+    core = client.CoreV1Api()
+
+    def owned(name, owner):
+        ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": owner.metadata.name,
+               "uid": owner.metadata.uid, "blockOwnerDeletion": True}
+        return core.create_namespaced_config_map(ns, {
+            "metadata": {"name": name, "ownerReferences": [ref]}})
+
+    def wait_gone(name):
+        for _ in range(600):
+            try:
+                core.read_namespaced_config_map(name, ns)
+            except ApiException as err:
+                if err.status == 404:
+                    return
+                raise
+            time.sleep(0.1)
+        raise AssertionError(f"{name} was not collected")
+
+    for policy in ("Background", "Foreground", "Orphan"):
+        owner = core.create_namespaced_config_map(ns, {"metadata": {"name": f"owner-{policy.lower()}"}})
+        owned(f"dep-{policy.lower()}", owner)
+        answer = core.delete_namespaced_config_map(
+            owner.metadata.name, ns, body=client.V1DeleteOptions(propagation_policy=policy))
+        # The typed call's V1Status model cannot hold the object kube answers: it is a dict.
+        finalizers = (answer.get("metadata") or {}).get("finalizers") \
+            if isinstance(answer, dict) else None
+        if policy == "Foreground":
+            check(finalizers == ["foregroundDeletion"],
+                  "a foreground delete answers the owner held", answer)
+        if policy == "Orphan":
+            check(finalizers == ["orphan"], "an orphaning delete answers the owner held", answer)
+        wait_gone(owner.metadata.name)
+        if policy == "Orphan":
+            kept = core.read_namespaced_config_map(f"dep-{policy.lower()}", ns)
+            check(not kept.metadata.owner_references, "the dependent is orphaned",
+                  kept.metadata.owner_references)
+        else:
+            wait_gone(f"dep-{policy.lower()}")
+
+
 SCENARIOS = {
+    "typed-lists-of-every-group": typed_lists_of_every_group,
+    "garbage-collection": garbage_collection,
     "typed-strategic-patch": typed_strategic_patch,
     "configmap-patch": configmap_patch,
     "dynamic-server-side-apply": dynamic_server_side_apply,
