@@ -261,8 +261,7 @@ const BUILTINS: &[Builtin] = &[
     b("", "v1", "pods", "Pod", true)
         .short(&["po"])
         .cat(ALL)
-        .status()
-        .no_generation(),
+        .status(),
     b(
         "",
         "v1",

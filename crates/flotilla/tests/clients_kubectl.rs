@@ -145,6 +145,11 @@ async fn run_version(version: &str) -> Result<()> {
     )
     .await;
     s.run(
+        "get -o wide, get all, api-resources",
+        get_wide_all_and_api_resources(&ctx),
+    )
+    .await;
+    s.run(
         "delete --cascade=background|foreground|orphan and wait --for=delete",
         delete_cascade(&ctx),
     )
@@ -1352,6 +1357,136 @@ async fn delete_cascade(ctx: &Ctx) -> Result<()> {
                 .await?;
             }
         }
+    }
+    Ok(())
+}
+
+/// The columns people read: `get -o wide` of a Deployment, a Service and a Pod, `get all`
+/// naming what the namespace holds, and `api-resources` listing the groups users expect.
+async fn get_wide_all_and_api_resources(ctx: &Ctx) -> Result<()> {
+    let v = ctx.v();
+    let ns = ctx.namespace("get").await?;
+    let k = &ctx.kubectl;
+    k.ok(&[
+        "-n",
+        &ns,
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx:1",
+        "--replicas=2",
+    ])
+    .await?;
+    k.ok(&[
+        "-n",
+        &ns,
+        "create",
+        "service",
+        "clusterip",
+        "web",
+        "--tcp=80:8080",
+    ])
+    .await?;
+    k.ok(&[
+        "-n",
+        &ns,
+        "run",
+        "solo",
+        "--image=busybox:1",
+        "--restart=Never",
+    ])
+    .await?;
+    let words = |line: &str| {
+        line.split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let table = |out: &str| out.lines().map(words).collect::<Vec<_>>();
+
+    let deploy = table(
+        &k.ok(&["-n", &ns, "get", "deployment", "-o", "wide"])
+            .await?,
+    );
+    ensure!(
+        deploy.first().map(|h| h.join(" ")).as_deref()
+            == Some("NAME READY UP-TO-DATE AVAILABLE AGE CONTAINERS IMAGES SELECTOR"),
+        "{v}: deployment columns: {deploy:?}"
+    );
+    let row = deploy.get(1).cloned().unwrap_or_default();
+    ensure!(
+        row.first().map(String::as_str) == Some("web")
+            && row.get(1).map(String::as_str) == Some("0/2")
+            && row.ends_with(&[
+                "nginx".to_string(),
+                "nginx:1".to_string(),
+                "app=web".to_string()
+            ]),
+        "{v}: the deployment row: {row:?}"
+    );
+    let svc = table(&k.ok(&["-n", &ns, "get", "service", "-o", "wide"]).await?);
+    ensure!(
+        svc.first().map(|h| h.join(" ")).as_deref()
+            == Some("NAME TYPE CLUSTER-IP EXTERNAL-IP PORT(S) AGE SELECTOR"),
+        "{v}: service columns: {svc:?}"
+    );
+    let row = svc.get(1).cloned().unwrap_or_default();
+    ensure!(
+        row.get(1).map(String::as_str) == Some("ClusterIP")
+            && row.get(3).map(String::as_str) == Some("<none>")
+            && row.get(4).map(String::as_str) == Some("80/TCP")
+            && row.last().map(String::as_str) == Some("app=web"),
+        "{v}: the service row: {row:?}"
+    );
+    let pods = table(
+        &k.ok(&["-n", &ns, "get", "pod", "solo", "-o", "wide"])
+            .await?,
+    );
+    ensure!(
+        pods.first().map(|h| h.join(" ")).as_deref()
+            == Some("NAME READY STATUS RESTARTS AGE IP NODE NOMINATED NODE READINESS GATES"),
+        "{v}: pod columns: {pods:?}"
+    );
+    let row = pods.get(1).cloned().unwrap_or_default();
+    ensure!(
+        row.get(..4).map(|r| r.join(" ")).as_deref() == Some("solo 0/1 Pending 0"),
+        "{v}: the pod row: {row:?}"
+    );
+
+    let all = k.ok(&["-n", &ns, "get", "all"]).await?;
+    for name in ["pod/solo", "service/web", "deployment.apps/web"] {
+        ensure!(
+            all.lines()
+                .any(|l| l.split_whitespace().next() == Some(name)),
+            "{v}: get all lists {name}: {all}"
+        );
+    }
+    let resources = table(&k.ok(&["api-resources"]).await?);
+    for (name, short, api_version) in [
+        ("pods", "po", "v1"),
+        ("horizontalpodautoscalers", "hpa", "autoscaling/v2"),
+        ("poddisruptionbudgets", "pdb", "policy/v1"),
+        ("storageclasses", "sc", "storage.k8s.io/v1"),
+        ("priorityclasses", "pc", "scheduling.k8s.io/v1"),
+        ("persistentvolumes", "pv", "v1"),
+    ] {
+        ensure!(
+            resources
+                .iter()
+                .any(|r| r.get(..3).is_some_and(|r| r == [name, short, api_version])),
+            "{v}: api-resources lists {name} ({short}, {api_version})"
+        );
+    }
+    for (name, api_version) in [
+        ("endpointslices", "discovery.k8s.io/v1"),
+        ("runtimeclasses", "node.k8s.io/v1"),
+        ("csidrivers", "storage.k8s.io/v1"),
+    ] {
+        ensure!(
+            resources
+                .iter()
+                .any(|r| r.get(..2).is_some_and(|r| r == [name, api_version])),
+            "{v}: api-resources lists {name} ({api_version})"
+        );
     }
     Ok(())
 }

@@ -865,6 +865,13 @@ fn table_probes() -> Vec<Probe> {
                     {"kind": "ServiceAccount", "name": "robot", "namespace": "fidelity"}]}),
         ),
         (
+            "pods",
+            "/api/v1/namespaces/fidelity/pods",
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "t"},
+                "spec": {"nodeName": "n1", "readinessGates": [{"conditionType": "example.com/ready"}],
+                    "containers": [{"name": "c", "image": "busybox:1"}]}}),
+        ),
+        (
             "nodes",
             "/api/v1/nodes",
             json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "fidelity-node",

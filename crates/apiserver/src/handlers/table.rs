@@ -356,7 +356,7 @@ fn columns_of(info: &ResourceInfo) -> Vec<Column> {
             out.push(column(
                 "Restarts",
                 "string",
-                "The number of times the containers in this pod have been restarted.",
+                "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
                 Cell::Builtin(|o| {
                     let n: i64 = o
                         .pointer("/status/containerStatuses")
@@ -365,6 +365,60 @@ fn columns_of(info: &ResourceInfo) -> Vec<Column> {
                     json!(n.to_string())
                 }),
             ));
+            out.push(age_column());
+            out.push(wide(documented(
+                info,
+                "IP",
+                "string",
+                &["status", "podIP"],
+                Cell::Builtin(|o| or_none(str_at(o, "/status/podIP").to_string())),
+            )));
+            out.push(wide(documented(
+                info,
+                "Node",
+                "string",
+                &["spec", "nodeName"],
+                Cell::Builtin(|o| or_none(str_at(o, "/spec/nodeName").to_string())),
+            )));
+            out.push(wide(documented(
+                info,
+                "Nominated Node",
+                "string",
+                &["status", "nominatedNodeName"],
+                Cell::Builtin(|o| or_none(str_at(o, "/status/nominatedNodeName").to_string())),
+            )));
+            out.push(wide(documented(
+                info,
+                "Readiness Gates",
+                "string",
+                &["spec", "readinessGates"],
+                Cell::Builtin(|o| {
+                    let gates: Vec<&str> = o
+                        .pointer("/spec/readinessGates")
+                        .and_then(Value::as_array)
+                        .map(|l| {
+                            l.iter()
+                                .filter_map(|g| g["conditionType"].as_str())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    if gates.is_empty() {
+                        return json!("<none>");
+                    }
+                    let met = gates
+                        .iter()
+                        .filter(|g| {
+                            o.pointer("/status/conditions")
+                                .and_then(Value::as_array)
+                                .is_some_and(|cs| {
+                                    cs.iter().any(|c| c["type"] == **g && c["status"] == "True")
+                                })
+                        })
+                        .count();
+                    json!(format!("{met}/{}", gates.len()))
+                }),
+            )));
+            return out;
         }
         _ => {}
     }

@@ -71,6 +71,7 @@ pub(crate) fn prepare_for_create(kind: &str, obj: &mut Obj) {
                 default_service_families(spec);
             }
         }
+        "Pod" => pod::admit_pod(obj),
         // The TaintNodesByCondition admission plugin taints a new Node not-ready (the node
         // lifecycle controller lifts it once the node reports Ready); its status starts empty.
         "Node" => {

@@ -202,9 +202,9 @@ fn default_downward_items(d: &mut Obj) {
     }
 }
 
-/// A Pod: the pod-spec defaults, then what `SetDefaults_Pod` and the default admission plugins
-/// add (requests copied from limits, `enableServiceLinks`, the ServiceAccount plugin's
-/// `default` account, DefaultTolerationSeconds, Priority) and the status of a new Pod.
+/// A Pod: the pod-spec defaults, then what `SetDefaults_Pod` adds (requests copied from limits,
+/// `enableServiceLinks`) and the status of a new Pod. The admission plugins' part is
+/// [`admit_pod`].
 pub(crate) fn default_pod(obj: &mut Obj) {
     let Some(spec) = ensure_obj(obj, "spec") else {
         return;
@@ -225,6 +225,20 @@ pub(crate) fn default_pod(obj: &mut Obj) {
     }
     default_spec(spec);
     set_default(spec, "enableServiceLinks", json!(true));
+    let qos = qos_class(&Value::Object(spec.clone()));
+    if let Some(status) = ensure_obj(obj, "status") {
+        set_default(status, "phase", json!("Pending"));
+        set_default(status, "qosClass", json!(qos));
+    }
+}
+
+/// What the default admission plugins add to a new Pod after its managed fields are recorded
+/// (so no manager owns them): the ServiceAccount plugin's `default` account,
+/// DefaultTolerationSeconds' tolerations, Priority's priority and preemption policy.
+pub(crate) fn admit_pod(obj: &mut Obj) {
+    let Some(spec) = ensure_obj(obj, "spec") else {
+        return;
+    };
     if spec
         .get("serviceAccountName")
         .and_then(Value::as_str)
@@ -244,11 +258,6 @@ pub(crate) fn default_pod(obj: &mut Obj) {
         set_default(spec, "priority", json!(0));
     }
     set_default(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
-    let qos = qos_class(&Value::Object(spec.clone()));
-    if let Some(status) = ensure_obj(obj, "status") {
-        set_default(status, "phase", json!("Pending"));
-        set_default(status, "qosClass", json!(qos));
-    }
 }
 
 /// DefaultTolerationSeconds: tolerate `not-ready` and `unreachable` for 300s unless the pod
