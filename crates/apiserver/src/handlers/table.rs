@@ -295,18 +295,11 @@ fn columns_of(info: &ResourceInfo) -> Vec<Column> {
                 Cell::Builtin(|o| json!(int_at(o, "/status/availableReplicas"))),
             ));
             out.push(age_column());
-            out.push(wide(column(
-                "Containers",
-                "string",
-                "Names of each container in the template.",
-                Cell::Builtin(|o| containers(o, "name")),
-            )));
-            out.push(wide(column(
-                "Images",
-                "string",
-                "Images referenced by each container in the template.",
-                Cell::Builtin(|o| containers(o, "image")),
-            )));
+            template_columns(
+                &mut out,
+                |o| containers(o, "name"),
+                |o| containers(o, "image"),
+            );
             out.push(wide(documented(
                 info,
                 "Selector",
@@ -469,6 +462,26 @@ fn selector_string(selector: Option<&Value>) -> String {
         );
     }
     parts.join(",")
+}
+
+/// The wide Containers and Images columns of a kind with a pod template.
+fn template_columns(
+    out: &mut Vec<Column>,
+    names: fn(&Value) -> Value,
+    images: fn(&Value) -> Value,
+) {
+    out.push(wide(column(
+        "Containers",
+        "string",
+        "Names of each container in the template.",
+        Cell::Builtin(names),
+    )));
+    out.push(wide(column(
+        "Images",
+        "string",
+        "Images referenced by each container in the template.",
+        Cell::Builtin(images),
+    )));
 }
 
 fn containers(o: &Value, field: &str) -> Value {

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::{
     Cell, Column, age_column, age_of, column, containers, documented, int_at, labels_string,
-    name_column, or_none, selector_string, str_at, wide,
+    name_column, or_none, selector_string, str_at, template_columns, wide,
 };
 use crate::registry::ResourceInfo;
 
@@ -17,19 +17,8 @@ fn condition_true(o: &Value, ty: &str) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c["type"] == ty && c["status"] == "True"))
 }
 
-fn template_columns(out: &mut Vec<Column>) {
-    out.push(wide(column(
-        "Containers",
-        "string",
-        "Names of each container in the template.",
-        Cell::Builtin(|o| containers(o, "name")),
-    )));
-    out.push(wide(column(
-        "Images",
-        "string",
-        "Images referenced by each container in the template.",
-        Cell::Builtin(|o| containers(o, "image")),
-    )));
+fn pod_template_columns(out: &mut Vec<Column>) {
+    template_columns(out, |o| containers(o, "name"), |o| containers(o, "image"));
 }
 
 fn selector_column(info: &ResourceInfo) -> Column {
@@ -180,7 +169,7 @@ pub(super) fn columns(info: &ResourceInfo) -> Option<Vec<Column>> {
                 Cell::Builtin(|o| json!(int_at(o, "/status/readyReplicas"))),
             ));
             out.push(age_column());
-            template_columns(&mut out);
+            pod_template_columns(&mut out);
             if info.group.is_empty() {
                 out.push(wide(documented(
                     info,
@@ -207,7 +196,7 @@ pub(super) fn columns(info: &ResourceInfo) -> Option<Vec<Column>> {
                 }),
             ));
             out.push(age_column());
-            template_columns(&mut out);
+            pod_template_columns(&mut out);
         }
         ("apps", "DaemonSet") => {
             out.push(documented(
@@ -254,7 +243,7 @@ pub(super) fn columns(info: &ResourceInfo) -> Option<Vec<Column>> {
                 }),
             ));
             out.push(age_column());
-            template_columns(&mut out);
+            pod_template_columns(&mut out);
             out.push(selector_column(info));
         }
         ("batch", "Job") => {
@@ -322,7 +311,7 @@ pub(super) fn columns(info: &ResourceInfo) -> Option<Vec<Column>> {
                 }),
             ));
             out.push(age_column());
-            template_columns(&mut out);
+            pod_template_columns(&mut out);
             out.push(selector_column(info));
         }
         ("batch", "CronJob") => {
@@ -378,18 +367,11 @@ pub(super) fn columns(info: &ResourceInfo) -> Option<Vec<Column>> {
                 }),
             ));
             out.push(age_column());
-            out.push(wide(column(
-                "Containers",
-                "string",
-                "Names of each container in the template.",
-                Cell::Builtin(|o| job_template_containers(o, "name")),
-            )));
-            out.push(wide(column(
-                "Images",
-                "string",
-                "Images referenced by each container in the template.",
-                Cell::Builtin(|o| job_template_containers(o, "image")),
-            )));
+            template_columns(
+                &mut out,
+                |o| job_template_containers(o, "name"),
+                |o| job_template_containers(o, "image"),
+            );
             out.push(wide(documented(
                 info,
                 "Selector",
