@@ -213,15 +213,59 @@ async fn as_yaml(resp: Response) -> Response {
     Response::from_parts(parts, Body::from(yaml))
 }
 
+/// Whether the Accept header asks for protobuf first (as client-go configured for protobuf does).
+fn wants_protobuf(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split(',').next())
+        .is_some_and(|first| first.trim() == "application/vnd.kubernetes.protobuf")
+}
+
+/// A JSON answer of a built-in kind re-encoded as protobuf; anything else as it is (a custom
+/// resource or a discovery document stays JSON, which such clients accept too).
+async fn as_protobuf(resp: Response) -> Response {
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/json");
+    if !json || resp.extensions().get::<Streamed>().is_some() {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return Error::internal("reading the answer").into_response();
+    };
+    let encoded = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|value| crate::codec::encode_protobuf(&value));
+    let Some(encoded) = encoded else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/vnd.kubernetes.protobuf"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(encoded))
+}
+
 async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let method = req.method().clone();
     let uri = req.uri().clone();
     let yaml = wants_yaml(req.headers());
+    let protobuf = wants_protobuf(req.headers());
     let resp = match route(state, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
-    let resp = if yaml { as_yaml(resp).await } else { resp };
+    let resp = if yaml {
+        as_yaml(resp).await
+    } else if protobuf {
+        as_protobuf(resp).await
+    } else {
+        resp
+    };
     tracing::debug!(%method, %uri, status = resp.status().as_u16(), "request");
     resp
 }

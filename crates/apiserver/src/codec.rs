@@ -87,6 +87,31 @@ fn decode_protobuf(body: &[u8]) -> Result<Value> {
     Ok(out)
 }
 
+/// A JSON answer (object, list or Status of a built-in kind) as the Kubernetes protobuf
+/// envelope, for a client that asks for protobuf; `None` for what has no protobuf form (custom
+/// resources, discovery documents).
+pub(crate) fn encode_protobuf(value: &Value) -> Option<Vec<u8>> {
+    let api_version = value.get("apiVersion")?.as_str()?;
+    let kind = value.get("kind")?.as_str()?;
+    let message = match kind {
+        "Status" | "DeleteOptions" => pb::message_of("meta.k8s.io/v1", kind)?,
+        _ => pb::message_of(api_version, kind)?,
+    };
+    let raw = pb::encode(&message, value).ok()?;
+    let envelope = k8s_pb::apimachinery::pkg::runtime::Unknown {
+        type_meta: Some(k8s_pb::apimachinery::pkg::runtime::TypeMeta {
+            api_version: Some(api_version.to_string()),
+            kind: Some(kind.to_string()),
+        }),
+        raw: Some(raw),
+        content_encoding: Some(String::new()),
+        content_type: Some(String::new()),
+    };
+    let mut out = PROTOBUF_MAGIC.to_vec();
+    out.extend(envelope.encode_to_vec());
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

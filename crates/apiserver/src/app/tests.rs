@@ -1386,3 +1386,78 @@ async fn access_reviews_answer_for_everyone_and_check_their_namespace() -> Resul
     assert_eq!(code, 405);
     Ok(())
 }
+
+#[tokio::test]
+async fn protobuf_answers_for_clients_that_ask_first() -> Result<()> {
+    use k8s_pb::api::core::v1 as core;
+    use k8s_pb::apimachinery::pkg::apis::meta::v1 as meta;
+    use k8s_pb::apimachinery::pkg::runtime::Unknown;
+    use prost::Message as _;
+    let app = router(100).await?;
+    call(
+        &app,
+        "POST",
+        CMS,
+        None,
+        Some(json!({"metadata": {"name": "a", "labels": {"x": "y"}}, "data": {"k": "v"}})),
+    )
+    .await?;
+    let get = |path: &'static str| {
+        let app = app.clone();
+        async move {
+            let req = http::Request::builder()
+                .uri(path)
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .header(
+                    "accept",
+                    "application/vnd.kubernetes.protobuf, application/json",
+                )
+                .body(Body::empty())?;
+            let resp = app.oneshot(req).await?;
+            let ct = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let bytes = resp.into_body().collect().await?.to_bytes();
+            anyhow::Ok((ct, bytes.to_vec()))
+        }
+    };
+    let unwrap = |bytes: &[u8]| -> Result<Unknown> {
+        let raw = bytes
+            .strip_prefix(b"k8s\x00".as_slice())
+            .ok_or_else(|| anyhow::anyhow!("no envelope"))?;
+        Ok(Unknown::decode(raw)?)
+    };
+    let (ct, bytes) = get("/api/v1/namespaces/default/configmaps/a").await?;
+    assert_eq!(ct, "application/vnd.kubernetes.protobuf");
+    let envelope = unwrap(&bytes)?;
+    assert_eq!(
+        envelope.type_meta.as_ref().and_then(|t| t.kind.as_deref()),
+        Some("ConfigMap")
+    );
+    let cm = core::ConfigMap::decode(envelope.raw.unwrap_or_default().as_slice())?;
+    assert_eq!(cm.data.get("k").map(String::as_str), Some("v"));
+    let m = cm.metadata.unwrap_or_default();
+    assert_eq!(m.name.as_deref(), Some("a"));
+    assert!(
+        m.creation_timestamp
+            .and_then(|t| t.seconds)
+            .is_some_and(|s| s > 0)
+    );
+    let (_, bytes) = get("/api/v1/namespaces/default/configmaps").await?;
+    let list = core::ConfigMapList::decode(unwrap(&bytes)?.raw.unwrap_or_default().as_slice())?;
+    assert_eq!(list.items.len(), 1);
+    assert!(list.metadata.and_then(|m| m.resource_version).is_some());
+    let (_, bytes) = get("/api/v1/namespaces/default/configmaps/missing").await?;
+    let status = meta::Status::decode(unwrap(&bytes)?.raw.unwrap_or_default().as_slice())?;
+    assert_eq!(
+        (status.code, status.reason.as_deref()),
+        (Some(404), Some("NotFound"))
+    );
+    // Discovery has no protobuf form here: it stays JSON.
+    let (ct, _) = get("/api").await?;
+    assert_eq!(ct, "application/json");
+    Ok(())
+}

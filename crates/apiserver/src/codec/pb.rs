@@ -351,6 +351,141 @@ fn scalar_field(buf: &[u8], tag: u32) -> Result<Option<Raw<'_>>, String> {
         .map(|(_, v)| v))
 }
 
+/// Encodes `value` (the JSON of a message of type `name`) as that message's wire format: the
+/// inverse of [`decode`], for answers to clients that ask for protobuf.
+pub(super) fn encode(name: &str, value: &Value) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    match name {
+        TIME | MICRO_TIME => {
+            let Some(s) = value.as_str() else {
+                return Ok(out);
+            };
+            let ts: jiff::Timestamp = s.parse().map_err(|e| format!("time {s:?}: {e}"))?;
+            put_varint_field(&mut out, 1, ts.as_second() as u64);
+            put_varint_field(&mut out, 2, i64::from(ts.subsec_nanosecond()) as u64);
+        }
+        QUANTITY => {
+            let s = match value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            put_len_field(&mut out, 1, s.as_bytes());
+        }
+        FIELDS_V1 | RAW_EXTENSION | JSON => {
+            let raw = serde_json::to_vec(value).map_err(|e| e.to_string())?;
+            put_len_field(&mut out, 1, &raw);
+        }
+        INT_OR_STRING => match value {
+            Value::String(s) => {
+                put_varint_field(&mut out, 1, 1);
+                put_len_field(&mut out, 3, s.as_bytes());
+            }
+            other => {
+                put_varint_field(&mut out, 1, 0);
+                put_varint_field(&mut out, 2, other.as_i64().unwrap_or(0) as u64);
+            }
+        },
+        n if n.ends_with(".ExtraValue") => {
+            for s in value.as_array().into_iter().flatten() {
+                put_len_field(&mut out, 1, s.as_str().unwrap_or_default().as_bytes());
+            }
+        }
+        DURATION => {}
+        _ => {
+            let fields = TABLE
+                .get(name)
+                .ok_or_else(|| format!("no protobuf description of {name}"))?;
+            for &(tag, json_name, repeated, _, ty) in fields.iter() {
+                if json_name.is_empty() {
+                    // Inline: the embedded message's fields are this object's.
+                    if let Ty::Msg(m) = ty {
+                        let inner = encode(m, value)?;
+                        if !inner.is_empty() {
+                            put_len_field(&mut out, tag, &inner);
+                        }
+                    }
+                    continue;
+                }
+                let Some(v) = value.get(json_name).filter(|v| !v.is_null()) else {
+                    continue;
+                };
+                match ty {
+                    Ty::MapStr | Ty::MapBytes | Ty::MapMsg(_) => {
+                        for (k, item) in v.as_object().into_iter().flatten() {
+                            let mut entry = Vec::new();
+                            put_len_field(&mut entry, 1, k.as_bytes());
+                            let vt = match ty {
+                                Ty::MapStr => Ty::Str,
+                                Ty::MapBytes => Ty::Bytes,
+                                Ty::MapMsg(m) => Ty::Msg(m),
+                                other => other,
+                            };
+                            put_value(&mut entry, 2, vt, item)?;
+                            put_len_field(&mut out, tag, &entry);
+                        }
+                    }
+                    _ if repeated => {
+                        for item in v.as_array().into_iter().flatten() {
+                            put_value(&mut out, tag, ty, item)?;
+                        }
+                    }
+                    _ => put_value(&mut out, tag, ty, v)?,
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn put_value(out: &mut Vec<u8>, tag: u32, ty: Ty, v: &Value) -> Result<(), String> {
+    match ty {
+        Ty::Str => {
+            let s = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            put_len_field(out, tag, s.as_bytes());
+        }
+        Ty::Bytes => {
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(v.as_str().unwrap_or_default())
+                .map_err(|e| format!("bytes field: {e}"))?;
+            put_len_field(out, tag, &raw);
+        }
+        Ty::I32 | Ty::I64 => put_varint_field(out, tag, v.as_i64().unwrap_or(0) as u64),
+        Ty::Bool => put_varint_field(out, tag, u64::from(v.as_bool().unwrap_or(false))),
+        Ty::F64 => {
+            put_varint(out, u64::from(tag << 3 | 1));
+            out.extend(v.as_f64().unwrap_or(0.0).to_le_bytes());
+        }
+        Ty::Msg(m) => {
+            let inner = encode(m, v)?;
+            put_len_field(out, tag, &inner);
+        }
+        Ty::MapStr | Ty::MapBytes | Ty::MapMsg(_) => {}
+    }
+    Ok(())
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_varint_field(out: &mut Vec<u8>, tag: u32, v: u64) {
+    put_varint(out, u64::from(tag << 3));
+    put_varint(out, v);
+}
+
+fn put_len_field(out: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
+    put_varint(out, u64::from(tag << 3 | 2));
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -488,6 +623,36 @@ mod tests {
         assert_eq!(go_duration(90_000_000_000), "1m30s");
         assert_eq!(go_duration(3_600_000_000_000), "1h0m0s");
         assert_eq!(go_duration(1_500_000), "1.5ms");
+    }
+
+    #[test]
+    fn answers_encode_to_what_decodes_back() {
+        let deployment = json!({
+            "metadata": {"name": "web", "namespace": "ns", "labels": {"app": "web"},
+                "creationTimestamp": "2026-12-03T10:00:00Z", "generation": 2,
+                "managedFields": [{"manager": "m", "operation": "Update", "apiVersion": "apps/v1",
+                    "time": "2026-12-03T10:00:00Z", "fieldsType": "FieldsV1",
+                    "fieldsV1": {"f:spec": {"f:replicas": {}}}}]},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "c", "image": "nginx:1",
+                        "ports": [{"containerPort": 80}],
+                        "resources": {"limits": {"cpu": "500m"}},
+                        "livenessProbe": {"httpGet": {"path": "/", "port": "http"}}}],
+                        "volumes": [{"name": "v", "emptyDir": {}}]}},
+                "strategy": {"type": "RollingUpdate",
+                    "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 1}}},
+            "status": {"replicas": 1, "conditions": [{"type": "Available", "status": "True",
+                "lastTransitionTime": "2026-12-03T10:00:01Z"}]}
+        });
+        let bytes = encode("api.apps.v1.Deployment", &deployment).expect("encodes");
+        assert_eq!(
+            decode("api.apps.v1.Deployment", &bytes).expect("decodes"),
+            deployment
+        );
+        // And prost reads it as the same typed object.
+        let typed = apps::Deployment::decode(bytes.as_slice()).expect("prost decodes");
+        assert_eq!(typed.spec.and_then(|s| s.replicas), Some(0));
     }
 
     #[test]
