@@ -865,6 +865,16 @@ fn table_probes() -> Vec<Probe> {
                     {"kind": "ServiceAccount", "name": "robot", "namespace": "fidelity"}]}),
         ),
         (
+            "events",
+            "/api/v1/namespaces/fidelity/events",
+            json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "t.1"},
+                "involvedObject": {"kind": "Pod", "name": "t", "namespace": "fidelity",
+                    "fieldPath": "spec.containers{c}"},
+                "reason": "Pulled", "message": " pulled the image ", "type": "Normal", "count": 3,
+                "source": {"component": "kubelet", "host": "n1"},
+                "firstTimestamp": "2020-01-01T00:00:00Z", "lastTimestamp": "2020-01-02T00:00:00Z"}),
+        ),
+        (
             "pods",
             "/api/v1/namespaces/fidelity/pods",
             json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "t"},

@@ -507,6 +507,8 @@ const BY_VALUE: &[&str] = &[
     "strategy",
     "updateStrategy",
     "jobTemplate",
+    // core/v1 Event's and VolumeAttachmentSpec's `source`.
+    "source",
 ];
 
 /// The zero value of a built-in kind as kube converts it to unstructured: by-value structs as

@@ -72,6 +72,12 @@ pub(crate) fn prepare_for_create(kind: &str, obj: &mut Obj) {
             }
         }
         "Pod" => pod::admit_pod(obj),
+        // Go's Event writes these even when empty.
+        "Event" => {
+            set_default(obj, "eventTime", Value::Null);
+            set_default(obj, "reportingComponent", json!(""));
+            set_default(obj, "reportingInstance", json!(""));
+        }
         // The TaintNodesByCondition admission plugin taints a new Node not-ready (the node
         // lifecycle controller lifts it once the node reports Ready); its status starts empty.
         "Node" => {

@@ -49,6 +49,9 @@ fn or_unknown(s: &str) -> Value {
 
 /// The columns of `info`'s kind, when it is one of this module's.
 pub(super) fn columns(info: &ResourceInfo) -> Option<Vec<Column>> {
+    if info.group.is_empty() && info.kind == "Event" {
+        return Some(event_columns());
+    }
     let mut out = vec![name_column()];
     match (info.group.as_str(), info.kind.as_str()) {
         ("", "Node") => {
@@ -520,6 +523,115 @@ pub(super) fn columns(info: &ResourceInfo) -> Option<Vec<Column>> {
         _ => return None,
     }
     Some(out)
+}
+
+/// `kubectl get events`: when, what and about which object; the name last, wide only.
+fn event_columns() -> Vec<Column> {
+    fn first_seen(o: &Value) -> Value {
+        match o.pointer("/firstTimestamp").and_then(Value::as_str) {
+            Some(t) => age_of(Some(t)),
+            None => age_of(o.pointer("/eventTime").and_then(Value::as_str)),
+        }
+    }
+    vec![
+        column(
+            "Last Seen",
+            "string",
+            "The time at which the most recent occurrence of this event was recorded.",
+            Cell::Builtin(|o| {
+                if let Some(t) = o
+                    .pointer("/series/lastObservedTime")
+                    .and_then(Value::as_str)
+                {
+                    return age_of(Some(t));
+                }
+                match o.pointer("/lastTimestamp").and_then(Value::as_str) {
+                    Some(t) => age_of(Some(t)),
+                    None => first_seen(o),
+                }
+            }),
+        ),
+        column(
+            "Type",
+            "string",
+            "Type of this event (Normal, Warning), new types could be added in the future",
+            Cell::Builtin(|o| json!(str_at(o, "/type"))),
+        ),
+        column(
+            "Reason",
+            "string",
+            "This should be a short, machine understandable string that gives the reason for the transition into the object's current status.",
+            Cell::Builtin(|o| json!(str_at(o, "/reason"))),
+        ),
+        column(
+            "Object",
+            "string",
+            "The object that this event is about.",
+            Cell::Builtin(|o| {
+                let kind = str_at(o, "/involvedObject/kind").to_lowercase();
+                json!(match str_at(o, "/involvedObject/name") {
+                    "" => kind,
+                    name => format!("{kind}/{name}"),
+                })
+            }),
+        ),
+        wide(column(
+            "Subobject",
+            "string",
+            "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement, such as desiredState.manifest.containers[2]. For example, if the object reference is to a container within a pod, this would take on a value like: \"spec.containers{name}\" (where \"name\" refers to the name of the container that triggered the event) or if no container name is specified \"spec.containers[2]\" (container with index 2 in this pod). This syntax is chosen only to have some well-defined way of referencing a part of an object.",
+            Cell::Builtin(|o| json!(str_at(o, "/involvedObject/fieldPath"))),
+        )),
+        wide(column(
+            "Source",
+            "string",
+            "The component reporting this event. Should be a short machine understandable string.",
+            Cell::Builtin(|o| {
+                let (component, host) = (str_at(o, "/source/component"), str_at(o, "/source/host"));
+                let (controller, instance) = (
+                    str_at(o, "/reportingComponent"),
+                    str_at(o, "/reportingInstance"),
+                );
+                let (who, where_) = if component.is_empty() {
+                    (controller, instance)
+                } else {
+                    (component, host)
+                };
+                json!(if where_.is_empty() {
+                    who.to_string()
+                } else {
+                    format!("{who}, {where_}")
+                })
+            }),
+        )),
+        column(
+            "Message",
+            "string",
+            "A human-readable description of the status of this operation.",
+            Cell::Builtin(|o| json!(str_at(o, "/message").trim())),
+        ),
+        wide(column(
+            "First Seen",
+            "string",
+            "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)",
+            Cell::Builtin(first_seen),
+        )),
+        wide(column(
+            "Count",
+            "string",
+            "The number of times this event has occurred.",
+            Cell::Builtin(|o| {
+                let count = match o.pointer("/series/count").and_then(Value::as_i64) {
+                    Some(c) => c,
+                    None => match int_at(o, "/count") {
+                        0 => 1,
+                        c => c,
+                    },
+                };
+                json!(count)
+            }),
+        )),
+        wide(name_column()),
+    ]
 }
 
 fn strings_len(o: &Value, pointer: &str) -> usize {
