@@ -140,7 +140,7 @@ async fn run_version(version: &str) -> Result<()> {
     )
     .await;
     s.run(
-        "create: every generator without files (protobuf bodies from 1.33 on)",
+        "create: every generator (protobuf bodies from 1.33 on)",
         create_generators(&ctx),
     )
     .await;
@@ -1066,8 +1066,7 @@ async fn validation(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// Every `kubectl create` generator that needs no files (kubectl 1.33 and later send their
-/// bodies as protobuf): what each created is read back as JSON and checked field by field,
+/// Every `kubectl create` generator (kubectl 1.33 and later send their bodies as protobuf): what each created is read back as JSON and checked field by field,
 /// including a zero that must stay (`--replicas=0`) and int-or-string values both ways.
 async fn create_generators(ctx: &Ctx) -> Result<()> {
     let v = ctx.v();
@@ -1214,6 +1213,38 @@ async fn create_generators(ctx: &Ctx) -> Result<()> {
                 .as_str()
                 .is_some_and(|d| !d.is_empty()),
         "{v}: create secret docker-registry: {reg}"
+    );
+    // A TLS Secret from a key pair made for the test.
+    let dir = tempfile::tempdir()?;
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=t",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()?;
+    ensure!(made.status.success(), "openssl: {made:?}");
+    run(n(&[
+        "secret",
+        "tls",
+        "tls",
+        &format!("--cert={}", cert.display()),
+        &format!("--key={}", key.display()),
+    ]))
+    .await?;
+    let tls = must_get(c, &format!("/api/v1/namespaces/{ns}/secrets/tls")).await?;
+    ensure!(
+        at(&tls, "/type") == "kubernetes.io/tls"
+            && at(&tls, "/data/tls.crt")
+                .as_str()
+                .is_some_and(|d| !d.is_empty())
+            && at(&tls, "/data/tls.key")
+                .as_str()
+                .is_some_and(|d| !d.is_empty()),
+        "{v}: create secret tls: {tls}"
     );
     run(n(&["configmap", "cfg", "--from-literal=a=1"])).await?;
     run(n(&["serviceaccount", "robot"])).await?;
