@@ -865,6 +865,37 @@ fn table_probes() -> Vec<Probe> {
                     {"kind": "ServiceAccount", "name": "robot", "namespace": "fidelity"}]}),
         ),
         (
+            "persistentvolumeclaims",
+            "/api/v1/namespaces/fidelity/persistentvolumeclaims",
+            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "t"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "fast",
+                    "resources": {"requests": {"storage": "1Gi"}}}}),
+        ),
+        (
+            "persistentvolumes",
+            "/api/v1/persistentvolumes",
+            json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "fidelity-pv"},
+                "spec": {"capacity": {"storage": "2Gi"}, "accessModes": ["ReadWriteOnce", "ReadOnlyMany"],
+                    "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "fast",
+                    "volumeMode": "Filesystem",
+                    "claimRef": {"namespace": "fidelity", "name": "t"}, "hostPath": {"path": "/tmp/pv"}}}),
+        ),
+        (
+            "storageclasses",
+            "/apis/storage.k8s.io/v1/storageclasses",
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                "metadata": {"name": "fidelity-fast",
+                    "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+                "provisioner": "example.com/fast", "reclaimPolicy": "Retain",
+                "volumeBindingMode": "WaitForFirstConsumer", "allowVolumeExpansion": true}),
+        ),
+        (
+            "priorityclasses",
+            "/apis/scheduling.k8s.io/v1/priorityclasses",
+            json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                "metadata": {"name": "fidelity-high"}, "value": 1000, "preemptionPolicy": "Never"}),
+        ),
+        (
             "events",
             "/api/v1/namespaces/fidelity/events",
             json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "t.1"},
@@ -894,10 +925,19 @@ fn table_probes() -> Vec<Probe> {
         let id: &'static str = Box::leak(format!("create-{kind}-for-table").into_boxed_str());
         out.push(probe(id, Method::POST, path, body));
         let id: &'static str = Box::leak(format!("{kind}-list-as-table").into_boxed_str());
-        let list: &'static str = if kind == "nodes" {
-            "/api/v1/nodes?fieldSelector=metadata.name%3Dfidelity-node"
-        } else {
-            path
+        // Cluster-scoped kinds: only the probe's own object (a real server has others).
+        let list: &'static str = match kind {
+            "nodes" => "/api/v1/nodes?fieldSelector=metadata.name%3Dfidelity-node",
+            "persistentvolumes" => {
+                "/api/v1/persistentvolumes?fieldSelector=metadata.name%3Dfidelity-pv"
+            }
+            "storageclasses" => {
+                "/apis/storage.k8s.io/v1/storageclasses?fieldSelector=metadata.name%3Dfidelity-fast"
+            }
+            "priorityclasses" => {
+                "/apis/scheduling.k8s.io/v1/priorityclasses?fieldSelector=metadata.name%3Dfidelity-high"
+            }
+            _ => path,
         };
         out.push(Probe {
             accept: "application/json;as=Table;g=meta.k8s.io;v=v1",

@@ -507,8 +507,10 @@ const BY_VALUE: &[&str] = &[
     "strategy",
     "updateStrategy",
     "jobTemplate",
-    // core/v1 Event's and VolumeAttachmentSpec's `source`.
+    // core/v1 Event's and VolumeAttachmentSpec's `source`; a PVC's and a container's
+    // `resources`.
     "source",
+    "resources",
 ];
 
 /// The zero value of a built-in kind as kube converts it to unstructured: by-value structs as

@@ -72,6 +72,21 @@ pub(crate) fn prepare_for_create(kind: &str, obj: &mut Obj) {
             }
         }
         "Pod" => pod::admit_pod(obj),
+        // A new PersistentVolume waits for a claim.
+        "PersistentVolume" => {
+            if let Some(st) = ensure_obj(obj, "status") {
+                set_default(st, "phase", json!("Pending"));
+                set_default(
+                    st,
+                    "lastPhaseTransitionTime",
+                    json!(
+                        jiff::Timestamp::now()
+                            .strftime("%Y-%m-%dT%H:%M:%SZ")
+                            .to_string()
+                    ),
+                );
+            }
+        }
         // Go's Event writes these even when empty.
         "Event" => {
             set_default(obj, "eventTime", Value::Null);

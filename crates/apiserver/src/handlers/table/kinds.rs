@@ -520,9 +520,253 @@ pub(super) fn columns(info: &ResourceInfo) -> Option<Vec<Column>> {
                 Cell::Builtin(|o| json!(subjects(o, "ServiceAccount").join(", "))),
             )));
         }
+        ("", "PersistentVolumeClaim") => {
+            out.push(documented(
+                info,
+                "Status",
+                "string",
+                &["status", "phase"],
+                Cell::Builtin(|o| json!(str_at(o, "/status/phase"))),
+            ));
+            out.push(documented(
+                info,
+                "Volume",
+                "string",
+                &["spec", "volumeName"],
+                Cell::Builtin(|o| json!(str_at(o, "/spec/volumeName"))),
+            ));
+            out.push(documented(
+                info,
+                "Capacity",
+                "string",
+                &["status", "capacity"],
+                Cell::Builtin(|o| json!(str_at(o, "/status/capacity/storage"))),
+            ));
+            out.push(documented(
+                info,
+                "Access Modes",
+                "string",
+                &["status", "accessModes"],
+                Cell::Builtin(|o| access_modes(o, "/status/accessModes")),
+            ));
+            out.push(column(
+                "StorageClass",
+                "string",
+                "StorageClass of the pvc",
+                Cell::Builtin(|o| json!(str_at(o, "/spec/storageClassName"))),
+            ));
+            out.push(column(
+                "VolumeAttributesClass",
+                "string",
+                "VolumeAttributesClass of the pvc",
+                Cell::Builtin(|o| or_unset(str_at(o, "/spec/volumeAttributesClassName"))),
+            ));
+            out.push(age_column());
+            out.push(wide(documented(
+                info,
+                "VolumeMode",
+                "string",
+                &["spec", "volumeMode"],
+                Cell::Builtin(|o| or_unset(str_at(o, "/spec/volumeMode"))),
+            )));
+        }
+        ("", "PersistentVolume") => {
+            out.push(documented(
+                info,
+                "Capacity",
+                "string",
+                &["spec", "capacity"],
+                Cell::Builtin(|o| json!(str_at(o, "/spec/capacity/storage"))),
+            ));
+            out.push(documented(
+                info,
+                "Access Modes",
+                "string",
+                &["spec", "accessModes"],
+                Cell::Builtin(|o| access_modes(o, "/spec/accessModes")),
+            ));
+            out.push(documented(
+                info,
+                "Reclaim Policy",
+                "string",
+                &["spec", "persistentVolumeReclaimPolicy"],
+                Cell::Builtin(|o| json!(str_at(o, "/spec/persistentVolumeReclaimPolicy"))),
+            ));
+            out.push(documented(
+                info,
+                "Status",
+                "string",
+                &["status", "phase"],
+                Cell::Builtin(|o| json!(str_at(o, "/status/phase"))),
+            ));
+            out.push(documented(
+                info,
+                "Claim",
+                "string",
+                &["spec", "claimRef"],
+                Cell::Builtin(|o| {
+                    json!(match (
+                        str_at(o, "/spec/claimRef/namespace"),
+                        str_at(o, "/spec/claimRef/name")
+                    ) {
+                        (_, "") => String::new(),
+                        (ns, name) => format!("{ns}/{name}"),
+                    })
+                }),
+            ));
+            out.push(column(
+                "StorageClass",
+                "string",
+                "StorageClass of the pv",
+                Cell::Builtin(|o| json!(str_at(o, "/spec/storageClassName"))),
+            ));
+            out.push(column(
+                "VolumeAttributesClass",
+                "string",
+                "VolumeAttributesClass of the pv",
+                Cell::Builtin(|o| or_unset(str_at(o, "/spec/volumeAttributesClassName"))),
+            ));
+            out.push(documented(
+                info,
+                "Reason",
+                "string",
+                &["status", "reason"],
+                Cell::Builtin(|o| json!(str_at(o, "/status/reason"))),
+            ));
+            out.push(age_column());
+            out.push(wide(documented(
+                info,
+                "VolumeMode",
+                "string",
+                &["spec", "volumeMode"],
+                Cell::Builtin(|o| or_unset(str_at(o, "/spec/volumeMode"))),
+            )));
+        }
+        ("storage.k8s.io", "StorageClass") => {
+            // A default class's name says so.
+            out[0].cell = Cell::Builtin(|o| {
+                let name = str_at(o, "/metadata/name");
+                let default = [
+                    "storageclass.kubernetes.io/is-default-class",
+                    "storageclass.beta.kubernetes.io/is-default-class",
+                ]
+                .iter()
+                .any(|k| {
+                    o.pointer("/metadata/annotations")
+                        .and_then(|a| a.get(*k))
+                        .and_then(Value::as_str)
+                        == Some("true")
+                });
+                json!(if default {
+                    format!("{name} (default)")
+                } else {
+                    name.to_string()
+                })
+            });
+            out.push(documented(
+                info,
+                "Provisioner",
+                "string",
+                &["provisioner"],
+                Cell::Builtin(|o| json!(str_at(o, "/provisioner"))),
+            ));
+            out.push(documented(
+                info,
+                "ReclaimPolicy",
+                "string",
+                &["reclaimPolicy"],
+                Cell::Builtin(|o| {
+                    json!(match str_at(o, "/reclaimPolicy") {
+                        "" => "Delete",
+                        p => p,
+                    })
+                }),
+            ));
+            out.push(documented(
+                info,
+                "VolumeBindingMode",
+                "string",
+                &["volumeBindingMode"],
+                Cell::Builtin(|o| {
+                    json!(match str_at(o, "/volumeBindingMode") {
+                        "" => "Immediate",
+                        m => m,
+                    })
+                }),
+            ));
+            out.push(documented(
+                info,
+                "AllowVolumeExpansion",
+                "string",
+                &["allowVolumeExpansion"],
+                Cell::Builtin(|o| {
+                    json!(o.pointer("/allowVolumeExpansion").and_then(Value::as_bool) == Some(true))
+                }),
+            ));
+            out.push(age_column());
+        }
+        ("scheduling.k8s.io", "PriorityClass") => {
+            out.push(documented(
+                info,
+                "Value",
+                "integer",
+                &["value"],
+                Cell::Builtin(|o| json!(int_at(o, "/value"))),
+            ));
+            out.push(documented(
+                info,
+                "Global-Default",
+                "boolean",
+                &["globalDefault"],
+                Cell::Builtin(|o| {
+                    json!(o.pointer("/globalDefault").and_then(Value::as_bool) == Some(true))
+                }),
+            ));
+            out.push(age_column());
+            out.push(documented(
+                info,
+                "PreemptionPolicy",
+                "string",
+                &["preemptionPolicy"],
+                Cell::Builtin(|o| {
+                    json!(match str_at(o, "/preemptionPolicy") {
+                        "" => "PreemptLowerPriority",
+                        p => p,
+                    })
+                }),
+            ));
+        }
         _ => return None,
     }
     Some(out)
+}
+
+/// Access modes as kubectl abbreviates them (`RWO,ROX,RWX,RWOP`).
+fn access_modes(o: &Value, pointer: &str) -> Value {
+    let modes: Vec<&str> = o
+        .pointer(pointer)
+        .and_then(Value::as_array)
+        .map(|l| {
+            l.iter()
+                .filter_map(|m| match m.as_str()? {
+                    "ReadWriteOnce" => Some("RWO"),
+                    "ReadOnlyMany" => Some("ROX"),
+                    "ReadWriteMany" => Some("RWX"),
+                    "ReadWriteOncePod" => Some("RWOP"),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    json!(modes.join(","))
+}
+
+fn or_unset(s: &str) -> Value {
+    if s.is_empty() {
+        json!("<unset>")
+    } else {
+        json!(s)
+    }
 }
 
 /// `kubectl get events`: when, what and about which object; the name last, wide only.
