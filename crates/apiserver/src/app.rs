@@ -185,34 +185,6 @@ fn wants_yaml(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/yaml"))
 }
 
-/// A JSON answer re-encoded as YAML, as kube-apiserver serves `application/yaml`; anything
-/// else (a watch stream, protobuf, a Table's JSON is JSON too) as it is.
-async fn as_yaml(resp: Response) -> Response {
-    let json = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes() == b"application/json");
-    if !json || resp.extensions().get::<Streamed>().is_some() {
-        return resp;
-    }
-    let (mut parts, body) = resp.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
-        return Error::internal("reading the answer").into_response();
-    };
-    let yaml = serde_json::from_slice::<Value>(&bytes)
-        .ok()
-        .and_then(|value| serde_saphyr::to_string(&value).ok());
-    let Some(yaml) = yaml else {
-        return Response::from_parts(parts, Body::from(bytes));
-    };
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("application/yaml"),
-    );
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(yaml))
-}
-
 /// Whether the Accept header asks for protobuf first (as client-go configured for protobuf does).
 fn wants_protobuf(headers: &axum::http::HeaderMap) -> bool {
     headers
@@ -222,9 +194,15 @@ fn wants_protobuf(headers: &axum::http::HeaderMap) -> bool {
         .is_some_and(|first| first.trim() == "application/vnd.kubernetes.protobuf")
 }
 
-/// A JSON answer of a built-in kind re-encoded as protobuf; anything else as it is (a custom
-/// resource or a discovery document stays JSON, which such clients accept too).
-async fn as_protobuf(resp: Response) -> Response {
+/// A JSON answer re-encoded in the media type the client asked for (`application/yaml`, as
+/// kube-apiserver serves it; protobuf for built-in kinds); a watch stream, an answer that is not
+/// JSON, or one `encode` has no form for (a custom resource or a discovery document in
+/// protobuf) stays as it is.
+async fn reencode(
+    resp: Response,
+    media_type: &'static str,
+    encode: impl FnOnce(&Value) -> Option<Vec<u8>>,
+) -> Response {
     let json = resp
         .headers()
         .get(header::CONTENT_TYPE)
@@ -238,13 +216,13 @@ async fn as_protobuf(resp: Response) -> Response {
     };
     let encoded = serde_json::from_slice::<Value>(&bytes)
         .ok()
-        .and_then(|value| crate::codec::encode_protobuf(&value));
+        .and_then(|value| encode(&value));
     let Some(encoded) = encoded else {
         return Response::from_parts(parts, Body::from(bytes));
     };
     parts.headers.insert(
         header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("application/vnd.kubernetes.protobuf"),
+        axum::http::HeaderValue::from_static(media_type),
     );
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(encoded))
@@ -260,9 +238,17 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
         Err(e) => e.into_response(),
     };
     let resp = if yaml {
-        as_yaml(resp).await
+        reencode(resp, "application/yaml", |v| {
+            serde_saphyr::to_string(v).ok().map(String::into_bytes)
+        })
+        .await
     } else if protobuf {
-        as_protobuf(resp).await
+        reencode(
+            resp,
+            "application/vnd.kubernetes.protobuf",
+            crate::codec::encode_protobuf,
+        )
+        .await
     } else {
         resp
     };

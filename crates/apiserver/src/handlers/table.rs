@@ -143,11 +143,12 @@ fn count_at(obj: &Value, pointer: &str) -> i64 {
 }
 
 fn or_none(s: String) -> Value {
-    if s.is_empty() {
-        json!("<none>")
-    } else {
-        json!(s)
-    }
+    placeholder(&s, "<none>")
+}
+
+/// `s`, or kubectl's placeholder (`<none>`, `<unset>`, `<unknown>`) when it is empty.
+fn placeholder(s: &str, empty: &str) -> Value {
+    json!(if s.is_empty() { empty } else { s })
 }
 
 fn columns_of(info: &ResourceInfo) -> Vec<Column> {

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::{
     Cell, Column, age_column, age_of, column, containers, documented, int_at, labels_string,
-    name_column, or_none, selector_string, str_at, template_columns, wide,
+    name_column, or_none, placeholder, selector_string, str_at, template_columns, wide,
 };
 use crate::registry::ResourceInfo;
 
@@ -40,11 +40,7 @@ fn node_address(o: &Value, ty: &str) -> Value {
 }
 
 fn or_unknown(s: &str) -> Value {
-    if s.is_empty() {
-        json!("<unknown>")
-    } else {
-        json!(s)
-    }
+    placeholder(s, "<unknown>")
 }
 
 /// The columns of `info`'s kind, when it is one of this module's.
@@ -762,11 +758,7 @@ fn access_modes(o: &Value, pointer: &str) -> Value {
 }
 
 fn or_unset(s: &str) -> Value {
-    if s.is_empty() {
-        json!("<unset>")
-    } else {
-        json!(s)
-    }
+    placeholder(s, "<unset>")
 }
 
 /// `kubectl get events`: when, what and about which object; the name last, wide only.
