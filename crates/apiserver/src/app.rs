@@ -147,6 +147,8 @@ pub(crate) struct ResourceRequest {
     pub(crate) table: Option<&'static str>,
     /// The serving CA (PEM).
     pub(crate) ca_pem: Arc<str>,
+    /// Who sent the request.
+    pub(crate) user: User,
 }
 
 /// Who the request's bearer token says it is: the admin, or a ServiceAccount of `cluster`
@@ -421,6 +423,7 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
                 .and_then(|v| v.to_str().ok()),
         ),
         ca_pem: state.ca_pem.clone(),
+        user: user.unwrap_or_else(User::admin),
     };
     let read_body = || async {
         axum::body::to_bytes(body, MAX_BODY)
@@ -437,38 +440,50 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
         .sub
         .clone()
         .filter(|s| crate::handlers::pods::serves(&rr.info, s));
-    match (verb, pod_action.as_deref()) {
-        (Verb::Create, Some("binding")) => {
-            return crate::handlers::pods::binding(&rr, ct, &read_body().await?).await;
+    // A deprecated resource's warning comes with every answer.
+    let deprecation = rr.info.deprecation.clone();
+    let answer = async move {
+        match (verb, pod_action.as_deref()) {
+            (Verb::Create, Some("binding")) => {
+                return crate::handlers::pods::binding(&rr, ct, &read_body().await?).await;
+            }
+            (Verb::Create, Some("eviction")) => {
+                return crate::handlers::pods::eviction(&rr, ct, &read_body().await?).await;
+            }
+            (_, Some(sub)) => return crate::handlers::pods::no_kubelet(&rr, sub).await,
+            _ => {}
         }
-        (Verb::Create, Some("eviction")) => {
-            return crate::handlers::pods::eviction(&rr, ct, &read_body().await?).await;
+        match verb {
+            Verb::Watch => watch::watch(rr),
+            Verb::List => crud::list(&rr).await,
+            Verb::Create if rr.sub.is_some() => {
+                crate::handlers::serviceaccounts::token_request(
+                    &rr,
+                    ct,
+                    &read_body().await?,
+                    &state.token,
+                )
+                .await
+            }
+            Verb::Create if rr.info.review => {
+                crate::handlers::serviceaccounts::review(&rr, ct, &read_body().await?, &rr.user)
+            }
+            Verb::Create => crud::create(&rr, ct, &read_body().await?).await,
+            Verb::DeleteCollection => crud::delete_collection(&rr, ct, &read_body().await?).await,
+            Verb::Get => crud::get(&rr).await,
+            Verb::Update => crud::update(&rr, ct, &read_body().await?).await,
+            Verb::Patch => crud::patch(&rr, ct, &read_body().await?).await,
+            Verb::Delete => crud::delete(&rr, ct, &read_body().await?).await,
         }
-        (_, Some(sub)) => return crate::handlers::pods::no_kubelet(&rr, sub).await,
-        _ => {}
     }
-    match verb {
-        Verb::Watch => watch::watch(rr),
-        Verb::List => crud::list(&rr).await,
-        Verb::Create if rr.sub.is_some() => {
-            crate::handlers::serviceaccounts::token_request(
-                &rr,
-                ct,
-                &read_body().await?,
-                &state.token,
-            )
-            .await
-        }
-        Verb::Create if rr.info.review => {
-            let user = user.unwrap_or_else(User::admin);
-            crate::handlers::serviceaccounts::review(&rr, ct, &read_body().await?, &user)
-        }
-        Verb::Create => crud::create(&rr, ct, &read_body().await?).await,
-        Verb::DeleteCollection => crud::delete_collection(&rr, ct, &read_body().await?).await,
-        Verb::Get => crud::get(&rr).await,
-        Verb::Update => crud::update(&rr, ct, &read_body().await?).await,
-        Verb::Patch => crud::patch(&rr, ct, &read_body().await?).await,
-        Verb::Delete => crud::delete(&rr, ct, &read_body().await?).await,
+    .await;
+    match deprecation {
+        Some(text) => answer.map(|resp| {
+            let mut w = crate::handlers::admission::Warnings::default();
+            w.push(text);
+            w.attach(resp)
+        }),
+        None => answer,
     }
 }
 

@@ -15,6 +15,8 @@
 //! from a cluster-scoped object to a namespaced kind, cannot be resolved: such an object is left
 //! alone (and looked at again when a CRD changes).
 //!
+//! The same worker runs the storage-protection controllers ([`crate::protection`]).
+//!
 //! The work is derived from the stored objects: the [`Tracker`] (kept in the cluster state and
 //! fed with every change as its transaction ends) indexes dependents by owner uid and queues what to look at;
 //! after a restart it is rebuilt from the loaded objects, so a collection pending at a crash
@@ -28,6 +30,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, watch};
 
 use crate::handlers::crud::{self, DeleteOptions, Propagation};
+use crate::protection;
 use crate::registry::{CRD_KEY, ResourceInfo};
 use crate::storage::{ClusterStore, EventType, Objects, Txn, WatchEvent};
 
@@ -91,6 +94,28 @@ fn has_finalizer(obj: &Value, f: &str) -> bool {
 }
 
 /// Being deleted and waiting for the collector (orphaning or deleting its dependents).
+/// A claim or volume being deleted that still has its protection finalizer.
+fn protected_deleting(k: &ObjKey, obj: &Value) -> bool {
+    deleting(obj) && protection::finalizer_for(&k.0).is_some_and(|f| has_finalizer(obj, f))
+}
+
+/// Drop a deleted claim's or volume's protection finalizer once nothing uses it.
+fn release(txn: &mut Txn<'_>, k: &ObjKey) {
+    let Some(obj) = txn.state().get(&k.0, &k.1, &k.2) else {
+        return;
+    };
+    let (Some(finalizer), Some(info)) = (protection::finalizer_for(&k.0), info_of(txn, &k.0))
+    else {
+        return;
+    };
+    if deleting(&obj)
+        && has_finalizer(&obj, finalizer)
+        && protection::releasable(txn.state(), &k.0, &k.1, &obj)
+    {
+        remove_finalizer(txn, &info, k, finalizer);
+    }
+}
+
 fn awaits_collector(obj: &Value) -> bool {
     deleting(obj) && (has_finalizer(obj, FOREGROUND) || has_finalizer(obj, ORPHAN))
 }
@@ -104,6 +129,9 @@ enum Item {
     Dependents(String),
     /// The owner a dependent (in this namespace) names: its deletion may wait on the dependent.
     Owner(String, OwnerRef),
+    /// A claim or volume that may be deleted with its protection finalizer (see
+    /// [`crate::protection`]).
+    Protected(ObjKey),
 }
 
 /// The collector's bookkeeping for one logical cluster, kept in its state.
@@ -152,6 +180,9 @@ impl Tracker {
                 let k: ObjKey = (key.clone(), ns.clone(), name.clone());
                 let refs = owner_refs(obj);
                 self.index(&k, &refs);
+                if protected_deleting(&k, obj) {
+                    self.push(Item::Protected(k.clone()));
+                }
                 if !refs.is_empty() || awaits_collector(obj) {
                     self.push(Item::Object(k));
                 }
@@ -178,6 +209,22 @@ impl Tracker {
             self.index(&k, &new);
             if !new.is_empty() {
                 self.push(Item::Object(k.clone()));
+            }
+        }
+        if e.kind != EventType::Deleted && protected_deleting(&k, &e.object) {
+            self.push(Item::Protected(k.clone()));
+        }
+        if *e.key == *protection::PODS {
+            // The claims the pod mounted or mounts may be free now.
+            let mut claims = e
+                .prev
+                .as_deref()
+                .map(protection::claims_of)
+                .unwrap_or_default();
+            claims.extend(protection::claims_of(&e.object));
+            let key: Arc<str> = Arc::from(protection::CLAIMS);
+            for claim in claims {
+                self.push(Item::Protected((key.clone(), e.namespace.clone(), claim)));
             }
         }
         match e.kind {
@@ -260,6 +307,7 @@ fn step(txn: &mut Txn<'_>) -> bool {
                     collect(txn, &k);
                 }
             }
+            Item::Protected(k) => release(txn, &k),
         }
     }
     !txn.state().gc.queue.is_empty()

@@ -17,6 +17,7 @@ mod errors;
 mod gc;
 mod handlers;
 mod kubeconfig;
+mod protection;
 mod registry;
 mod requests;
 mod selectors;
@@ -139,7 +140,7 @@ fn valid_cluster_name(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
-/// Create the namespaces every cluster starts with.
+/// Create the namespaces every cluster starts with, each with its `default` ServiceAccount.
 async fn seed(store: &ClusterStore) -> Result<()> {
     let now = handlers::crud::now();
     store
@@ -164,6 +165,7 @@ async fn seed(store: &ClusterStore) -> Result<()> {
                         }),
                     );
                 }
+                handlers::serviceaccounts::ensure_default(txn, ns);
             }
             Ok(())
         })

@@ -45,6 +45,11 @@ pub(crate) struct ResourceInfo {
     pub(crate) scale: Option<ScaleSpec>,
     /// Whether writes track `metadata.generation`.
     pub(crate) generation: bool,
+    /// Whether writes record `metadata.managedFields` (kube-apiserver keeps none for
+    /// CertificateSigningRequests).
+    pub(crate) managed_fields: bool,
+    /// The warning every request of a deprecated resource (or CRD version) gets.
+    pub(crate) deprecation: Option<String>,
     /// Served from a CRD (deletes return the object, not a Status).
     pub(crate) custom: bool,
     /// The CRD version's structural schema (custom resources only).
@@ -175,6 +180,8 @@ struct Builtin {
     status: bool,
     scale: bool,
     generation: bool,
+    managed_fields: bool,
+    deprecation: Option<&'static str>,
     review: bool,
 }
 
@@ -196,6 +203,8 @@ const fn b(
         status: false,
         scale: false,
         generation: true,
+        managed_fields: true,
+        deprecation: None,
         review: false,
     }
 }
@@ -219,6 +228,14 @@ impl Builtin {
     }
     const fn no_generation(mut self) -> Self {
         self.generation = false;
+        self
+    }
+    const fn no_managed_fields(mut self) -> Self {
+        self.managed_fields = false;
+        self
+    }
+    const fn deprecated(mut self, warning: &'static str) -> Self {
+        self.deprecation = Some(warning);
         self
     }
     const fn review(mut self) -> Self {
@@ -250,7 +267,8 @@ const BUILTINS: &[Builtin] = &[
         .no_generation(),
     b("", "v1", "endpoints", "Endpoints", true)
         .short(&["ep"])
-        .no_generation(),
+        .no_generation()
+        .deprecated("v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice"),
     b("", "v1", "events", "Event", true)
         .short(&["ev"])
         .no_generation(),
@@ -320,7 +338,8 @@ const BUILTINS: &[Builtin] = &[
         "controllerrevisions",
         "ControllerRevision",
         true,
-    ),
+    )
+    .no_generation(),
     b(
         "autoscaling",
         "v2",
@@ -433,7 +452,9 @@ const BUILTINS: &[Builtin] = &[
         false,
     )
     .short(&["csr"])
-    .status(),
+    .status()
+    .no_generation()
+    .no_managed_fields(),
     b(
         "authentication.k8s.io",
         "v1",
@@ -508,6 +529,8 @@ fn builtin_info(b: &Builtin) -> ResourceInfo {
         status: b.status,
         scale,
         generation: b.generation,
+        managed_fields: b.managed_fields,
+        deprecation: b.deprecation.map(String::from),
         custom: false,
         schema: None,
         printer_columns: Vec::new(),
@@ -760,6 +783,18 @@ pub(crate) fn crd_infos(crd: &Value) -> Option<Vec<ResourceInfo>> {
             status,
             scale,
             generation: true,
+            managed_fields: true,
+            deprecation: version
+                .get("deprecated")
+                .and_then(Value::as_bool)
+                .filter(|d| *d)
+                .map(|_| {
+                    version
+                        .get("deprecationWarning")
+                        .and_then(Value::as_str)
+                        .map(String::from)
+                        .unwrap_or_else(|| format!("{group}/{vname} {kind} is deprecated"))
+                }),
             review: false,
             custom: true,
             schema: version

@@ -489,6 +489,15 @@ fn write_probes() -> Vec<Probe> {
                 )
             },
         ),
+        Probe {
+            accept: "application/json;as=Table;g=meta.k8s.io;v=v1",
+            ..probe(
+                "crd-list-as-table",
+                Method::GET,
+                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions?fieldSelector=metadata.name%3Dwidgets.fidelity.example.com",
+                Value::Null,
+            )
+        },
         probe(
             "crd-delete",
             Method::DELETE,
@@ -797,6 +806,9 @@ fn probes() -> Vec<Probe> {
     .collect()
 }
 
+/// A certificate signing request for `CN=fidelity-user` (its key was thrown away).
+const CSR_PEM_BASE64: &str = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0KTUlIU01Ib0NBUUF3R0RFV01CUUdBMVVFQXd3TlptbGtaV3hwZEhrdGRYTmxjakJaTUJNR0J5cUdTTTQ5QWdFRwpDQ3FHU000OUF3RUhBMElBQk02ZE1FSUgveFYxZmsvS3hPTDNBUEdmNDZYa3ZGd2dxT3g2VTB6WWJYWDB3cTIyCjBpVGdqRUc2Y0pyT0xnV2svSFNuV3NOU3dmZ0Q5YVlRMkxXdW9iQ2dBREFLQmdncWhrak9QUVFEQWdOSUFEQkYKQWlFQWlid1R3Q2J1Z0xEdkM0YW56TTk3M2Z5ZWlHS2dyZG9nSGV5WGptZFpLRThDSUhWaWZQMTJ5aWRHbVBSawpoWkpsS1kwd2tLczN1M05LekNaRTdqTzVKRWRVCi0tLS0tRU5EIENFUlRJRklDQVRFIFJFUVVFU1QtLS0tLQo=";
+
 /// kubectl's columns for more built-in kinds: one object of each, listed as a Table.
 fn table_probes() -> Vec<Probe> {
     let template = json!({"metadata": {"labels": {"app": "t"}},
@@ -919,30 +931,185 @@ fn table_probes() -> Vec<Probe> {
                 "labels": {"node-role.kubernetes.io/worker": "", "kubernetes.io/role": "edge"}},
                 "spec": {"unschedulable": true}}),
         ),
+        (
+            "horizontalpodautoscalers",
+            "/apis/autoscaling/v2/namespaces/fidelity/horizontalpodautoscalers",
+            json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "t"},
+                "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "t"},
+                    "maxReplicas": 5,
+                    "metrics": [{"type": "Resource", "resource": {"name": "memory",
+                        "target": {"type": "AverageValue", "averageValue": "100Mi"}}}]}}),
+        ),
+        (
+            "horizontalpodautoscalers-defaulted",
+            "/apis/autoscaling/v2/namespaces/fidelity/horizontalpodautoscalers",
+            json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "u"},
+                "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "u"},
+                    "minReplicas": 2, "maxReplicas": 4, "behavior": {"scaleDown": {"stabilizationWindowSeconds": 60}}}}),
+        ),
+        (
+            "endpoints",
+            "/api/v1/namespaces/fidelity/endpoints",
+            json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "t"},
+                "subsets": [{"addresses": [{"ip": "10.0.0.1"}, {"ip": "10.0.0.2"}],
+                    "notReadyAddresses": [{"ip": "10.0.0.3"}],
+                    "ports": [{"name": "http", "port": 80}, {"name": "https", "port": 443}]}]}),
+        ),
+        (
+            "endpointslices",
+            "/apis/discovery.k8s.io/v1/namespaces/fidelity/endpointslices",
+            json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": "t"},
+                "addressType": "IPv4",
+                "ports": [{"name": "http", "port": 80}, {"name": "dns", "port": 53, "protocol": "UDP"}],
+                "endpoints": [{"addresses": ["10.0.0.1"]}, {"addresses": ["10.0.0.2"], "conditions": {"ready": false}}]}),
+        ),
+        (
+            "networkpolicies",
+            "/apis/networking.k8s.io/v1/namespaces/fidelity/networkpolicies",
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "t"},
+                "spec": {"podSelector": {"matchLabels": {"app": "t"}},
+                    "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}]}}),
+        ),
+        (
+            "networkpolicies-ingress",
+            "/apis/networking.k8s.io/v1/namespaces/fidelity/networkpolicies",
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "u"},
+                "spec": {"podSelector": {}}}),
+        ),
+        (
+            "resourcequotas",
+            "/api/v1/namespaces/fidelity/resourcequotas",
+            json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "t"},
+                "spec": {"hard": {"pods": "10", "requests.cpu": "1", "limits.memory": "1Gi", "requests.memory": "512Mi"}}}),
+        ),
+        (
+            "limitranges",
+            "/api/v1/namespaces/fidelity/limitranges",
+            json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "t"},
+                "spec": {"limits": [
+                    {"type": "Container", "max": {"cpu": "2", "memory": "1Gi"}, "default": {"cpu": "500m"}},
+                    {"type": "Pod", "max": {"cpu": "4"}},
+                    {"type": "PersistentVolumeClaim", "min": {"storage": "1Gi"}}]}}),
+        ),
+        (
+            "serviceaccounts",
+            "/api/v1/namespaces/fidelity/serviceaccounts",
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "t"},
+                "secrets": [{"name": "t-token"}]}),
+        ),
+        (
+            "podtemplates",
+            "/api/v1/namespaces/fidelity/podtemplates",
+            json!({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"}, "template": template}),
+        ),
+        (
+            "controllerrevisions",
+            "/apis/apps/v1/namespaces/fidelity/controllerrevisions",
+            json!({"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": {"name": "t"},
+                "revision": 3, "data": {"spec": {"template": {"metadata": {"labels": {"app": "t"}}}}}}),
+        ),
+        (
+            "roles",
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/fidelity/roles",
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "t"},
+                "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}),
+        ),
+        (
+            "clusterroles",
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": {"name": "fidelity-reader"},
+                "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}),
+        ),
+        (
+            "ingressclasses",
+            "/apis/networking.k8s.io/v1/ingressclasses",
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+                "metadata": {"name": "fidelity-lb"},
+                "spec": {"controller": "example.com/ingress",
+                    "parameters": {"apiGroup": "k8s.example.com", "kind": "IngressParameters", "name": "external-lb"}}}),
+        ),
+        (
+            "runtimeclasses",
+            "/apis/node.k8s.io/v1/runtimeclasses",
+            json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+                "metadata": {"name": "fidelity-runc"}, "handler": "runc"}),
+        ),
+        (
+            "csidrivers",
+            "/apis/storage.k8s.io/v1/csidrivers",
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSIDriver",
+                "metadata": {"name": "fidelity.csi.example.com"},
+                "spec": {"attachRequired": true, "podInfoOnMount": true,
+                    "tokenRequests": [{"audience": "vault"}]}}),
+        ),
+        (
+            "csinodes",
+            "/apis/storage.k8s.io/v1/csinodes",
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSINode",
+                "metadata": {"name": "fidelity-node"},
+                "spec": {"drivers": [{"name": "fidelity.csi.example.com", "nodeID": "n1"}]}}),
+        ),
+        (
+            "volumeattachments",
+            "/apis/storage.k8s.io/v1/volumeattachments",
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "VolumeAttachment",
+                "metadata": {"name": "fidelity-va"},
+                "spec": {"attacher": "fidelity.csi.example.com", "nodeName": "n1",
+                    "source": {"persistentVolumeName": "fidelity-pv"}}}),
+        ),
+        (
+            "certificatesigningrequests",
+            "/apis/certificates.k8s.io/v1/certificatesigningrequests",
+            json!({"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+                "metadata": {"name": "fidelity-csr"},
+                "spec": {"request": CSR_PEM_BASE64, "signerName": "kubernetes.io/kube-apiserver-client",
+                    "expirationSeconds": 86400, "usages": ["client auth"]}}),
+        ),
     ];
     let mut out = Vec::new();
     for (kind, path, body) in objects {
         let id: &'static str = Box::leak(format!("create-{kind}-for-table").into_boxed_str());
+        let name = body["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         out.push(probe(id, Method::POST, path, body));
         let id: &'static str = Box::leak(format!("{kind}-list-as-table").into_boxed_str());
         // Cluster-scoped kinds: only the probe's own object (a real server has others).
-        let list: &'static str = match kind {
-            "nodes" => "/api/v1/nodes?fieldSelector=metadata.name%3Dfidelity-node",
-            "persistentvolumes" => {
-                "/api/v1/persistentvolumes?fieldSelector=metadata.name%3Dfidelity-pv"
-            }
-            "storageclasses" => {
-                "/apis/storage.k8s.io/v1/storageclasses?fieldSelector=metadata.name%3Dfidelity-fast"
-            }
-            "priorityclasses" => {
-                "/apis/scheduling.k8s.io/v1/priorityclasses?fieldSelector=metadata.name%3Dfidelity-high"
-            }
-            _ => path,
+        let list: &'static str = if path.contains("/namespaces/") {
+            path
+        } else {
+            Box::leak(format!("{path}?fieldSelector=metadata.name%3D{name}").into_boxed_str())
         };
         out.push(Probe {
             accept: "application/json;as=Table;g=meta.k8s.io;v=v1",
             ..probe(id, Method::GET, list, Value::Null)
         });
+    }
+    // The autoscaler's validation, in kube's order and words.
+    let hpa = "/apis/autoscaling/v2/namespaces/fidelity/horizontalpodautoscalers";
+    for (id, spec) in [
+        (
+            "hpa-invalid-target",
+            json!({"scaleTargetRef": {"apiVersion": "v1"}, "minReplicas": 0, "maxReplicas": 0}),
+        ),
+        (
+            "hpa-invalid-bounds",
+            json!({"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"},
+                "minReplicas": 5, "maxReplicas": 3,
+                "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization"}}},
+                    {"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue"}}}]}),
+        ),
+        ("hpa-invalid-empty", json!({})),
+    ] {
+        out.push(worded(probe(
+            id,
+            Method::POST,
+            hpa,
+            json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                "metadata": {"name": "bad"}, "spec": spec}),
+        )));
     }
     out
 }
@@ -1007,7 +1174,7 @@ fn seen_body(code: u16, body: &str, message: bool) -> Value {
             .filter(|(_, c)| {
                 matches!(
                     c.get("name").and_then(Value::as_str),
-                    Some("Age" | "Cluster-IP")
+                    Some("Age" | "Created At" | "Cluster-IP")
                 )
             })
             .map(|(i, _)| i)

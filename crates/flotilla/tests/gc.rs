@@ -4,7 +4,9 @@
 //! dependent that has dependents of its own) and orphan propagation, the `orphan` finalizer, a
 //! cluster-scoped owner of a namespaced dependent and a Namespace owning a cluster-scoped one,
 //! dangling references found later (absent owner, owner of another uid, one live owner left),
-//! batch/v1 Jobs orphaning by default with kube's warning, and invalid DeleteOptions. Every
+//! batch/v1 Jobs orphaning by default with kube's warning, and invalid DeleteOptions; and the other
+//! kube-controller-manager duties the embedded server does: storage in-use protection of claims
+//! and volumes, and each namespace's `default` ServiceAccount. Every
 //! wait is for a state the collector must reach; none asserts that nothing happened.
 
 #[path = "support/api.rs"]
@@ -405,5 +407,109 @@ async fn jobs_orphan_by_default_and_bad_options_are_refused() -> Result<()> {
     .await?;
     ensure!(query.code == 422, "{}", query.body);
     ensure!(get_json(c, &cm_path(&ns, "x")).await?.is_some());
+    Ok(())
+}
+
+fn claim(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+}
+
+fn volume(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+            "hostPath": {"path": "/tmp/flotilla-gc-test"}}})
+}
+
+/// Storage object in-use protection: a claim a scheduled pod mounts, and a Bound volume, stay
+/// (deleting, with their finalizer) until nothing uses them. Each wait for the protected object
+/// follows the deletion of an unprotected twin, so the controller has looked at both.
+#[tokio::test(flavor = "multi_thread")]
+async fn claims_and_volumes_in_use_are_protected() -> Result<()> {
+    let hub = TestHub::start().await?;
+    let c = &hub.client;
+    let ns = fresh_namespace(c, "gc-protect").await?;
+    let claims = format!("/api/v1/namespaces/{ns}/persistentvolumeclaims");
+    for name in ["used", "free"] {
+        let pvc = ok(c, Method::POST, &claims, &claim(name)).await?;
+        ensure!(
+            finalizers(&pvc) == ["kubernetes.io/pvc-protection"],
+            "{pvc}"
+        );
+    }
+    let pods = format!("/api/v1/namespaces/{ns}/pods");
+    ok(
+        c,
+        Method::POST,
+        &pods,
+        &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "user"},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox:1"}],
+                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "used"}}]}}),
+    )
+    .await?;
+    delete(c, &format!("{claims}/used"), None).await?;
+    delete(c, &format!("{claims}/free"), None).await?;
+    gone(c, &format!("{claims}/free")).await?;
+    let used = deleting(c, &format!("{claims}/used")).await?;
+    ensure!(
+        finalizers(&used) == ["kubernetes.io/pvc-protection"],
+        "{used}"
+    );
+    // Once the pod is gone (no kubelet here: no grace period), the claim goes.
+    let now = json!({"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0});
+    let a = send(c, Method::DELETE, &format!("{pods}/user"), &now).await?;
+    ensure!(a.code == 200, "{} {}", a.code, a.body);
+    gone(c, &format!("{claims}/used")).await?;
+
+    // A volume is protected while Bound.
+    let bound = format!("{ns}-bound");
+    let spare = format!("{ns}-spare");
+    for name in [&bound, &spare] {
+        let pv = ok(c, Method::POST, "/api/v1/persistentvolumes", &volume(name)).await?;
+        ensure!(finalizers(&pv) == ["kubernetes.io/pv-protection"], "{pv}");
+    }
+    let phase = |p: &str| json!({"status": {"phase": p}});
+    ok(
+        c,
+        Method::PATCH,
+        &format!("/api/v1/persistentvolumes/{bound}/status"),
+        &phase("Bound"),
+    )
+    .await?;
+    delete(c, &format!("/api/v1/persistentvolumes/{bound}"), None).await?;
+    delete(c, &format!("/api/v1/persistentvolumes/{spare}"), None).await?;
+    gone(c, &format!("/api/v1/persistentvolumes/{spare}")).await?;
+    let pv = deleting(c, &format!("/api/v1/persistentvolumes/{bound}")).await?;
+    ensure!(finalizers(&pv) == ["kubernetes.io/pv-protection"], "{pv}");
+    ok(
+        c,
+        Method::PATCH,
+        &format!("/api/v1/persistentvolumes/{bound}/status"),
+        &phase("Released"),
+    )
+    .await?;
+    gone(c, &format!("/api/v1/persistentvolumes/{bound}")).await?;
+    Ok(())
+}
+
+/// Every namespace has a `default` ServiceAccount, made again when it is deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn namespaces_have_a_default_service_account() -> Result<()> {
+    let hub = TestHub::start().await?;
+    let c = &hub.client;
+    let ns = fresh_namespace(c, "gc-sa").await?;
+    let path = format!("/api/v1/namespaces/{ns}/serviceaccounts/default");
+    let first = until("the default ServiceAccount", || async {
+        get_json(c, &path).await
+    })
+    .await?;
+    let old_uid = first["metadata"]["uid"].clone();
+    delete(c, &path, None).await?;
+    until("a new default ServiceAccount", || async {
+        Ok(get_json(c, &path)
+            .await?
+            .filter(|sa| sa["metadata"]["uid"] != old_uid))
+    })
+    .await?;
     Ok(())
 }

@@ -2,7 +2,9 @@
 //! validation errors (422 causes) it reports, for the kinds users propagate: apps Deployment,
 //! StatefulSet, DaemonSet, ReplicaSet; batch Job, CronJob; core Pod, Service, ConfigMap, Secret,
 //! ServiceAccount, PersistentVolumeClaim, Namespace; networking.k8s.io Ingress; and the RBAC
-//! roles and bindings. Every pod template goes through one shared pod-spec defaulter and
+//! roles and bindings. The cluster-level kinds get their defaults too (HorizontalPodAutoscaler
+//! with its validation; Endpoints, EndpointSlice, LimitRange, PodTemplate, PersistentVolume,
+//! ResourceQuota, NetworkPolicy, IngressClass, CSIDriver, CSINode, VolumeAttachment). Every pod template goes through one shared pod-spec defaulter and
 //! validator ([`pod`]).
 //!
 //! Expectations in the tests were read off a real kube-apiserver v1.37.2 (`?dryRun=All`).
@@ -14,11 +16,13 @@
 //! selector and labels, a Pod's tolerations, priority and `default` service account.
 
 mod apps;
+mod autoscaling;
 mod batch;
 mod core;
 mod networking;
 mod pod;
 mod rbac;
+mod storage;
 mod util;
 
 #[cfg(test)]
@@ -45,9 +49,12 @@ pub fn default(group: &str, kind: &str, obj: &mut Value) {
                 apps::default(kind, o);
             }
         }
+        "autoscaling" => autoscaling::default(kind, o),
         "batch" => batch::default(kind, o),
+        "discovery.k8s.io" if kind == "EndpointSlice" => storage::default_endpoint_slice(o),
         "networking.k8s.io" => networking::default(kind, o),
         "rbac.authorization.k8s.io" => rbac::default(kind, o),
+        "storage.k8s.io" => storage::default(kind, o),
         _ => {}
     }
 }
@@ -61,7 +68,13 @@ pub fn prepare_for_create(group: &str, kind: &str, obj: &mut Value) {
     };
     match group {
         "" => core::prepare_for_create(kind, o),
+        "autoscaling" => autoscaling::prepare_for_create(kind, o),
         "batch" => batch::prepare_for_create(kind, o),
+        "storage.k8s.io" => storage::prepare_for_create(kind, o),
+        // A new request is neither approved nor denied.
+        "certificates.k8s.io" if kind == "CertificateSigningRequest" => {
+            util::ensure_obj(o, "status");
+        }
         // A new PodDisruptionBudget's status, as its strategy leaves it.
         "policy" if kind == "PodDisruptionBudget" => {
             if let Some(st) = util::ensure_obj(o, "status") {
@@ -105,9 +118,19 @@ pub fn validate(group: &str, kind: &str, obj: &Value, old: Option<&Value>) -> Ve
         {
             apps::validate(kind, obj, old)
         }
+        "autoscaling" => autoscaling::validate(kind, obj, old),
         "batch" => batch::validate(kind, obj, old),
         "networking.k8s.io" => networking::validate(kind, obj, old),
         "rbac.authorization.k8s.io" => rbac::validate(kind, obj, old),
+        _ => Vec::new(),
+    }
+}
+
+/// The warnings kube-apiserver's strategies give on a create or update of this (defaulted,
+/// valid) object, as `Warning` header texts.
+pub fn warnings(group: &str, kind: &str, obj: &Value) -> Vec<String> {
+    match group {
+        "storage.k8s.io" => storage::warnings(kind, obj),
         _ => Vec::new(),
     }
 }

@@ -511,6 +511,8 @@ const BY_VALUE: &[&str] = &[
     // `resources`.
     "source",
     "resources",
+    // A NetworkPolicy's `podSelector` (a LabelSelector held by value, unlike most).
+    "podSelector",
 ];
 
 /// The zero value of a built-in kind as kube converts it to unstructured: by-value structs as
@@ -528,6 +530,8 @@ fn zero(n: Node<'_>, depth: usize) -> Value {
         let req = required.iter().any(|r| r == name);
         if is_struct && (BY_VALUE.contains(&name) || req) {
             o.insert(name.to_string(), zero(f, depth + 1));
+        } else if f.ty() == Type::Object && f.is_atomic_map() && BY_VALUE.contains(&name) {
+            o.insert(name.to_string(), Value::Object(Map::new()));
         } else if req {
             let v = match f.ty() {
                 Type::String => Value::String(String::new()),

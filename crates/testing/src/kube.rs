@@ -1,6 +1,6 @@
 //! A real Kubernetes control plane for tests: etcd, kube-apiserver (token authentication, RBAC)
-//! and kube-controller-manager (namespace, garbage-collector, service-account and token
-//! controllers) on 127.0.0.1 with fresh data directories and free ports, built by
+//! and kube-controller-manager (namespace, garbage-collector, service-account, token and
+//! storage-protection controllers) on 127.0.0.1 with fresh data directories and free ports, built by
 //! `tests/kube/build.sh` into a per-user cache. Torn down in order (controller manager and
 //! API server before etcd, SIGKILL for what is left, the directory removed) when dropped, and by
 //! a watchdog process if the test process dies first, so nothing outlives the test binary.
@@ -166,7 +166,7 @@ impl ControlPlane {
             &bin.join("kube-controller-manager"),
             &[
                 format!("--kubeconfig={}", s(&plane.kubeconfig)),
-                "--controllers=namespace,garbagecollector,serviceaccount,serviceaccount-token,clusterrole-aggregation".into(),
+                "--controllers=namespace,garbagecollector,serviceaccount,serviceaccount-token,clusterrole-aggregation,persistentvolumeclaim-protection-controller,persistentvolume-protection-controller".into(),
                 format!("--service-account-private-key-file={}", s(&d.join("sa.key"))),
                 format!("--root-ca-file={}", s(&d.join("certs/apiserver.crt"))),
                 "--leader-elect=false".into(),

@@ -210,12 +210,14 @@ pub(crate) fn prepare_for_update(info: &ResourceInfo, obj: &mut Value) {
 }
 
 /// kube-apiserver's validation of the object to store (422 with one cause per field): CRDs'
-/// structural schemas, built-in kinds' rules. `old` is the stored object on update.
+/// structural schemas, built-in kinds' rules; then the strategies' warnings on a valid object.
+/// `old` is the stored object on update.
 pub(crate) fn validate(
     info: &ResourceInfo,
     name: &str,
     obj: &Value,
     old: Option<&Value>,
+    warnings: &mut Warnings,
 ) -> Result<()> {
     let Some(node) = schema_of(info) else {
         return Ok(());
@@ -225,11 +227,15 @@ pub(crate) fn validate(
     } else {
         defaults::validate(&info.group, &info.kind, obj, old)
     };
-    if found.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::invalid(&info.group, &info.kind, name, causes(found)))
+    if !found.is_empty() {
+        return Err(Error::invalid(&info.group, &info.kind, name, causes(found)));
     }
+    if !info.custom {
+        for w in defaults::warnings(&info.group, &info.kind, obj) {
+            warnings.push(w);
+        }
+    }
+    Ok(())
 }
 
 /// CustomResourceDefinition defaults: `spec.conversion.strategy: None`, and the names
@@ -409,7 +415,19 @@ pub(crate) fn record_update_by(
         false,
         &api_version,
     );
-    managed::update(old, new, node, &req).map_err(|e| managed_error(info, name, e))
+    managed::update(old, new, node, &req)
+        .map(|o| without_managed_fields(info, o))
+        .map_err(|e| managed_error(info, name, e))
+}
+
+/// `obj` without `metadata.managedFields` for a resource that keeps none.
+fn without_managed_fields(info: &ResourceInfo, mut obj: Value) -> Value {
+    if !info.managed_fields
+        && let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut)
+    {
+        m.remove("managedFields");
+    }
+    obj
 }
 
 /// Server-side apply of `applied` onto `live` (None: the object does not exist yet).
@@ -461,5 +479,7 @@ pub(crate) fn server_side_apply(
         &api_version,
     );
     let name = rr.name.as_deref().unwrap_or("");
-    managed::apply(live, applied, node, &req).map_err(|e| managed_error(info, name, e))
+    managed::apply(live, applied, node, &req)
+        .map(|o| without_managed_fields(info, o))
+        .map_err(|e| managed_error(info, name, e))
 }

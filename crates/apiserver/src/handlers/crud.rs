@@ -636,6 +636,9 @@ fn remove_object(txn: &mut Txn<'_>, key: &str, ns: &str, name: &str) -> Option<A
     if !ns.is_empty() {
         maybe_finish_namespace(txn, ns);
     }
+    if key == crate::handlers::serviceaccounts::SERVICE_ACCOUNTS && name == "default" {
+        crate::handlers::serviceaccounts::ensure_default(txn, ns);
+    }
     Some(removed)
 }
 
@@ -856,7 +859,13 @@ async fn create_object(rr: &ResourceRequest, mut obj: Value, w: &mut Write) -> R
         obj = admission::record_update(rr, w.options, None, &obj)?;
     }
     admission::prepare_for_create(&info, &mut obj);
-    admission::validate(&info, &name, &obj, None)?;
+    if !info.custom {
+        crate::protection::admit(&info.storage_key(), &mut obj);
+    }
+    if info.group == "certificates.k8s.io" && info.kind == "CertificateSigningRequest" {
+        set_requester(&mut obj, &rr.user);
+    }
+    admission::validate(&info, &name, &obj, None, &mut w.warnings)?;
     let dry = dry_run(rr);
     let stored = rr
         .cluster
@@ -885,10 +894,29 @@ async fn create_object(rr: &ResourceRequest, mut obj: Value, w: &mut Write) -> R
             if dry {
                 return Ok(Arc::new(obj));
             }
-            Ok(put_object(txn, &info, &ns, &name, obj))
+            let stored = put_object(txn, &info, &ns, &name, obj);
+            if info.storage_key() == NAMESPACE_KEY {
+                crate::handlers::serviceaccounts::ensure_default(txn, &name);
+            }
+            Ok(stored)
         })
         .await?;
     Ok(w.respond(json_response(201, render(&info, &stored))))
+}
+
+/// A new CertificateSigningRequest names who asked for it, whatever the body says.
+fn set_requester(obj: &mut Value, user: &crate::handlers::serviceaccounts::User) {
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    spec.insert("username".into(), json!(user.username));
+    spec.insert("groups".into(), json!(user.groups));
+    spec.remove("extra");
+    if user.uid.is_empty() {
+        spec.remove("uid");
+    } else {
+        spec.insert("uid".into(), json!(user.uid));
+    }
 }
 
 fn is_service(info: &ResourceInfo) -> bool {
@@ -1341,7 +1369,7 @@ fn apply_update(
         crate::handlers::serviceaccounts::populate(txn.state(), &ns, &mut merged, &rr.ca_pem);
     }
     admission::prepare_for_update(info, &mut merged);
-    admission::validate(info, &name, &merged, Some(old))?;
+    admission::validate(info, &name, &merged, Some(old), &mut w.warnings)?;
     if info.storage_key() == CRD_KEY {
         prepare_crd(txn, &mut merged, Some(old))?;
     }

@@ -17,14 +17,14 @@ use serde_json::{Map, Value, json};
 use crate::app::{ResourceRequest, json_response};
 use crate::codec;
 use crate::errors::{Cause, Error, Result};
-use crate::storage::ClusterState;
+use crate::storage::{ClusterState, Txn};
 
 /// The Secret type the token controller fills.
 pub(crate) const TOKEN_SECRET_TYPE: &str = "kubernetes.io/service-account-token";
 const NAME_ANNOTATION: &str = "kubernetes.io/service-account.name";
 const UID_ANNOTATION: &str = "kubernetes.io/service-account.uid";
 const SECRETS: &str = "/secrets";
-const SERVICE_ACCOUNTS: &str = "/serviceaccounts";
+pub(crate) const SERVICE_ACCOUNTS: &str = "/serviceaccounts";
 
 fn text<'a>(obj: &'a Value, pointer: &str) -> Option<&'a str> {
     obj.pointer(pointer).and_then(Value::as_str)
@@ -89,6 +89,39 @@ pub(crate) fn populate(state: &ClusterState, namespace: &str, obj: &mut Value, c
             notes.insert(UID_ANNOTATION.into(), Value::from(uid));
         }
     }
+}
+
+/// The `default` ServiceAccount every live namespace has (kube-controller-manager's
+/// service-account controller makes it, and makes it again when it is deleted): created when
+/// the namespace exists, is not terminating, and has none.
+pub(crate) fn ensure_default(txn: &mut Txn<'_>, namespace: &str) {
+    let live = txn
+        .state()
+        .get(crate::registry::NAMESPACE_KEY, "", namespace)
+        .is_some_and(|n| n.pointer("/metadata/deletionTimestamp").is_none());
+    if !live
+        || txn
+            .state()
+            .get(SERVICE_ACCOUNTS, namespace, "default")
+            .is_some()
+    {
+        return;
+    }
+    txn.put(
+        SERVICE_ACCOUNTS,
+        namespace,
+        "default",
+        json!({
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {
+                "name": "default",
+                "namespace": namespace,
+                "uid": uuid::Uuid::new_v4().to_string(),
+                "creationTimestamp": crate::handlers::crud::now(),
+            },
+        }),
+    );
 }
 
 /// Who a request authenticated as.

@@ -5,6 +5,7 @@
 //! common ones and `Name`/`Age` otherwise (`kinds.rs` has the rest of them). `includeObject` (`None`,
 //! `Metadata` — the default — or `Object`) says what each row carries.
 
+mod extra;
 mod kinds;
 
 use jsonpath_rust::JsonPath;
@@ -69,6 +70,8 @@ struct Column {
 enum Cell {
     Name,
     Age,
+    /// The creation timestamp itself (kube's `CREATED AT` of kinds without a printer).
+    Created,
     /// A CRD printer column's JSONPath, with its declared type.
     Path(String, String),
     /// A built-in kind's computed column.
@@ -123,6 +126,12 @@ fn age_column() -> Column {
     column("Age", "string", AGE_DESCRIPTION, Cell::Age)
 }
 
+impl Column {
+    fn with_cell(self, cell: Cell) -> Column {
+        Column { cell, ..self }
+    }
+}
+
 fn wide(mut c: Column) -> Column {
     c.priority = 1;
     c
@@ -166,7 +175,7 @@ fn columns_of(info: &ResourceInfo) -> Vec<Column> {
         }
         return out;
     }
-    if let Some(columns) = kinds::columns(info) {
+    if let Some(columns) = kinds::columns(info).or_else(|| extra::columns(info)) {
         return columns;
     }
     let mut out = vec![name_column()];
@@ -569,6 +578,7 @@ fn cell(c: &Column, obj: &Value) -> Value {
             obj.pointer("/metadata/creationTimestamp")
                 .and_then(Value::as_str),
         ),
+        Cell::Created => json!(str_at(obj, "/metadata/creationTimestamp")),
         Cell::Builtin(f) => f(obj),
         Cell::Path(path, ty) => {
             let query = format!("${path}");

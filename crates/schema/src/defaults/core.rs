@@ -32,6 +32,34 @@ pub(crate) fn default(kind: &str, obj: &mut Obj) {
                 set_default(st, "phase", json!("Pending"));
             }
         }
+        "Endpoints" => {
+            for subset in each_obj(obj, "subsets") {
+                for port in each_obj(subset, "ports") {
+                    set_default(port, "protocol", json!("TCP"));
+                }
+            }
+        }
+        "LimitRange" => {
+            if let Some(spec) = obj_at(obj, "spec") {
+                for item in each_obj(spec, "limits") {
+                    default_limit_range_item(item);
+                }
+            }
+        }
+        "PodTemplate" => {
+            if let Some(t) = ensure_obj(obj, "template") {
+                pod::default_template(t);
+            }
+        }
+        "PersistentVolume" => {
+            if let Some(spec) = ensure_obj(obj, "spec") {
+                set_default(spec, "persistentVolumeReclaimPolicy", json!("Retain"));
+                set_default(spec, "volumeMode", json!("Filesystem"));
+                if let Some(h) = obj_at(spec, "hostPath") {
+                    set_default(h, "type", json!(""));
+                }
+            }
+        }
         "Namespace" => {
             let name = obj
                 .get("metadata")
@@ -48,6 +76,32 @@ pub(crate) fn default(kind: &str, obj: &mut Obj) {
         }
         _ => {}
     }
+}
+
+/// `SetDefaults_LimitRangeItem`: a container's default limit is its max, its default request
+/// the default limit, else the min; empty maps are left out as Go leaves them.
+fn default_limit_range_item(item: &mut Obj) {
+    if item.get("type").and_then(Value::as_str) != Some("Container") {
+        return;
+    }
+    let copy_missing = |item: &mut Obj, from: &str, to: &str| {
+        let Some(Value::Object(src)) = item.get(from).cloned() else {
+            return;
+        };
+        let mut dst = match item.remove(to) {
+            Some(Value::Object(d)) => d,
+            _ => Obj::new(),
+        };
+        for (k, v) in src {
+            dst.entry(k).or_insert(v);
+        }
+        if !dst.is_empty() {
+            item.insert(to.to_string(), Value::Object(dst));
+        }
+    };
+    copy_missing(item, "max", "default");
+    copy_missing(item, "default", "defaultRequest");
+    copy_missing(item, "min", "defaultRequest");
 }
 
 /// What the core strategies fill when an object is created, after its managed fields are
@@ -72,6 +126,10 @@ pub(crate) fn prepare_for_create(kind: &str, obj: &mut Obj) {
             }
         }
         "Pod" => pod::admit_pod(obj),
+        // A new quota's status is empty until the quota controller computes it.
+        "ResourceQuota" => {
+            ensure_obj(obj, "status");
+        }
         // A new PersistentVolume waits for a claim.
         "PersistentVolume" => {
             if let Some(st) = ensure_obj(obj, "status") {

@@ -7,12 +7,39 @@ use serde_json::{Value, json};
 use super::util::*;
 use crate::Cause;
 
-/// Defaults of an Ingress: only its empty status.
+/// Defaults of an Ingress (its empty status), a NetworkPolicy (`policyTypes`: Ingress, and
+/// Egress when it has egress rules) and an IngressClass (parameters' `scope: Cluster`).
 pub(crate) fn default(kind: &str, obj: &mut Obj) {
-    if kind == "Ingress"
-        && let Some(st) = ensure_obj(obj, "status")
-    {
-        set_default(st, "loadBalancer", json!({}));
+    match kind {
+        "Ingress" => {
+            if let Some(st) = ensure_obj(obj, "status") {
+                set_default(st, "loadBalancer", json!({}));
+            }
+        }
+        "NetworkPolicy" => {
+            if let Some(spec) = ensure_obj(obj, "spec")
+                && spec
+                    .get("policyTypes")
+                    .and_then(Value::as_array)
+                    .is_none_or(Vec::is_empty)
+            {
+                let egress = spec
+                    .get("egress")
+                    .and_then(Value::as_array)
+                    .is_some_and(|e| !e.is_empty());
+                let mut types = vec![json!("Ingress")];
+                if egress {
+                    types.push(json!("Egress"));
+                }
+                spec.insert("policyTypes".into(), Value::Array(types));
+            }
+        }
+        "IngressClass" => {
+            if let Some(p) = obj_at(obj, "spec").and_then(|spec| obj_at(spec, "parameters")) {
+                set_default(p, "scope", json!("Cluster"));
+            }
+        }
+        _ => {}
     }
 }
 

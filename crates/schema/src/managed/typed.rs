@@ -41,6 +41,18 @@ fn schema_atom<'a>(n: Node<'a>) -> Option<Atom<'a>> {
         kind: n.list_kind(),
     };
     Some(match n.ty() {
+        // An object type declaring nothing (RawExtension, such as a ControllerRevision's
+        // `data`) is raw JSON to kube: one leaf.
+        Type::Object
+            if s.properties.is_empty()
+                && s.additional_properties.is_none()
+                && !n.preserves_unknown_fields() =>
+        {
+            Atom::Map {
+                node: Some(n),
+                atomic: true,
+            }
+        }
         Type::Object => map(),
         Type::Array => list(),
         Type::String | Type::Integer | Type::Number | Type::Boolean => Atom::Scalar,
