@@ -478,11 +478,13 @@ async fn route(state: Arc<AppState>, req: Request) -> Result<Response> {
     }
     .await;
     match deprecation {
-        Some(text) => answer.map(|resp| {
+        // Errors carry it too.
+        Some(text) => {
+            let resp = answer.unwrap_or_else(IntoResponse::into_response);
             let mut w = crate::handlers::admission::Warnings::default();
             w.push(text);
-            w.attach(resp)
-        }),
+            Ok(w.attach(resp))
+        }
         None => answer,
     }
 }

@@ -688,6 +688,32 @@ impl Registry {
     }
 }
 
+/// kube's default warning for a deprecated CRD version: `<group>/<version> <Kind> is
+/// deprecated`, naming the preferred served, undeprecated version that ranks above it.
+fn deprecation_warning(
+    group: &str,
+    kind: &str,
+    deprecated: &str,
+    versions: Option<&Value>,
+) -> String {
+    let msg = format!("{group}/{deprecated} {kind} is deprecated");
+    let better = versions
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|v| {
+            v.get("served").and_then(Value::as_bool) == Some(true)
+                && v.get("deprecated").and_then(Value::as_bool) != Some(true)
+        })
+        .filter_map(|v| v.get("name").and_then(Value::as_str))
+        .filter(|name| version_priority(name) > version_priority(deprecated))
+        .max_by_key(|name| version_priority(name));
+    match better {
+        Some(v) => format!("{msg}; use {group}/{v} {kind}"),
+        None => msg,
+    }
+}
+
 /// Kubernetes version priority: GA > beta > alpha, higher numbers first.
 pub(crate) fn version_priority(v: &str) -> (u8, u32, u32) {
     let Some(rest) = v.strip_prefix('v') else {
@@ -793,7 +819,9 @@ pub(crate) fn crd_infos(crd: &Value) -> Option<Vec<ResourceInfo>> {
                         .get("deprecationWarning")
                         .and_then(Value::as_str)
                         .map(String::from)
-                        .unwrap_or_else(|| format!("{group}/{vname} {kind} is deprecated"))
+                        .unwrap_or_else(|| {
+                            deprecation_warning(&group, &kind, vname, spec.get("versions"))
+                        })
                 }),
             review: false,
             custom: true,

@@ -1461,3 +1461,78 @@ async fn protobuf_answers_for_clients_that_ask_first() -> Result<()> {
     assert_eq!(ct, "application/json");
     Ok(())
 }
+
+/// The `Warning` headers of a GET.
+async fn warnings_of(app: &Router, path: &str) -> Result<(u16, Vec<String>)> {
+    let req = http::Request::get(path)
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Body::empty())?;
+    let resp = app.clone().oneshot(req).await?;
+    let warnings = resp
+        .headers()
+        .get_all("warning")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(String::from))
+        .collect();
+    Ok((resp.status().as_u16(), warnings))
+}
+
+/// Every answer about a deprecated resource warns, errors included, in kube-apiserver's words
+/// (read off v1.37.2).
+#[tokio::test]
+async fn deprecated_resources_warn_on_every_answer() -> Result<()> {
+    let app = router(100).await?;
+    let endpoints =
+        "299 - \"v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice\"";
+    for path in [
+        "/api/v1/namespaces/default/endpoints",
+        "/api/v1/namespaces/default/endpoints/nope",
+    ] {
+        let (_, w) = warnings_of(&app, path).await?;
+        assert_eq!(w, [endpoints], "{path}");
+    }
+    let schema = json!({"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}});
+    let (code, _, body) = call(
+        &app,
+        "POST",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        None,
+        Some(json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "olds.example.com"},
+            "spec": {"group": "example.com", "scope": "Cluster",
+                "names": {"plural": "olds", "kind": "Old"},
+                "versions": [
+                    {"name": "v1beta1", "served": true, "storage": false, "deprecated": true, "schema": schema},
+                    {"name": "v1alpha1", "served": true, "storage": false, "deprecated": true,
+                        "deprecationWarning": "use v1", "schema": schema},
+                    {"name": "v1", "served": true, "storage": true, "schema": schema},
+                    {"name": "v2alpha1", "served": true, "storage": false, "deprecated": true, "schema": schema},
+                    {"name": "v3", "served": true, "storage": false, "deprecated": true, "schema": schema}]}
+        })),
+    )
+    .await?;
+    assert_eq!(code, 201, "{body}");
+    for (version, want) in [
+        (
+            "v1beta1",
+            vec!["299 - \"example.com/v1beta1 Old is deprecated; use example.com/v1 Old\""],
+        ),
+        ("v1alpha1", vec!["299 - \"use v1\""]),
+        ("v1", vec![]),
+        // GA v1 ranks above a later major's alpha; nothing undeprecated ranks above v3.
+        (
+            "v2alpha1",
+            vec!["299 - \"example.com/v2alpha1 Old is deprecated; use example.com/v1 Old\""],
+        ),
+        ("v3", vec!["299 - \"example.com/v3 Old is deprecated\""]),
+    ] {
+        let (code, w) = warnings_of(&app, &format!("/apis/example.com/{version}/olds")).await?;
+        assert_eq!(
+            (code, w),
+            (200, want.iter().map(|s| s.to_string()).collect()),
+            "{version}"
+        );
+    }
+    Ok(())
+}

@@ -65,9 +65,11 @@ pub(crate) fn warnings(kind: &str, obj: &Value) -> Vec<String> {
     out
 }
 
-/// An EndpointSlice's ports default to TCP; Go writes each endpoint's `conditions`.
+/// An EndpointSlice's ports default to TCP and name `""`; Go writes each endpoint's
+/// `conditions`.
 pub(crate) fn default_endpoint_slice(obj: &mut Obj) {
     for p in each_obj(obj, "ports") {
+        set_default(p, "name", json!(""));
         set_default(p, "protocol", json!("TCP"));
     }
     for e in each_obj(obj, "endpoints") {

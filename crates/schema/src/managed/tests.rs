@@ -811,3 +811,46 @@ fn custom_resources_start_from_nothing() {
             "f:free": {"f:deep": {".": {}, "f:er": {}}, "f:list": {}}}})
     );
 }
+
+/// Read off kube-apiserver 1.37.2: raw JSON (a ControllerRevision's `data`) is one leaf, and an
+/// empty struct held by value (a NetworkPolicy's `podSelector: {}`) is its zero value, owned by
+/// nobody.
+#[test]
+fn raw_json_is_a_leaf_and_zero_structs_are_not_owned() {
+    let create = |group: &str, kind: &str, api_version: &str, obj: Value| {
+        let node = builtins().kind(group, "v1", kind).expect("kind");
+        let r = Request {
+            api_version,
+            kind,
+            ..req("unknown", Operation::Update)
+        };
+        update(None, &obj, node, &r).expect("update")
+    };
+    let rev = create(
+        "apps",
+        "ControllerRevision",
+        "apps/v1",
+        json!({"metadata": {"name": "r"}, "revision": 3,
+            "data": {"spec": {"template": {"metadata": {"labels": {"app": "t"}}}}}}),
+    );
+    assert_eq!(
+        fields_of(&rev),
+        [(
+            "unknown/Update".to_string(),
+            json!({"f:data": {}, "f:revision": {}})
+        )]
+    );
+    let policy = create(
+        "networking.k8s.io",
+        "NetworkPolicy",
+        "networking.k8s.io/v1",
+        json!({"metadata": {"name": "n"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}),
+    );
+    assert_eq!(
+        fields_of(&policy),
+        [(
+            "unknown/Update".to_string(),
+            json!({"f:spec": {"f:policyTypes": {}}})
+        )]
+    );
+}
