@@ -7,7 +7,8 @@
 //! batch/v1 Jobs orphaning by default with kube's warning, and invalid DeleteOptions; and the other
 //! kube-controller-manager duties the embedded server does: storage in-use protection of claims
 //! and volumes, and each namespace's `default` ServiceAccount. Every
-//! wait is for a state the collector must reach; none asserts that nothing happened.
+//! wait is for a state the collector must reach; none asserts that nothing happened. The tests
+//! share one hub (a namespace each) on a real control plane.
 
 #[path = "support/api.rs"]
 mod api;
@@ -125,7 +126,7 @@ async fn delete(client: &Client, path: &str, policy: Option<&str>) -> Result<Ans
 
 #[tokio::test(flavor = "multi_thread")]
 async fn background_deletes_dependents_after_the_owner() -> Result<()> {
-    let hub = TestHub::start().await?;
+    let hub = TestHub::shared().await?;
     let c = &hub.client;
     let ns = fresh_namespace(c, "gc-bg").await?;
     let owner = configmap(c, &ns, "owner", &[], &[]).await?;
@@ -159,7 +160,7 @@ async fn background_deletes_dependents_after_the_owner() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn foreground_keeps_the_owner_until_blocking_dependents_are_gone() -> Result<()> {
-    let hub = TestHub::start().await?;
+    let hub = TestHub::shared().await?;
     let c = &hub.client;
     let ns = fresh_namespace(c, "gc-fg").await?;
     let owner = configmap(c, &ns, "owner", &[], &[]).await?;
@@ -219,7 +220,7 @@ async fn foreground_keeps_the_owner_until_blocking_dependents_are_gone() -> Resu
 
 #[tokio::test(flavor = "multi_thread")]
 async fn orphan_removes_the_references_and_keeps_the_dependents() -> Result<()> {
-    let hub = TestHub::start().await?;
+    let hub = TestHub::shared().await?;
     let c = &hub.client;
     let ns = fresh_namespace(c, "gc-orphan").await?;
     let owner = configmap(c, &ns, "owner", &[], &[]).await?;
@@ -279,7 +280,7 @@ async fn orphan_removes_the_references_and_keeps_the_dependents() -> Result<()> 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dangling_references_and_scopes() -> Result<()> {
-    let hub = TestHub::start().await?;
+    let hub = TestHub::shared().await?;
     let c = &hub.client;
     let ns = fresh_namespace(c, "gc-dangling").await?;
     // An owner that never existed, and one of the right name with another uid.
@@ -346,7 +347,7 @@ async fn dangling_references_and_scopes() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn jobs_orphan_by_default_and_bad_options_are_refused() -> Result<()> {
-    let hub = TestHub::start().await?;
+    let hub = TestHub::shared().await?;
     let c = &hub.client;
     let ns = fresh_namespace(c, "gc-jobs").await?;
     let jobs = format!("/apis/batch/v1/namespaces/{ns}/jobs");
@@ -426,7 +427,7 @@ fn volume(name: &str) -> Value {
 /// follows the deletion of an unprotected twin, so the controller has looked at both.
 #[tokio::test(flavor = "multi_thread")]
 async fn claims_and_volumes_in_use_are_protected() -> Result<()> {
-    let hub = TestHub::start().await?;
+    let hub = TestHub::shared().await?;
     let c = &hub.client;
     let ns = fresh_namespace(c, "gc-protect").await?;
     let claims = format!("/api/v1/namespaces/{ns}/persistentvolumeclaims");
@@ -495,7 +496,7 @@ async fn claims_and_volumes_in_use_are_protected() -> Result<()> {
 /// Every namespace has a `default` ServiceAccount, made again when it is deleted.
 #[tokio::test(flavor = "multi_thread")]
 async fn namespaces_have_a_default_service_account() -> Result<()> {
-    let hub = TestHub::start().await?;
+    let hub = TestHub::shared().await?;
     let c = &hub.client;
     let ns = fresh_namespace(c, "gc-sa").await?;
     let path = format!("/api/v1/namespaces/{ns}/serviceaccounts/default");

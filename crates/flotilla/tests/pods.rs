@@ -2,7 +2,7 @@
 //! kube-apiserver under `FLOTILLA_TEST_SERVER=kube`): `binding` (node and `PodScheduled`, a
 //! second binding refused, name and target checked), `eviction` (a pod no budget covers, a
 //! budget not yet processed, one allowing no disruption, one allowing one, which it spends),
-//! and discovery listing them.
+//! and discovery listing them. The tests share one hub (a namespace each) on a real control plane.
 
 #[path = "support/api.rs"]
 mod api;
@@ -23,7 +23,7 @@ fn pod(name: &str, labels: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn binding_assigns_a_node_once() -> Result<()> {
-    let hub = TestHub::start().await?;
+    let hub = TestHub::shared().await?;
     let c = &hub.client;
     let ns = fresh_namespace(c, "binding").await?;
     let pods = format!("/api/v1/namespaces/{ns}/pods");
@@ -140,7 +140,7 @@ async fn binding_assigns_a_node_once() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn eviction_honours_the_disruption_budget() -> Result<()> {
-    let hub = TestHub::start().await?;
+    let hub = TestHub::shared().await?;
     // kube-rs retries a 429 (honouring Retry-After) until it gives up; the answer is the point.
     let client = api::without_retries(hub.kubeconfig()).await?;
     let c = &client;

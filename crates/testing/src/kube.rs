@@ -4,11 +4,19 @@
 //! `tests/kube/build.sh` into a per-user cache. Torn down in order (controller manager and
 //! API server before etcd, SIGKILL for what is left, the directory removed) when dropped, and by
 //! a watchdog process if the test process dies first, so nothing outlives the test binary.
+//!
+//! [`ControlPlane::shared`] gives the tests of one test binary run one control plane between
+//! them (each test in a namespace of its own), whether the runner runs them in one process
+//! (`cargo test`) or one process each (nextest): the first test to ask starts it under a file
+//! lock, later ones find it, and its watchdog stops it once the runner has exited or no test
+//! process has used it for half a minute.
 
 use std::{
     fs,
+    os::unix::process::CommandExt as _,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::OnceLock,
     time::{Duration, Instant},
 };
 
@@ -66,6 +74,9 @@ fn spawn(binary: &Path, args: &[String], log: &Path) -> anyhow::Result<Child> {
     let err = out.try_clone()?;
     Command::new(binary)
         .args(args)
+        // A group of its own: a test runner killing a timed-out test's process group leaves
+        // the control plane to its watchdog, which stops it in order.
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -86,6 +97,21 @@ impl ControlPlane {
     ///
     /// When the binaries are missing or the API server is not ready within a minute.
     pub async fn start() -> anyhow::Result<ControlPlane> {
+        // Free ports are picked, released and bound again by the servers: another process may
+        // take one in between. Such a start is retried with other ports.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::start_once().await {
+                Err(e) if attempt < 4 && format!("{e:#}").contains("address already in use") => {
+                    continue;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn start_once() -> anyhow::Result<ControlPlane> {
         let bin = binaries()?;
         let dir = tempfile::Builder::new()
             .prefix("flotilla-kube-")
@@ -213,6 +239,9 @@ impl ControlPlane {
             if let Some(status) = self.processes[0].try_wait()? {
                 bail!("kube-apiserver exited ({status}):\n{}", tail(&log));
             }
+            if let Some(status) = self.processes[1].try_wait()? {
+                bail!("etcd exited ({status}):\n{}", tail(&d.join("etcd.log")));
+            }
             if Instant::now() > deadline {
                 bail!("kube-apiserver was not ready within 90s:\n{}", tail(&log));
             }
@@ -289,6 +318,174 @@ impl ControlPlane {
             let _ = watchdog.kill();
             let _ = watchdog.wait();
         }
+    }
+}
+
+/// Where a control plane shared by a test binary's tests is and how to reach it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct SharedPlane {
+    /// The API server's URL.
+    pub url: String,
+    /// A token of a `system:masters` user.
+    pub token: String,
+    /// The CA bundle of the API server's serving certificate (PEM).
+    pub ca_pem: String,
+    /// A kubeconfig for the admin user.
+    pub kubeconfig: PathBuf,
+}
+
+impl SharedPlane {
+    /// A client for the admin user.
+    ///
+    /// # Errors
+    ///
+    /// When the kubeconfig cannot be read.
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig)?;
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+        Ok(Client::try_from(config)?)
+    }
+
+    async fn ready(&self) -> bool {
+        let Ok(client) = self.client().await else {
+            return false;
+        };
+        let Ok(request) = http::Request::get("/readyz").body(Vec::new()) else {
+            return false;
+        };
+        matches!(
+            tokio::time::timeout(Duration::from_secs(5), client.request_text(request)).await,
+            Ok(Ok(body)) if body.trim() == "ok"
+        )
+    }
+}
+
+/// Held (a shared lock on `<dir>/users`) for as long as this process may use a shared plane.
+static USERS: OnceLock<fs::File> = OnceLock::new();
+
+/// How long a shared plane no test process uses is kept (seconds).
+const SHARED_IDLE_SECS: u32 = 30;
+
+/// Locks `path` (created if missing) exclusively, off the async runtime's threads.
+async fn lock_exclusive(path: PathBuf) -> anyhow::Result<fs::File> {
+    tokio::task::spawn_blocking(move || -> anyhow::Result<fs::File> {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        file.lock()?;
+        Ok(file)
+    })
+    .await?
+}
+
+impl ControlPlane {
+    /// The control plane the tests of this test binary run share, started by the first to
+    /// ask. Keyed by the runner's process (the test process's parent) and the binary's name.
+    ///
+    /// # Errors
+    ///
+    /// When no control plane can be found or started.
+    pub async fn shared() -> anyhow::Result<SharedPlane> {
+        let exe = std::env::current_exe()?;
+        let name = exe
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let runner = std::os::unix::process::parent_id();
+        let dir = std::env::temp_dir().join(format!("flotilla-kube-shared-{runner}-{name}"));
+        // The watchdog removes the directory (under the setup lock) when it stops the plane:
+        // one removed under our feet is made again.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::attach(&dir, runner).await {
+                Err(e)
+                    if attempt < 5
+                        && e.downcast_ref::<std::io::Error>()
+                            .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
+                {
+                    continue;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Finds the shared plane in `dir`, or starts it with a watchdog on `runner`.
+    async fn attach(dir: &Path, runner: u32) -> anyhow::Result<SharedPlane> {
+        fs::create_dir_all(dir)?;
+        if USERS.get().is_none() {
+            let users = dir.join("users");
+            let file = tokio::task::spawn_blocking(move || -> anyhow::Result<fs::File> {
+                let file = fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&users)?;
+                file.lock_shared()?;
+                Ok(file)
+            })
+            .await??;
+            let _ = USERS.set(file);
+        }
+        let _setup = lock_exclusive(dir.join("lock")).await?;
+        let state = dir.join("plane.json");
+        if let Ok(text) = fs::read_to_string(&state)
+            && let Ok(plane) = serde_json::from_str::<SharedPlane>(&text)
+            && plane.ready().await
+        {
+            return Ok(plane);
+        }
+        let mut plane = Self::start().await?;
+        let shared = SharedPlane {
+            url: plane.url.clone(),
+            token: plane.token.clone(),
+            ca_pem: plane.ca_pem.clone(),
+            kubeconfig: plane.kubeconfig.clone(),
+        };
+        // From here on the shared watchdog owns the processes and the directory.
+        let pids: Vec<String> = plane.processes.iter().map(|c| c.id().to_string()).collect();
+        let plane_dir = plane.dir.take().map(tempfile::TempDir::keep);
+        plane.processes.clear();
+        if let Some(mut own) = plane.watchdog.take() {
+            let _ = own.kill();
+            let _ = own.wait();
+        }
+        let q = |p: &Path| format!("'{}'", p.display());
+        let script = format!(
+            "idle=0; \
+             while kill -0 {runner} 2>/dev/null; do sleep 1; \
+               if flock -xn {users} true; then idle=$((idle+1)); else idle=0; fi; \
+               if [ $idle -ge {SHARED_IDLE_SECS} ]; then \
+                 exec 9>>{lock}; flock -x 9; \
+                 if flock -xn {users} true; then break; fi; \
+                 flock -u 9; exec 9>&-; idle=0; \
+               fi; \
+             done; \
+             exec 9>>{lock}; flock -x 9; rm -f {state}; \
+             kill -TERM {pids} 2>/dev/null; sleep 3; kill -KILL {pids} 2>/dev/null; \
+             rm -rf {plane_dir} {dir}",
+            users = q(&dir.join("users")),
+            lock = q(&dir.join("lock")),
+            state = q(&state),
+            pids = pids.join(" "),
+            plane_dir = plane_dir.as_deref().map(q).unwrap_or_else(|| "''".into()),
+            dir = q(dir),
+        );
+        Command::new("setsid")
+            .args(["sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting the shared control plane's watchdog")?;
+        let tmp = dir.join("plane.json.tmp");
+        fs::write(&tmp, serde_json::to_vec(&shared)?)?;
+        fs::rename(&tmp, &state)?;
+        Ok(shared)
     }
 }
 

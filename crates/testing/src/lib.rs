@@ -135,9 +135,29 @@ enum Backend {
         _dir: tempfile::TempDir,
     },
     Kube {
-        hub: Box<kube::ControlPlane>,
+        hub: Hub,
         members: Mutex<HashMap<String, kube::ControlPlane>>,
     },
+}
+
+/// A real hub: this test's own control plane, or the one the test binary's tests share.
+enum Hub {
+    Own(Box<kube::ControlPlane>),
+    Shared(kube::SharedPlane),
+}
+
+impl Hub {
+    fn server(&self) -> MemberServer {
+        let (url, token, ca_pem) = match self {
+            Hub::Own(p) => (&p.url, &p.token, &p.ca_pem),
+            Hub::Shared(p) => (&p.url, &p.token, &p.ca_pem),
+        };
+        MemberServer {
+            url: url.clone(),
+            token: token.clone(),
+            ca_pem: ca_pem.clone(),
+        }
+    }
 }
 
 /// A hub API server for a test with every Flotilla CRD Established: the embedded server (in
@@ -155,6 +175,29 @@ impl TestHub {
     /// Tokio runtime.
     pub async fn start() -> anyhow::Result<TestHub> {
         Self::start_on(ServerKind::from_env()?).await
+    }
+
+    /// A hub this test may share with the other tests of its test binary (on a real control
+    /// plane: one for the binary's run, see [`kube::ControlPlane::shared`]; the embedded server
+    /// is cheap enough to start for each). For tests that keep to namespaces of their own and
+    /// cluster-scoped names no other test uses. Needs a multi-threaded Tokio runtime.
+    pub async fn shared() -> anyhow::Result<TestHub> {
+        match ServerKind::from_env()? {
+            ServerKind::Embedded => Self::start_on(ServerKind::Embedded).await,
+            ServerKind::Kube => {
+                let hub = kube::ControlPlane::shared().await?;
+                let client = hub.client().await?;
+                fleet::install_crds(&client).await?;
+                Ok(TestHub {
+                    client,
+                    kubeconfig: hub.kubeconfig.clone(),
+                    backend: Backend::Kube {
+                        hub: Hub::Shared(hub),
+                        members: Mutex::default(),
+                    },
+                })
+            }
+        }
     }
 
     /// Starts a hub of `kind` and installs the CRDs.
@@ -177,7 +220,7 @@ impl TestHub {
                     client,
                     kubeconfig,
                     Backend::Kube {
-                        hub: Box::new(hub),
+                        hub: Hub::Own(Box::new(hub)),
                         members: Mutex::default(),
                     },
                 )
@@ -273,11 +316,7 @@ impl TestHub {
                 token: server.admin_token().to_owned(),
                 ca_pem: server.ca_pem().to_owned(),
             },
-            Backend::Kube { hub, .. } => MemberServer {
-                url: hub.url.clone(),
-                token: hub.token.clone(),
-                ca_pem: hub.ca_pem.clone(),
-            },
+            Backend::Kube { hub, .. } => hub.server(),
         }
     }
 
