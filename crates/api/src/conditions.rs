@@ -112,6 +112,20 @@ pub mod reasons {
     pub const TOO_MANY_UNHEALTHY: &str = "TooManyUnhealthy";
     /// The machine is waiting for its owner to replace it.
     pub const WAITING_FOR_REMEDIATION: &str = "WaitingForRemediation";
+
+    // MachineSet Available and Progressing.
+    /// At least `replicas - maxUnavailable` machines are available.
+    pub const MINIMUM_MACHINES_AVAILABLE: &str = "MinimumMachinesAvailable";
+    /// Fewer machines are available than the set needs.
+    pub const INSUFFICIENT_MACHINES: &str = "InsufficientMachines";
+    /// Every machine is made from the current template, available, and there are `replicas`.
+    pub const MACHINES_UP_TO_DATE: &str = "MachinesUpToDate";
+    /// Machines are being replaced with ones from a new template.
+    pub const ROLLING_OUT: &str = "RollingOut";
+    /// Machines are being added or removed to reach `replicas`.
+    pub const SCALING: &str = "Scaling";
+    /// The spec cannot be acted on (the message says why).
+    pub const INVALID_SPEC: &str = "InvalidSpec";
 }
 
 /// Sets `condition` in `conditions`, keeping `lastTransitionTime` when the status did not

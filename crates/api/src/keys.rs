@@ -31,10 +31,15 @@ pub mod labels {
     pub const MACHINE_CONTROL_PLANE: &str = "cluster.flotilla.io/control-plane";
     /// On a Machine: the MachineSet that owns it.
     pub const MACHINE_SET_NAME: &str = "cluster.flotilla.io/set-name";
+    /// On a Machine a MachineSet made: the hash of the template it was made from.
+    pub const MACHINE_TEMPLATE_HASH: &str = "cluster.flotilla.io/template-hash";
 }
 
 /// Annotations Flotilla sets.
 pub mod annotations {
+    /// On a Machine (set by a user or a controller): delete this machine first when its
+    /// MachineSet scales down.
+    pub const DELETE_MACHINE: &str = "cluster.flotilla.io/delete-machine";
     /// On a template: the namespace of the PropagationPolicy that claims it.
     pub const PROPAGATION_POLICY_NAMESPACE: &str = "propagationpolicy.flotilla.io/namespace";
     /// On a template: the name of the PropagationPolicy that claims it.

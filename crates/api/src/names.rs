@@ -168,6 +168,13 @@ fn fit(name: String, key: &str) -> String {
     format!("{}{suffix}", name[..cut].trim_end_matches(['-', '.']))
 }
 
+/// The name of the `index`th machine a MachineSet makes from the template with this hash:
+/// `<set>-<hash>-<index>`, so every pass (and every replica of the controller) picks the same
+/// names.
+pub fn machine_name(set: &str, template_hash: &str, index: usize) -> String {
+    format!("{set}-{template_hash}-{index}")
+}
+
 /// The 32-bit FNV-1a hash. Used for Work names and for the scheduler's tie-break parity on a
 /// binding's UID, where it must match Karmada's choice exactly.
 pub fn fnv32a(bytes: &[u8]) -> u32 {

@@ -142,6 +142,52 @@ pub enum Error {
         source: kube::Error,
     },
 
+    /// Creating a MachineSet's machine failed.
+    #[error("failed to create Machine {machine} of MachineSet {set}: {source}")]
+    CreateMachine {
+        /// The MachineSet.
+        set: String,
+        /// The Machine.
+        machine: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+
+    /// Deleting a MachineSet's machine failed.
+    #[error("failed to delete Machine {machine} of MachineSet {set}: {source}")]
+    DeleteMachine {
+        /// The MachineSet.
+        set: String,
+        /// The Machine.
+        machine: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+
+    /// Adopting an orphaned machine into a MachineSet failed.
+    #[error("failed to adopt Machine {machine} into MachineSet {set}: {source}")]
+    AdoptMachine {
+        /// The MachineSet.
+        set: String,
+        /// The Machine.
+        machine: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+
+    /// Writing a MachineSet's status failed.
+    #[error("failed to write the status of MachineSet {set}: {source}")]
+    WriteMachineSetStatus {
+        /// The MachineSet.
+        set: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+
     /// The controller platform failed (a cache asked for too late, a member client).
     #[error(transparent)]
     Platform(#[from] flotilla_runtime::Error),
@@ -160,7 +206,11 @@ impl Error {
             | Error::RegisterCluster { source, .. }
             | Error::ClusterFinalizer { source, .. }
             | Error::CleanupCluster { source, .. }
-            | Error::SyncNamespace { source, .. } => Some(source),
+            | Error::SyncNamespace { source, .. }
+            | Error::CreateMachine { source, .. }
+            | Error::DeleteMachine { source, .. }
+            | Error::AdoptMachine { source, .. }
+            | Error::WriteMachineSetStatus { source, .. } => Some(source),
             _ => None,
         }
     }
@@ -182,6 +232,10 @@ impl flotilla_runtime::ReconcileError for Error {
             Error::CleanupCluster { .. } => "CleanupCluster",
             Error::WorksRemain { .. } => "WorksRemain",
             Error::SyncNamespace { .. } => "SyncNamespace",
+            Error::CreateMachine { .. } => "CreateMachine",
+            Error::DeleteMachine { .. } => "DeleteMachine",
+            Error::AdoptMachine { .. } => "AdoptMachine",
+            Error::WriteMachineSetStatus { .. } => "WriteMachineSetStatus",
             Error::Platform(_) => "Platform",
         }
     }

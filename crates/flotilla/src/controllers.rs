@@ -30,6 +30,8 @@ pub struct Options {
     pub binding_status: flotilla_controllers::binding_status::Options,
     /// The namespace-sync controller's settings.
     pub namespace_sync: flotilla_controllers::namespace_sync::Options,
+    /// The MachineSet controller's settings.
+    pub machineset: flotilla_controllers::machineset::Options,
 }
 
 type Build = fn(&Arc<Context>, &Options) -> anyhow::Result<BoxFuture<'static, ()>>;
@@ -128,6 +130,14 @@ pub const ALL: &[Controller] = &[
             Ok(run.boxed())
         },
     },
+    Controller {
+        name: "machineset",
+        build: |ctx, options| {
+            let run = flotilla_controllers::machineset::controller(ctx, options.machineset.clone())
+                .context("machineset")?;
+            Ok(run.boxed())
+        },
+    },
 ];
 
 /// Resolves a `--controllers` list: `*` is every controller, `name` adds one, `-name` removes
@@ -208,7 +218,8 @@ mod tests {
                 "binding",
                 "execution",
                 "binding-status",
-                "namespace-sync"
+                "namespace-sync",
+                "machineset"
             ]
         );
         assert_eq!(
@@ -221,7 +232,8 @@ mod tests {
                 "binding",
                 "execution",
                 "binding-status",
-                "namespace-sync"
+                "namespace-sync",
+                "machineset"
             ]
         );
         // Names match whole: removing `cluster` keeps `cluster-status`.
@@ -235,7 +247,8 @@ mod tests {
                 "binding",
                 "execution",
                 "binding-status",
-                "namespace-sync"
+                "namespace-sync",
+                "machineset"
             ]
         );
         assert_eq!(
@@ -243,7 +256,7 @@ mod tests {
             ["cluster-status", "cluster", "scheduler"]
         );
         assert_eq!(names("scheduler"), ["scheduler"]);
-        assert_eq!(names("*,-detector,-dependencies").len(), 7);
+        assert_eq!(names("*,-detector,-dependencies").len(), 8);
         assert_eq!(names(""), Vec::<&str>::new());
         assert!(select("*,-nope").is_err());
         assert!(select("-*").is_err());

@@ -802,6 +802,27 @@ const HUB_NEEDS: &[(&str, &str, &str, &[&str], &str)] = &[
         "controllers cluster.rs: execution namespaces created on join, deleted on leave",
     ),
     (
+        "cluster",
+        "provisioning.flotilla.io",
+        "machinesets",
+        &["list", "watch"],
+        "controllers machineset.rs: the MachineSet cache",
+    ),
+    (
+        "cluster",
+        "provisioning.flotilla.io",
+        "machinesets/status",
+        &["patch"],
+        "controllers machineset.rs write_status",
+    ),
+    (
+        "cluster",
+        "provisioning.flotilla.io",
+        "machines",
+        &["list", "watch", "create", "patch", "delete"],
+        "controllers machineset.rs: the Machine cache, create_machines, adopt_orphans, deletion",
+    ),
+    (
         "members",
         "coordination.k8s.io",
         "leases",
