@@ -113,6 +113,21 @@ pub mod reasons {
     /// The machine is waiting for its owner to replace it.
     pub const WAITING_FOR_REMEDIATION: &str = "WaitingForRemediation";
 
+    /// The bootstrap data Secret is named.
+    pub const BOOTSTRAP_DATA_READY: &str = "BootstrapDataReady";
+    /// No bootstrap provider is configured: the infrastructure provider bootstraps the machine.
+    pub const NO_BOOTSTRAP_NEEDED: &str = "NoBootstrapNeeded";
+    /// The machine is provisioned but no Node carries its providerID yet.
+    pub const WAITING_FOR_NODE: &str = "WaitingForNode";
+    /// The machine's Node is Ready.
+    pub const NODE_READY: &str = "NodeReady";
+    /// The machine's Node is not Ready (or never said).
+    pub const NODE_NOT_READY: &str = "NodeNotReady";
+    /// Bootstrap, infrastructure and node are all ready.
+    pub const MACHINE_READY: &str = "MachineReady";
+    /// The machine's node is being drained before it is deleted.
+    pub const DRAINING_NODE: &str = "DrainingNode";
+
     // MachineSet Available and Progressing.
     /// At least `replicas - maxUnavailable` machines are available.
     pub const MINIMUM_MACHINES_AVAILABLE: &str = "MinimumMachinesAvailable";

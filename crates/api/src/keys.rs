@@ -40,6 +40,8 @@ pub mod annotations {
     /// On a Machine (set by a user or a controller): delete this machine first when its
     /// MachineSet scales down.
     pub const DELETE_MACHINE: &str = "cluster.flotilla.io/delete-machine";
+    /// On a Cluster or a Machine: the lifecycle controllers leave its machines alone.
+    pub const PAUSED: &str = "cluster.flotilla.io/paused";
     /// On a template: the namespace of the PropagationPolicy that claims it.
     pub const PROPAGATION_POLICY_NAMESPACE: &str = "propagationpolicy.flotilla.io/namespace";
     /// On a template: the name of the PropagationPolicy that claims it.

@@ -183,15 +183,85 @@ fn split_set_op(part: &str) -> Option<(&str, (&'static str, &str))> {
     None
 }
 
+/// Where a field selector's requirement reads its value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum FieldReq {
-    Eq(String, String),
-    NotEq(String, String),
+enum Field {
+    Name,
+    Namespace,
+    /// One of the kind's own labels: a JSON pointer and how the value renders.
+    Own(&'static str, FieldType),
 }
 
-/// A parsed field selector over `metadata.name` / `metadata.namespace`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FieldReq {
+    field: Field,
+    value: String,
+    equal: bool,
+}
+
+/// A parsed field selector over `metadata.name` / `metadata.namespace`, and the kind's own
+/// field labels (see [`kind_fields`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct FieldSelector(Vec<FieldReq>);
+
+/// How a field label's value is read: a string, or a boolean or integer rendered as text with
+/// Go's zero value when absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FieldType {
+    Str,
+    Bool,
+    Int,
+}
+
+/// The field labels kube-apiserver's strategies add for a kind (`GetAttrs`), with where each
+/// is read from.
+fn kind_fields(group: &str, kind: &str) -> &'static [(&'static str, &'static str, FieldType)] {
+    use FieldType::{Bool, Int, Str};
+    match (group, kind) {
+        ("", "Pod") => &[
+            ("spec.nodeName", "/spec/nodeName", Str),
+            ("spec.restartPolicy", "/spec/restartPolicy", Str),
+            ("spec.schedulerName", "/spec/schedulerName", Str),
+            ("spec.serviceAccountName", "/spec/serviceAccountName", Str),
+            ("spec.hostNetwork", "/spec/hostNetwork", Bool),
+            ("status.phase", "/status/phase", Str),
+            ("status.podIP", "/status/podIP", Str),
+            ("status.nominatedNodeName", "/status/nominatedNodeName", Str),
+        ],
+        ("", "Node") => &[("spec.unschedulable", "/spec/unschedulable", Bool)],
+        ("", "Secret") => &[("type", "/type", Str)],
+        ("", "Namespace") => &[("status.phase", "/status/phase", Str)],
+        ("", "ReplicationController") | ("apps", "ReplicaSet") => {
+            &[("status.replicas", "/status/replicas", Int)]
+        }
+        ("batch", "Job") => &[("status.successful", "/status/succeeded", Int)],
+        ("", "Event") => &[
+            ("involvedObject.kind", "/involvedObject/kind", Str),
+            ("involvedObject.namespace", "/involvedObject/namespace", Str),
+            ("involvedObject.name", "/involvedObject/name", Str),
+            ("involvedObject.uid", "/involvedObject/uid", Str),
+            (
+                "involvedObject.apiVersion",
+                "/involvedObject/apiVersion",
+                Str,
+            ),
+            (
+                "involvedObject.resourceVersion",
+                "/involvedObject/resourceVersion",
+                Str,
+            ),
+            ("involvedObject.fieldPath", "/involvedObject/fieldPath", Str),
+            ("reason", "/reason", Str),
+            ("reportingComponent", "/reportingComponent", Str),
+            ("source", "/source/component", Str),
+            ("type", "/type", Str),
+        ],
+        ("certificates.k8s.io", "CertificateSigningRequest") => {
+            &[("spec.signerName", "/spec/signerName", Str)]
+        }
+        _ => &[],
+    }
+}
 
 impl FieldSelector {
     /// Parse the `fieldSelector` query syntax; unknown fields are a 400 like kube-apiserver.
@@ -202,51 +272,84 @@ impl FieldSelector {
             if part.is_empty() {
                 continue;
             }
-            let req = if let Some((k, v)) = part.split_once("!=") {
-                FieldReq::NotEq(k.trim().to_string(), v.trim().to_string())
+            let (k, v, equal) = if let Some((k, v)) = part.split_once("!=") {
+                (k, v, false)
             } else if let Some((k, v)) = part.split_once("==") {
-                FieldReq::Eq(k.trim().to_string(), v.trim().to_string())
+                (k, v, true)
             } else if let Some((k, v)) = part.split_once('=') {
-                FieldReq::Eq(k.trim().to_string(), v.trim().to_string())
+                (k, v, true)
             } else {
                 return Err(Error::bad_request(format!(
                     "invalid selector: '{part}'; can't understand '{part}'"
                 )));
             };
-            let (FieldReq::Eq(k, _) | FieldReq::NotEq(k, _)) = &req;
-            if k != "metadata.name" && k != "metadata.namespace" {
-                return Err(Error::bad_request(format!(
-                    "field label not supported: {k} (\"{kind}\" in {api_version} supports metadata.name and metadata.namespace)"
-                )));
-            }
-            reqs.push(req);
+            let k = k.trim();
+            let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+            let own = kind_fields(group, kind);
+            let field = match k {
+                "metadata.name" => Field::Name,
+                "metadata.namespace" => Field::Namespace,
+                _ => match own.iter().find(|(label, ..)| *label == k) {
+                    Some(&(_, pointer, ty)) => Field::Own(pointer, ty),
+                    // Kinds with field labels of their own say only this.
+                    None if !own.is_empty() => {
+                        return Err(Error::bad_request(format!(
+                            "field label not supported: {k}"
+                        )));
+                    }
+                    None => {
+                        return Err(Error::bad_request(format!(
+                            "{k:?} is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+                        )));
+                    }
+                },
+            };
+            reqs.push(FieldReq {
+                field,
+                value: v.trim().to_string(),
+                equal,
+            });
         }
         Ok(FieldSelector(reqs))
     }
 
     /// The exact name asked for, if any (lets lists skip scanning).
     pub(crate) fn exact_name(&self) -> Option<&str> {
-        self.0.iter().find_map(|r| match r {
-            FieldReq::Eq(k, v) if k == "metadata.name" => Some(v.as_str()),
-            _ => None,
-        })
+        self.0
+            .iter()
+            .find(|r| r.field == Field::Name && r.equal)
+            .map(|r| r.value.as_str())
     }
 
     /// Match against an object.
     pub(crate) fn matches(&self, object: &Value) -> bool {
         self.0.iter().all(|r| {
-            let (k, v, eq) = match r {
-                FieldReq::Eq(k, v) => (k, v, true),
-                FieldReq::NotEq(k, v) => (k, v, false),
+            let actual = match r.field {
+                Field::Name => str_at(object, "/metadata/name"),
+                Field::Namespace => str_at(object, "/metadata/namespace"),
+                Field::Own(pointer, FieldType::Str) => str_at(object, pointer),
+                Field::Own(pointer, FieldType::Bool) => object
+                    .pointer(pointer)
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+                    .to_string(),
+                Field::Own(pointer, FieldType::Int) => object
+                    .pointer(pointer)
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0)
+                    .to_string(),
             };
-            let field = match k.as_str() {
-                "metadata.name" => object.pointer("/metadata/name"),
-                _ => object.pointer("/metadata/namespace"),
-            };
-            let actual = field.and_then(Value::as_str).unwrap_or("");
-            (actual == v) == eq
+            (actual == r.value) == r.equal
         })
     }
+}
+
+fn str_at(object: &Value, pointer: &str) -> String {
+    object
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -295,6 +398,46 @@ mod tests {
             .expect("parse");
         assert!(s.matches(&o));
         assert_eq!(s.exact_name(), Some("a"));
-        assert!(FieldSelector::parse("spec.foo=a", "Pod", "v1").is_err());
+        assert!(FieldSelector::parse("spec.foo=a", "ConfigMap", "v1").is_err());
+    }
+
+    #[test]
+    fn kinds_have_their_own_field_labels() {
+        let pod = json!({"metadata": {"name": "p", "namespace": "ns"},
+            "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}});
+        for (sel, want) in [
+            ("spec.nodeName=n1", true),
+            ("spec.nodeName!=n1", false),
+            ("spec.nodeName=n2,status.phase=Running", false),
+            ("status.phase=Running,metadata.name=p", true),
+            ("spec.hostNetwork=false", true),
+            ("spec.hostNetwork=true", false),
+            ("status.podIP=", true),
+        ] {
+            let s = FieldSelector::parse(sel, "Pod", "v1").expect(sel);
+            assert_eq!(s.matches(&pod), want, "{sel}");
+        }
+        let rs = json!({"metadata": {"name": "r"}, "status": {"replicas": 3}});
+        let s = FieldSelector::parse("status.replicas=3", "ReplicaSet", "apps/v1").expect("rs");
+        assert!(s.matches(&rs));
+        let unknown = |kind, api_version| {
+            FieldSelector::parse("spec.foo=a", kind, api_version)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        // Read off kube-apiserver 1.37: kinds with labels of their own give the short message.
+        assert!(
+            unknown("Pod", "v1").ends_with("field label not supported: spec.foo"),
+            "{}",
+            unknown("Pod", "v1")
+        );
+        assert!(
+            unknown("ConfigMap", "v1").ends_with(
+                r#""spec.foo" is not a known field selector: only "metadata.name", "metadata.namespace""#
+            ),
+            "{}",
+            unknown("ConfigMap", "v1")
+        );
     }
 }

@@ -178,6 +178,64 @@ pub enum Error {
         source: kube::Error,
     },
 
+    /// Adding or removing the machine controller's finalizer failed.
+    #[error("failed to update the finalizers of Machine {machine}: {source}")]
+    MachineFinalizer {
+        /// The Machine.
+        machine: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+
+    /// Writing a Machine's status failed.
+    #[error("failed to write the status of Machine {machine}: {source}")]
+    WriteMachineStatus {
+        /// The Machine.
+        machine: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+
+    /// Cordoning, draining or deleting a deleted Machine's node failed.
+    #[error("failed to drain Node {node} of Machine {machine}: {source}")]
+    DrainNode {
+        /// The Machine.
+        machine: String,
+        /// The Node.
+        node: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+
+    /// A deleted Machine's node still runs pods; retried until they are evicted or the drain
+    /// timeout passes.
+    #[error("Machine {machine} is being deleted: draining Node {node}, {pods} pods left")]
+    NodeDraining {
+        /// The Machine.
+        machine: String,
+        /// The Node.
+        node: String,
+        /// Pods still to evict.
+        pods: usize,
+    },
+
+    /// A deleted Machine's cluster cannot be reached to drain its node; retried until the
+    /// node deletion timeout passes.
+    #[error(
+        "Machine {machine} is being deleted: cannot reach its cluster to drain Node {node}: {message}"
+    )]
+    ClusterUnreachableForMachine {
+        /// The Machine.
+        machine: String,
+        /// The Node.
+        node: String,
+        /// Why.
+        message: String,
+    },
+
     /// Writing a MachineSet's status failed.
     #[error("failed to write the status of MachineSet {set}: {source}")]
     WriteMachineSetStatus {
@@ -210,7 +268,10 @@ impl Error {
             | Error::CreateMachine { source, .. }
             | Error::DeleteMachine { source, .. }
             | Error::AdoptMachine { source, .. }
-            | Error::WriteMachineSetStatus { source, .. } => Some(source),
+            | Error::WriteMachineSetStatus { source, .. }
+            | Error::MachineFinalizer { source, .. }
+            | Error::WriteMachineStatus { source, .. }
+            | Error::DrainNode { source, .. } => Some(source),
             _ => None,
         }
     }
@@ -236,6 +297,11 @@ impl flotilla_runtime::ReconcileError for Error {
             Error::DeleteMachine { .. } => "DeleteMachine",
             Error::AdoptMachine { .. } => "AdoptMachine",
             Error::WriteMachineSetStatus { .. } => "WriteMachineSetStatus",
+            Error::MachineFinalizer { .. } => "MachineFinalizer",
+            Error::WriteMachineStatus { .. } => "WriteMachineStatus",
+            Error::DrainNode { .. } => "DrainNode",
+            Error::NodeDraining { .. } => "NodeDraining",
+            Error::ClusterUnreachableForMachine { .. } => "ClusterUnreachableForMachine",
             Error::Platform(_) => "Platform",
         }
     }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod execution;
 pub mod fleet;
 pub mod heartbeat;
+pub mod machine;
 pub mod machineset;
 pub mod namespace_sync;
 pub use flotilla_work::kinds;

@@ -32,6 +32,8 @@ pub struct Options {
     pub namespace_sync: flotilla_controllers::namespace_sync::Options,
     /// The MachineSet controller's settings.
     pub machineset: flotilla_controllers::machineset::Options,
+    /// The Machine controller's settings.
+    pub machine: flotilla_controllers::machine::Options,
 }
 
 type Build = fn(&Arc<Context>, &Options) -> anyhow::Result<BoxFuture<'static, ()>>;
@@ -138,6 +140,14 @@ pub const ALL: &[Controller] = &[
             Ok(run.boxed())
         },
     },
+    Controller {
+        name: "machine",
+        build: |ctx, options| {
+            let run = flotilla_controllers::machine::controller(ctx, options.machine.clone())
+                .context("machine")?;
+            Ok(run.boxed())
+        },
+    },
 ];
 
 /// Resolves a `--controllers` list: `*` is every controller, `name` adds one, `-name` removes
@@ -219,7 +229,8 @@ mod tests {
                 "execution",
                 "binding-status",
                 "namespace-sync",
-                "machineset"
+                "machineset",
+                "machine"
             ]
         );
         assert_eq!(
@@ -233,7 +244,8 @@ mod tests {
                 "execution",
                 "binding-status",
                 "namespace-sync",
-                "machineset"
+                "machineset",
+                "machine"
             ]
         );
         // Names match whole: removing `cluster` keeps `cluster-status`.
@@ -248,7 +260,8 @@ mod tests {
                 "execution",
                 "binding-status",
                 "namespace-sync",
-                "machineset"
+                "machineset",
+                "machine"
             ]
         );
         assert_eq!(
@@ -256,7 +269,7 @@ mod tests {
             ["cluster-status", "cluster", "scheduler"]
         );
         assert_eq!(names("scheduler"), ["scheduler"]);
-        assert_eq!(names("*,-detector,-dependencies").len(), 8);
+        assert_eq!(names("*,-detector,-dependencies").len(), 9);
         assert_eq!(names(""), Vec::<&str>::new());
         assert!(select("*,-nope").is_err());
         assert!(select("-*").is_err());

@@ -820,7 +820,14 @@ const HUB_NEEDS: &[(&str, &str, &str, &[&str], &str)] = &[
         "provisioning.flotilla.io",
         "machines",
         &["list", "watch", "create", "patch", "delete"],
-        "controllers machineset.rs: the Machine cache, create_machines, adopt_orphans, deletion",
+        "controllers machineset.rs: the Machine cache, create_machines, adopt_orphans, deletion; machine.rs: its finalizer",
+    ),
+    (
+        "cluster",
+        "provisioning.flotilla.io",
+        "machines/status",
+        &["patch"],
+        "controllers machine.rs observe",
     ),
     (
         "members",

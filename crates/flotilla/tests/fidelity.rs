@@ -1077,7 +1077,10 @@ fn table_probes() -> Vec<Probe> {
         out.push(probe(id, Method::POST, path, body));
         let id: &'static str = Box::leak(format!("{kind}-list-as-table").into_boxed_str());
         // Cluster-scoped kinds: only the probe's own object (a real server has others).
-        let list: &'static str = if path.contains("/namespaces/") {
+        let list: &'static str = if kind == "events" {
+            // Only the probe's event (kube's own controllers write events too).
+            "/api/v1/namespaces/fidelity/events?fieldSelector=involvedObject.name%3Dt"
+        } else if path.contains("/namespaces/") {
             path
         } else {
             Box::leak(format!("{path}?fieldSelector=metadata.name%3D{name}").into_boxed_str())
@@ -1087,6 +1090,28 @@ fn table_probes() -> Vec<Probe> {
             ..probe(id, Method::GET, list, Value::Null)
         });
     }
+    // A kind's own field labels, and one it does not have.
+    out.push(Probe {
+        accept: "application/json;as=Table;g=meta.k8s.io;v=v1",
+        ..probe(
+            "pods-by-field-labels",
+            Method::GET,
+            "/api/v1/namespaces/fidelity/pods?fieldSelector=spec.nodeName%3Dn1,status.phase%3DPending,spec.hostNetwork%3Dfalse",
+            Value::Null,
+        )
+    });
+    out.push(worded(probe(
+        "pods-by-unknown-field",
+        Method::GET,
+        "/api/v1/namespaces/fidelity/pods?fieldSelector=spec.nope%3Dx",
+        Value::Null,
+    )));
+    out.push(worded(probe(
+        "configmaps-by-unknown-field",
+        Method::GET,
+        "/api/v1/namespaces/fidelity/configmaps?fieldSelector=data.x%3Dy",
+        Value::Null,
+    )));
     // The autoscaler's validation, in kube's order and words.
     let hpa = "/apis/autoscaling/v2/namespaces/fidelity/horizontalpodautoscalers";
     for (id, spec) in [
