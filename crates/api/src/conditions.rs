@@ -125,6 +125,12 @@ pub mod reasons {
     pub const NODE_NOT_READY: &str = "NodeNotReady";
     /// Bootstrap, infrastructure and node are all ready.
     pub const MACHINE_READY: &str = "MachineReady";
+    /// The machine passed every check of its MachineHealthChecks.
+    pub const HEALTHY: &str = "Healthy";
+    /// A machine condition has been unhealthy for too long.
+    pub const UNHEALTHY_MACHINE: &str = "UnhealthyMachine";
+    /// Remediation may proceed.
+    pub const REMEDIATION_ALLOWED: &str = "RemediationAllowed";
     /// The machine's node is being drained before it is deleted.
     pub const DRAINING_NODE: &str = "DrainingNode";
 

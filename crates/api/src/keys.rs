@@ -110,6 +110,8 @@ pub mod field_managers {
     pub const AGENT: &str = "flotilla-agent";
     /// The machine controllers.
     pub const PROVISIONING: &str = "flotilla-provisioning";
+    /// The MachineHealthCheck controller (its conditions on Machines are its own).
+    pub const MACHINE_HEALTH_CHECK: &str = "flotilla-machinehealthcheck";
     /// `flotilla join` and `flotilla unjoin`, in the member and on the hub.
     pub const JOIN: &str = "flotilla-join";
 }

@@ -168,11 +168,20 @@ fn fit(name: String, key: &str) -> String {
     format!("{}{suffix}", name[..cut].trim_end_matches(['-', '.']))
 }
 
-/// The name of the `index`th machine a MachineSet makes from the template with this hash:
-/// `<set>-<hash>-<index>`, so every pass (and every replica of the controller) picks the same
-/// names.
-pub fn machine_name(set: &str, template_hash: &str, index: usize) -> String {
-    format!("{set}-{template_hash}-{index}")
+/// The name of a machine a MachineSet makes from the template with this hash:
+/// `<set>-<hash>-<suffix>`, the suffix five base-36 characters of `seed` (never reused, so a
+/// replacement never takes the name, providerID or data of the machine it replaces).
+pub fn machine_name(set: &str, template_hash: &str, seed: &[u8]) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut n = fnv32a(seed);
+    let suffix: String = (0..5)
+        .map(|_| {
+            let d = DIGITS[(n % 36) as usize] as char;
+            n /= 36;
+            d
+        })
+        .collect();
+    format!("{set}-{template_hash}-{suffix}")
 }
 
 /// The 32-bit FNV-1a hash. Used for Work names and for the scheduler's tie-break parity on a

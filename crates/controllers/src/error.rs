@@ -236,6 +236,28 @@ pub enum Error {
         message: String,
     },
 
+    /// Writing a MachineHealthCheck's conditions on a Machine failed.
+    #[error("failed to mark Machine {machine} for MachineHealthCheck {check}: {source}")]
+    MarkMachine {
+        /// The MachineHealthCheck.
+        check: String,
+        /// The Machine.
+        machine: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+
+    /// Writing a MachineHealthCheck's status failed.
+    #[error("failed to write the status of MachineHealthCheck {check}: {source}")]
+    WriteMachineHealthCheckStatus {
+        /// The MachineHealthCheck.
+        check: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+
     /// Writing a MachineSet's status failed.
     #[error("failed to write the status of MachineSet {set}: {source}")]
     WriteMachineSetStatus {
@@ -271,7 +293,9 @@ impl Error {
             | Error::WriteMachineSetStatus { source, .. }
             | Error::MachineFinalizer { source, .. }
             | Error::WriteMachineStatus { source, .. }
-            | Error::DrainNode { source, .. } => Some(source),
+            | Error::DrainNode { source, .. }
+            | Error::MarkMachine { source, .. }
+            | Error::WriteMachineHealthCheckStatus { source, .. } => Some(source),
             _ => None,
         }
     }
@@ -300,6 +324,8 @@ impl flotilla_runtime::ReconcileError for Error {
             Error::MachineFinalizer { .. } => "MachineFinalizer",
             Error::WriteMachineStatus { .. } => "WriteMachineStatus",
             Error::DrainNode { .. } => "DrainNode",
+            Error::MarkMachine { .. } => "MarkMachine",
+            Error::WriteMachineHealthCheckStatus { .. } => "WriteMachineHealthCheckStatus",
             Error::NodeDraining { .. } => "NodeDraining",
             Error::ClusterUnreachableForMachine { .. } => "ClusterUnreachableForMachine",
             Error::Platform(_) => "Platform",

@@ -13,6 +13,7 @@ pub mod execution;
 pub mod fleet;
 pub mod heartbeat;
 pub mod machine;
+pub mod machinehealthcheck;
 pub mod machineset;
 pub mod namespace_sync;
 pub use flotilla_work::kinds;

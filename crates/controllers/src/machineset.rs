@@ -1,7 +1,8 @@
 //! The MachineSet controller (Cluster API's MachineSet and MachineDeployment rollout in one):
 //! keeps `replicas` Machines made from the set's template. It owns its machines by a
 //! controller ownerReference (adopting matching orphans of the same cluster), names them
-//! deterministically (`<set>-<template hash>-<n>`), replaces machines made from an older
+//! `<set>-<template hash>-<suffix>` (a suffix never reused; machines it created that the cache
+//! does not show yet count as made, as a ReplicaSet's expectations), replaces machines made from an older
 //! template within `maxSurge` / `maxUnavailable` (or only when deleted, with `OnDelete`),
 //! deletes the machines their health check marked for remediation, scales down in the set's
 //! order, and reports `replicas`, `readyReplicas`, `availableReplicas`, `upToDateReplicas`,
@@ -62,7 +63,14 @@ struct State {
     hub: Client,
     machines: Store<Machine>,
     resync: Duration,
+    /// Per set (uid): machines created that the cache may not show yet, with when (kube's
+    /// ReplicaSet "expectations"), so a quick second pass does not create them again.
+    expected:
+        std::sync::Mutex<std::collections::HashMap<String, Vec<(String, std::time::Instant)>>>,
 }
+
+/// How long a created machine is expected before the cache must show it.
+const EXPECTATION_TTL: Duration = Duration::from_secs(30);
 
 /// The hash of what makes two machines interchangeable: the template's spec, less the
 /// fields a provider fills and the timeouts that apply in place (as Cluster API rolls out).
@@ -238,7 +246,22 @@ async fn reconcile(set: Arc<MachineSet>, state: Arc<State>) -> Result<Action> {
         .into_iter()
         .filter(|m| controller_uid(m) == Some(uid.as_str()))
         .collect();
-    let observed: Vec<Owned> = mine.iter().map(|m| owned(m, &hash)).collect();
+    let mut observed: Vec<Owned> = mine.iter().map(|m| owned(m, &hash)).collect();
+    // Machines this process created that the cache does not show yet count as made.
+    let pending: Vec<String> = {
+        let mut expected = state.expected.lock().unwrap_or_else(|p| p.into_inner());
+        let list = expected.entry(uid.clone()).or_default();
+        list.retain(|(n, at)| {
+            at.elapsed() < EXPECTATION_TTL && !mine.iter().any(|m| m.name_any() == *n)
+        });
+        list.iter().map(|(n, _)| n.clone()).collect()
+    };
+    let seen = observed.len();
+    observed.extend(pending.iter().map(|n| Owned {
+        name: n.clone(),
+        up_to_date: true,
+        ..Owned::default()
+    }));
     let order = set.spec.deletion.clone().unwrap_or_default().order;
     let limits = match invalid {
         Some(message) => Err(message),
@@ -248,8 +271,19 @@ async fn reconcile(set: Arc<MachineSet>, state: Arc<State>) -> Result<Action> {
     if let Ok(limits) = &limits {
         let todo = plan::plan(limits, &observed);
         acted = todo != plan::Plan::default();
-        create_machines(&set, &machines_api, &mine, &hash, todo.create).await?;
-        for machine in &todo.delete {
+        let made = create_machines(&set, &machines_api, &hash, todo.create).await;
+        if !made.is_empty() {
+            let now = std::time::Instant::now();
+            state
+                .expected
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(uid.clone())
+                .or_default()
+                .extend(made.iter().map(|n| (n.clone(), now)));
+        }
+        made.into_result()?;
+        for machine in todo.delete.iter().filter(|m| !pending.contains(m)) {
             match machines_api
                 .delete(machine, &DeleteParams::background())
                 .await
@@ -266,10 +300,11 @@ async fn reconcile(set: Arc<MachineSet>, state: Arc<State>) -> Result<Action> {
             }
         }
     }
+    // The status counts what the cache shows.
     write_status(
         &state,
         &set,
-        &observed,
+        &observed[..seen],
         limits.as_ref().map_err(String::as_str),
     )
     .await?;
@@ -282,46 +317,67 @@ async fn reconcile(set: Arc<MachineSet>, state: Arc<State>) -> Result<Action> {
     }))
 }
 
-/// Creates `n` machines from the current template under the lowest free indexes.
-async fn create_machines(
-    set: &MachineSet,
-    api: &Api<Machine>,
-    mine: &[Arc<Machine>],
-    hash: &str,
-    n: i32,
-) -> Result<()> {
+/// The machines one pass created, and the error that stopped it, if any.
+struct Made {
+    names: Vec<String>,
+    error: Option<Error>,
+}
+
+impl Made {
+    fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &String> {
+        self.names.iter()
+    }
+
+    fn into_result(self) -> Result<()> {
+        self.error.map_or(Ok(()), Err)
+    }
+}
+
+/// Creates `n` machines from the current template, each under a name never used before.
+async fn create_machines(set: &MachineSet, api: &Api<Machine>, hash: &str, n: i32) -> Made {
     let set_name = set.name_any();
-    let taken: Vec<String> = mine.iter().map(|m| m.name_any()).collect();
     let params = PostParams {
         field_manager: Some(PROVISIONING.into()),
         ..PostParams::default()
     };
-    let mut made = 0;
-    let mut index = 0;
-    while made < n {
-        let machine_name = names::machine_name(&set_name, hash, index);
-        index += 1;
-        if taken.contains(&machine_name) {
-            continue;
-        }
-        made += 1;
+    let mut made = Made {
+        names: Vec::new(),
+        error: None,
+    };
+    let mut attempt: u32 = 0;
+    while i32::try_from(made.names.len()).unwrap_or(i32::MAX) < n && attempt < 3 * n.max(1) as u32 {
+        attempt += 1;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let seed = format!("{}/{nanos}/{attempt}", set.uid().unwrap_or_default());
+        let machine_name = names::machine_name(&set_name, hash, seed.as_bytes());
         match api
             .create(&params, &machine_for(set, &machine_name, hash))
             .await
         {
-            Ok(_) => info!(set = %set_name, machine = %machine_name, "created a machine"),
-            // Made by an earlier pass the cache has not shown yet.
+            Ok(_) => {
+                info!(set = %set_name, machine = %machine_name, "created a machine");
+                made.names.push(machine_name);
+            }
+            // The name is taken: try another.
             Err(kube::Error::Api(s)) if s.code == 409 => {}
             Err(source) => {
-                return Err(Error::CreateMachine {
+                made.error = Some(Error::CreateMachine {
                     set: set_name,
                     machine: machine_name,
                     source,
                 });
+                break;
             }
         }
     }
-    Ok(())
+    made
 }
 
 /// Takes machines of the set's cluster that match its selector and have no controller.
@@ -519,6 +575,7 @@ pub fn controller(
         hub: ctx.client().clone(),
         machines,
         resync: options.resync,
+        expected: std::sync::Mutex::default(),
     });
     info!(resync = ?options.resync, "starting the machineset controller");
     Ok(runner.run(reconcile, state))

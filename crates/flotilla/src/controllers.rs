@@ -34,6 +34,8 @@ pub struct Options {
     pub machineset: flotilla_controllers::machineset::Options,
     /// The Machine controller's settings.
     pub machine: flotilla_controllers::machine::Options,
+    /// The MachineHealthCheck controller's settings.
+    pub machinehealthcheck: flotilla_controllers::machinehealthcheck::Options,
 }
 
 type Build = fn(&Arc<Context>, &Options) -> anyhow::Result<BoxFuture<'static, ()>>;
@@ -148,6 +150,17 @@ pub const ALL: &[Controller] = &[
             Ok(run.boxed())
         },
     },
+    Controller {
+        name: "machinehealthcheck",
+        build: |ctx, options| {
+            let run = flotilla_controllers::machinehealthcheck::controller(
+                ctx,
+                options.machinehealthcheck.clone(),
+            )
+            .context("machinehealthcheck")?;
+            Ok(run.boxed())
+        },
+    },
 ];
 
 /// Resolves a `--controllers` list: `*` is every controller, `name` adds one, `-name` removes
@@ -230,7 +243,8 @@ mod tests {
                 "binding-status",
                 "namespace-sync",
                 "machineset",
-                "machine"
+                "machine",
+                "machinehealthcheck"
             ]
         );
         assert_eq!(
@@ -245,7 +259,8 @@ mod tests {
                 "binding-status",
                 "namespace-sync",
                 "machineset",
-                "machine"
+                "machine",
+                "machinehealthcheck"
             ]
         );
         // Names match whole: removing `cluster` keeps `cluster-status`.
@@ -261,7 +276,8 @@ mod tests {
                 "binding-status",
                 "namespace-sync",
                 "machineset",
-                "machine"
+                "machine",
+                "machinehealthcheck"
             ]
         );
         assert_eq!(
@@ -269,7 +285,7 @@ mod tests {
             ["cluster-status", "cluster", "scheduler"]
         );
         assert_eq!(names("scheduler"), ["scheduler"]);
-        assert_eq!(names("*,-detector,-dependencies").len(), 9);
+        assert_eq!(names("*,-detector,-dependencies").len(), 10);
         assert_eq!(names(""), Vec::<&str>::new());
         assert!(select("*,-nope").is_err());
         assert!(select("-*").is_err());

@@ -827,7 +827,21 @@ const HUB_NEEDS: &[(&str, &str, &str, &[&str], &str)] = &[
         "provisioning.flotilla.io",
         "machines/status",
         &["patch"],
-        "controllers machine.rs observe",
+        "controllers machine.rs observe; machinehealthcheck.rs mark",
+    ),
+    (
+        "cluster",
+        "provisioning.flotilla.io",
+        "machinehealthchecks",
+        &["list", "watch"],
+        "controllers machinehealthcheck.rs: the MachineHealthCheck cache",
+    ),
+    (
+        "cluster",
+        "provisioning.flotilla.io",
+        "machinehealthchecks/status",
+        &["patch"],
+        "controllers machinehealthcheck.rs write_status",
     ),
     (
         "members",
