@@ -16,8 +16,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 use flotilla_api::{
     Cluster,
     conditions::{
-        self, FALSE, HEALTH_CHECK_SUCCEEDED, NODE_HEALTHY, OWNER_REMEDIATED, REMEDIATION_ALLOWED,
-        TRUE, reasons,
+        self, HEALTH_CHECK_SUCCEEDED, NODE_HEALTHY, OWNER_REMEDIATED, REMEDIATION_ALLOWED, reasons,
     },
     keys::{
         annotations,
@@ -31,11 +30,7 @@ use flotilla_runtime::{
     status::{self, StatusWrite},
 };
 use flotilla_scheduler::selector::label_selector_matches;
-use k8s_openapi::{
-    api::core::v1::Node,
-    apimachinery::pkg::apis::meta::v1::{Condition, Time},
-    jiff::Timestamp,
-};
+use k8s_openapi::{api::core::v1::Node, apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::{
     Api, Client, Resource, ResourceExt,
     runtime::{
@@ -133,23 +128,6 @@ async fn node_state(state: &State, cluster: Option<&Cluster>, machine: &Machine)
                 }),
         )),
         Err(_) => NodeState::Unknown,
-    }
-}
-
-fn condition(
-    type_: &str,
-    ok: bool,
-    reason: &str,
-    message: String,
-    generation: Option<i64>,
-) -> Condition {
-    Condition {
-        type_: type_.into(),
-        status: if ok { TRUE } else { FALSE }.into(),
-        reason: reason.into(),
-        message,
-        observed_generation: generation,
-        last_transition_time: Time(Timestamp::now()),
     }
 }
 
@@ -252,7 +230,7 @@ async fn mark(
         Verdict::Healthy(_) => {
             conditions::set_condition(
                 &mut next,
-                condition(
+                conditions::new(
                     HEALTH_CHECK_SUCCEEDED,
                     true,
                     reasons::HEALTHY,
@@ -266,7 +244,7 @@ async fn mark(
         Verdict::Unhealthy(reason, message) => {
             conditions::set_condition(
                 &mut next,
-                condition(
+                conditions::new(
                     HEALTH_CHECK_SUCCEEDED,
                     false,
                     reason,
@@ -279,11 +257,11 @@ async fn mark(
             if remediate {
                 conditions::set_condition(
                     &mut next,
-                    condition(
+                    conditions::new(
                         OWNER_REMEDIATED,
                         false,
                         reasons::WAITING_FOR_REMEDIATION,
-                        "waiting for the machine's owner to replace it".into(),
+                        "waiting for the machine's owner to replace it",
                         generation,
                     ),
                     now,
@@ -328,14 +306,14 @@ async fn write_status(
     let current = check.status.clone().unwrap_or_default();
     let mut conditions_next = current.conditions.clone();
     let verdict = match allowed {
-        Ok(n) => condition(
+        Ok(n) => conditions::new(
             REMEDIATION_ALLOWED,
             true,
             reasons::REMEDIATION_ALLOWED,
             format!("{n} more machines may be remediated"),
             generation,
         ),
-        Err(message) => condition(
+        Err(message) => conditions::new(
             REMEDIATION_ALLOWED,
             false,
             reasons::TOO_MANY_UNHEALTHY,

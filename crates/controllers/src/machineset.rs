@@ -27,7 +27,7 @@ use flotilla_runtime::{
 };
 use flotilla_scheduler::selector::label_selector_matches;
 use k8s_openapi::{
-    apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, OwnerReference, Time},
+    apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference, Time},
     jiff::Timestamp,
 };
 use kube::{
@@ -202,23 +202,6 @@ fn invalid_spec(set: &MachineSet) -> Option<String> {
         );
     }
     None
-}
-
-fn condition(
-    type_: &str,
-    ok: bool,
-    reason: &str,
-    message: String,
-    generation: Option<i64>,
-) -> Condition {
-    Condition {
-        type_: type_.into(),
-        status: if ok { TRUE } else { FALSE }.into(),
-        reason: reason.into(),
-        message,
-        observed_generation: generation,
-        last_transition_time: Time(Timestamp::now()),
-    }
 }
 
 async fn reconcile(set: Arc<MachineSet>, state: Arc<State>) -> Result<Action> {
@@ -445,14 +428,14 @@ async fn write_status(
     let now = Time(Timestamp::now());
     let (available_cond, progressing) = match limits {
         Err(message) => (
-            condition(
+            conditions::new(
                 AVAILABLE,
                 available >= desired,
                 reasons::INVALID_SPEC,
                 message.to_owned(),
                 generation,
             ),
-            condition(
+            conditions::new(
                 PROGRESSING,
                 false,
                 reasons::INVALID_SPEC,
@@ -463,7 +446,7 @@ async fn write_status(
         Ok(limits) => {
             let needed = desired - limits.max_unavailable;
             let enough = available >= needed;
-            let available_cond = condition(
+            let available_cond = conditions::new(
                 AVAILABLE,
                 enough,
                 if enough {
@@ -495,7 +478,7 @@ async fn write_status(
             };
             (
                 available_cond,
-                condition(PROGRESSING, true, reason, message, generation),
+                conditions::new(PROGRESSING, true, reason, message, generation),
             )
         }
     };

@@ -9,10 +9,7 @@ use flotilla_api::{
     },
     provisioning::Machine,
 };
-use k8s_openapi::{
-    api::core::v1::Node,
-    apimachinery::pkg::apis::meta::v1::{Condition, Time},
-};
+use k8s_openapi::{api::core::v1::Node, apimachinery::pkg::apis::meta::v1::Condition};
 
 /// What was seen of the machine's Node.
 #[derive(Clone, Debug)]
@@ -27,6 +24,7 @@ pub enum NodeSeen<'a> {
     Found(&'a Node),
 }
 
+/// A condition of any status (`True`, `False`, `Unknown`).
 fn condition(
     type_: &str,
     status: &str,
@@ -35,12 +33,8 @@ fn condition(
     generation: Option<i64>,
 ) -> Condition {
     Condition {
-        type_: type_.into(),
         status: status.into(),
-        reason: reason.into(),
-        message,
-        observed_generation: generation,
-        last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
+        ..flotilla_api::conditions::new(type_, false, reason, message, generation)
     }
 }
 
