@@ -75,9 +75,20 @@ fn ready(machine: &Machine) -> bool {
     })
 }
 
+/// A status patch holding these `(type, status, reason)` conditions and no others.
+fn set_conditions(conditions: &[(&str, &str, &str)]) -> Value {
+    let list: Vec<Value> = conditions
+        .iter()
+        .map(|(type_, status, reason)| {
+            json!({"type": type_, "status": status, "reason": reason,
+                "message": "set by the test", "lastTransitionTime": "2026-01-01T00:00:00Z"})
+        })
+        .collect();
+    json!({"status": {"conditions": list}})
+}
+
 fn set_condition(type_: &str, status: &str, reason: &str) -> Value {
-    json!({"status": {"conditions": [{"type": type_, "status": status, "reason": reason,
-        "message": "set by the test", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}})
+    set_conditions(&[(type_, status, reason)])
 }
 
 /// Marks every machine of `set` that is not being deleted Ready, as a machine controller
@@ -264,18 +275,16 @@ async fn machine_sets_create_scale_roll_out_and_remediate() -> Result<()> {
     })
     .await?;
 
-    // A machine its health check failed is replaced.
+    // A machine its health check failed is replaced. A merge patch replaces the whole
+    // condition list, so the patch keeps `Ready` (else `make_ready` below would put `Ready`
+    // back and drop `OwnerRemediated` before the controller saw it).
     let sick = after[0].clone();
+    let marked = set_conditions(&[
+        ("Ready", "True", "NodeReady"),
+        ("OwnerRemediated", "False", "WaitingForRemediation"),
+    ]);
     machines
-        .patch_status(
-            &sick,
-            &PatchParams::default(),
-            &Patch::Merge(&set_condition(
-                "OwnerRemediated",
-                "False",
-                "WaitingForRemediation",
-            )),
-        )
+        .patch_status(&sick, &PatchParams::default(), &Patch::Merge(&marked))
         .await?;
     eventually("the unhealthy machine replaced", || async {
         let list = make_ready(&machines, "workers").await?;
