@@ -63,6 +63,14 @@ pub const FIELD_MANAGER: &str = "flotilla-simulator";
 /// its value: the simulator heartbeats and runs pods on the Nodes that carry it.
 pub const POOL_LABEL: &str = "simulator.flotilla.io/pool";
 
+/// An annotation on a Node the simulator heartbeats: its capacity in cores, instead of
+/// [`Options::node_size`] (a provider creating Nodes sets it from its machine's settings).
+pub const CPU_ANNOTATION: &str = "simulator.flotilla.io/cpu";
+
+/// An annotation on a Node the simulator heartbeats: its memory in GiB, instead of
+/// [`Options::node_size`].
+pub const MEMORY_ANNOTATION: &str = "simulator.flotilla.io/memory-gi";
+
 /// A simulated node's size.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeSize {
@@ -138,6 +146,9 @@ pub struct Options {
     /// controller manager runs only the namespace, garbage-collector and service-account
     /// controllers), off on a real cluster, whose controller manager does it all.
     pub workload_controllers: bool,
+    /// With the workload controllers: how long a Node nobody heartbeats keeps its conditions
+    /// before they turn `Unknown` (kube-controller-manager's `--node-monitor-grace-period`).
+    pub node_monitor_grace_period: Duration,
     /// Every object is reconciled again at least this often.
     pub resync: Duration,
     /// How many pods are reconciled at once (each workload kind runs a quarter of it).
@@ -157,6 +168,7 @@ impl Default for Options {
             startup_jitter: 0.5,
             completion_delay: Duration::from_secs(5),
             workload_controllers: true,
+            node_monitor_grace_period: Duration::from_secs(50),
             resync: Duration::from_secs(300),
             concurrency: 16,
         }

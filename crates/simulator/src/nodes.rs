@@ -5,7 +5,9 @@
 //! refreshed at the slower node-status period or whenever the status changes, as a kubelet does.
 //! Clears the `not-ready`/`unreachable` taints kube-apiserver puts on a new Node (kube's node
 //! lifecycle controller would, once the node is Ready). Also tells the scheduler's book each
-//! node's room. Never touches a Node it does not label.
+//! node's room. Never heartbeats a Node it does not label; with the workload controllers it
+//! also plays kube-controller-manager's node lifecycle for the others (conditions `Unknown` once
+//! a node's heartbeats stop).
 
 use std::{
     sync::Arc,
@@ -13,9 +15,12 @@ use std::{
 };
 
 use flotilla_api::{names::fnv32a, quantity::Totals};
-use k8s_openapi::api::{
-    coordination::v1::Lease,
-    core::v1::{Namespace, Node},
+use k8s_openapi::{
+    api::{
+        coordination::v1::Lease,
+        core::v1::{Namespace, Node},
+    },
+    apimachinery::pkg::apis::meta::v1::Time,
 };
 use kube::{
     Api, Client, ResourceExt,
@@ -26,7 +31,7 @@ use serde_json::{Value, json};
 use tracing::{debug, info};
 
 use crate::{
-    FIELD_MANAGER, Options, POOL_LABEL,
+    CPU_ANNOTATION, FIELD_MANAGER, MEMORY_ANNOTATION, NodeSize, Options, POOL_LABEL,
     error::{Error, Result},
     names,
     schedule::Room,
@@ -92,7 +97,7 @@ fn uuid_like(seed: &str) -> String {
 /// `heartbeat`, heartbeat times) from `previous`.
 fn status_body(
     name: &str,
-    options: &Options,
+    size: &NodeSize,
     kubelet_version: &str,
     previous: Option<&Value>,
     heartbeat: bool,
@@ -144,8 +149,8 @@ fn status_body(
     })
     .collect();
     json!({
-        "capacity": options.node_size.capacity,
-        "allocatable": options.node_size.allocatable,
+        "capacity": size.capacity,
+        "allocatable": size.allocatable,
         "conditions": conditions,
         "addresses": [
             {"type": "InternalIP", "address": address(name)},
@@ -192,7 +197,13 @@ pub(crate) async fn ensure(
         let previous = serde_json::to_value(&node.status)
             .ok()
             .and_then(|mut s| s.get_mut("conditions").map(Value::take));
-        let status = status_body(&name, options, kubelet_version, previous.as_ref(), true);
+        let status = status_body(
+            &name,
+            &options.node_size,
+            kubelet_version,
+            previous.as_ref(),
+            true,
+        );
         api.patch_status(
             &name,
             &params,
@@ -306,10 +317,112 @@ async fn renew(sim: &Sim, node: &Node) -> Result<()> {
     }
 }
 
+/// The node's size: [`CPU_ANNOTATION`] and [`MEMORY_ANNOTATION`] when it carries them (a
+/// provider that creates the Node sets them from its machine's settings), else `default`.
+pub(crate) fn size_of(node: &Node, default: &NodeSize) -> NodeSize {
+    let annotation = |key: &str| {
+        node.annotations()
+            .get(key)
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .filter(|v| *v > 0)
+    };
+    match (annotation(CPU_ANNOTATION), annotation(MEMORY_ANNOTATION)) {
+        (None, None) => default.clone(),
+        (cpu, memory) => {
+            let quantity = |key: &str, fallback: u32| {
+                default
+                    .capacity
+                    .get(key)
+                    .and_then(|q| q.0.trim_end_matches("Gi").parse().ok())
+                    .unwrap_or(fallback)
+            };
+            NodeSize::new(
+                cpu.unwrap_or_else(|| quantity("cpu", 4)),
+                memory.unwrap_or_else(|| quantity("memory", 16)),
+            )
+        }
+    }
+}
+
+/// The reason and message kube-controller-manager's node lifecycle controller writes on the
+/// conditions of a node whose kubelet went silent.
+const SILENT_REASON: &str = "NodeStatusUnknown";
+const SILENT_MESSAGE: &str = "Kubelet stopped posting node status.";
+
+/// kube-controller-manager's node lifecycle controller, for a member that has none (it runs
+/// with the workload controllers): a Node nobody heartbeats any more (no simulator pool claims
+/// it) has its conditions turned `Unknown` once neither its Lease nor its Ready heartbeat has
+/// been renewed for [`Options::node_monitor_grace_period`].
+async fn watch_silence(node: &Node, sim: &Sim) -> Result<Action> {
+    let Some(conditions) = node.status.as_ref().and_then(|s| s.conditions.as_ref()) else {
+        return Ok(Action::await_change());
+    };
+    let Some(ready) = conditions.iter().find(|c| c.type_ == "Ready") else {
+        return Ok(Action::await_change());
+    };
+    if ready.status == "Unknown" {
+        return Ok(Action::await_change());
+    }
+    let name = node.name_any();
+    let leases: Api<Lease> = Api::namespaced(sim.client.clone(), LEASE_NAMESPACE);
+    let renewed = leases
+        .get_opt(&name)
+        .await
+        .map_err(|source| Error::RenewLease {
+            node: name.clone(),
+            source,
+        })?
+        .and_then(|l| l.spec)
+        .and_then(|s| s.renew_time)
+        .map(|t| t.0);
+    let heartbeat = ready.last_heartbeat_time.as_ref().map(|t| t.0);
+    let Some(last) = renewed.into_iter().chain(heartbeat).max() else {
+        return Ok(Action::await_change());
+    };
+    let grace = sim.options.node_monitor_grace_period;
+    let silent = status::elapsed(&Time(last));
+    if silent < grace {
+        return Ok(Action::requeue(
+            (grace - silent).max(Duration::from_millis(100)),
+        ));
+    }
+    let now = status::now();
+    let stamp = serde_json::to_value(&now).unwrap_or(Value::Null);
+    let unknown: Vec<Value> = conditions
+        .iter()
+        .map(|c| {
+            let mut c = serde_json::to_value(c).unwrap_or(Value::Null);
+            c["status"] = json!("Unknown");
+            c["reason"] = json!(SILENT_REASON);
+            c["message"] = json!(SILENT_MESSAGE);
+            c["lastTransitionTime"] = stamp.clone();
+            c
+        })
+        .collect();
+    let api: Api<Node> = Api::all(sim.client.clone());
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(json!({"apiVersion": "v1", "kind": "Node",
+            "status": {"conditions": unknown}})),
+    )
+    .await
+    .map_err(|source| Error::WriteNodeStatus {
+        node: name.clone(),
+        source,
+    })?;
+    info!(node = %name, silent = ?silent, "node stopped posting status: conditions Unknown");
+    Ok(Action::await_change())
+}
+
 /// One simulated node: its room in the scheduler's book, its Lease, its status.
 pub(crate) async fn reconcile(node: Arc<Node>, sim: Arc<Sim>) -> Result<Action> {
     if !is_ours(&node, &sim.options) {
-        return Ok(Action::await_change());
+        return if sim.options.workload_controllers {
+            watch_silence(&node, &sim).await
+        } else {
+            Ok(Action::await_change())
+        };
     }
     let name = node.name_any();
     if node.metadata.deletion_timestamp.is_some() {
@@ -376,15 +489,16 @@ pub(crate) async fn reconcile(node: Arc<Node>, sim: Arc<Sim>) -> Result<Action> 
         .as_ref()
         .map(|at| status::remaining(at, period))
         .unwrap_or_default();
+    let size = size_of(&node, &sim.options.node_size);
     let desired = status_body(
         &name,
-        &sim.options,
+        &size,
         &sim.kubelet_version,
         conditions,
         status_due.is_zero(),
     );
     let next_status = if status_due.is_zero() || !status::covers(&current, &desired) {
-        let desired = status_body(&name, &sim.options, &sim.kubelet_version, conditions, true);
+        let desired = status_body(&name, &size, &sim.kubelet_version, conditions, true);
         let api: Api<Node> = Api::all(sim.client.clone());
         api.patch_status(
             &name,
@@ -415,7 +529,7 @@ mod tests {
     #[test]
     fn node_status_keeps_transition_and_heartbeat_times_until_a_heartbeat() {
         let options = Options::default();
-        let first = status_body("sim-node-1", &options, "v1.35.0", None, true);
+        let first = status_body("sim-node-1", &options.node_size, "v1.35.0", None, true);
         let conditions = first.get("conditions").cloned();
         let ready = |s: &Value| {
             s["conditions"]
@@ -432,9 +546,21 @@ mod tests {
                 c["lastTransitionTime"] = json!("2020-01-01T00:00:00Z");
             }
         }
-        let quiet = status_body("sim-node-1", &options, "v1.35.0", Some(&old), false);
+        let quiet = status_body(
+            "sim-node-1",
+            &options.node_size,
+            "v1.35.0",
+            Some(&old),
+            false,
+        );
         assert_eq!(ready(&quiet)["lastHeartbeatTime"], "2020-01-01T00:00:00Z");
-        let beat = status_body("sim-node-1", &options, "v1.35.0", Some(&old), true);
+        let beat = status_body(
+            "sim-node-1",
+            &options.node_size,
+            "v1.35.0",
+            Some(&old),
+            true,
+        );
         assert_ne!(ready(&beat)["lastHeartbeatTime"], "2020-01-01T00:00:00Z");
         assert_eq!(ready(&beat)["lastTransitionTime"], "2020-01-01T00:00:00Z");
         assert_eq!(first["nodeInfo"]["kubeletVersion"], "v1.35.0");

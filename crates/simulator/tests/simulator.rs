@@ -889,3 +889,74 @@ async fn without_workload_controllers_the_kubelet_still_runs_and_binds_pods() ->
     }
     sim.stop().await
 }
+
+/// A provider creates a Node in the simulator's pool with a size of its own: the simulator
+/// heartbeats it with that capacity. Taking the node out of the pool stops its heartbeats (its
+/// "kubelet" dies), and the node lifecycle the simulator plays for a member without
+/// kube-controller-manager's turns its conditions Unknown after the grace period.
+#[tokio::test]
+async fn provider_nodes_get_their_size_and_silent_nodes_turn_unknown() -> Result<()> {
+    let member = member().await?;
+    if !member.workloads {
+        return Ok(());
+    }
+    let sim = Running::start(
+        &member.client,
+        Options {
+            nodes: 0,
+            node_monitor_grace_period: Duration::from_secs(2),
+            ..options(&member)
+        },
+    );
+    let nodes: Api<Node> = Api::all(member.client.clone());
+    let node: Node = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": "machine-a", "labels": {POOL_LABEL: "member1"},
+            "annotations": {flotilla_simulator::CPU_ANNOTATION: "8",
+                flotilla_simulator::MEMORY_ANNOTATION: "32"}},
+        "spec": {"providerID": "local://edge1/machine-a"},
+    }))?;
+    nodes.create(&PostParams::default(), &node).await?;
+    let condition = |n: &Node, status: &str, reason: &str| {
+        n.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| {
+                c.iter().any(|c| {
+                    c.type_ == "Ready" && c.status == status && c.reason.as_deref() == Some(reason)
+                })
+            })
+    };
+    let ready = eventually("the provider's node Ready with its own size", || async {
+        Ok(nodes
+            .get_opt("machine-a")
+            .await?
+            .filter(|n| condition(n, "True", "KubeletReady")))
+    })
+    .await?;
+    let capacity = ready.status.and_then(|s| s.capacity).unwrap_or_default();
+    assert_eq!(capacity["cpu"].0, "8");
+    assert_eq!(capacity["memory"].0, "32Gi");
+
+    nodes
+        .patch(
+            "machine-a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {POOL_LABEL: null}}})),
+        )
+        .await?;
+    let silent = eventually("the silent node's conditions Unknown", || async {
+        Ok(nodes
+            .get_opt("machine-a")
+            .await?
+            .filter(|n| condition(n, "Unknown", "NodeStatusUnknown")))
+    })
+    .await?;
+    let conditions = silent.status.and_then(|s| s.conditions).unwrap_or_default();
+    assert!(
+        conditions.iter().all(|c| c.status == "Unknown"
+            && c.message.as_deref() == Some("Kubelet stopped posting node status.")),
+        "{conditions:?}"
+    );
+    sim.stop().await
+}
