@@ -39,6 +39,17 @@ use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
 pub use crate::errors::{Error, Result};
+
+/// The Kubernetes version the server reports from `/version` unless told otherwise
+/// (`v1.X.0`, the version of the API types it is built with).
+pub fn default_kubernetes_version() -> String {
+    handlers::discovery::Version::built_in().git()
+}
+
+/// Whether `version` is one the server can report (`1.34`, `v1.34` or `v1.34.2`).
+pub fn valid_kubernetes_version(version: &str) -> bool {
+    handlers::discovery::Version::parse(version).is_some()
+}
 pub use crate::requests::{RequestCounts, RequestKey, Verb};
 #[doc(hidden)]
 pub use crate::storage::sqlite::FaultInjection;

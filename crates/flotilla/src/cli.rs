@@ -62,6 +62,18 @@ pub struct ProcessFlags {
     /// How often every Push member is probed (a duration such as 10s).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub cluster_status_update_frequency: Duration,
+    /// Where the `local` provider runs the clusters it creates (`flotilla create cluster`);
+    /// `flotilla up` uses DATA_DIR/machines, `flotilla hub` runs no local provider without it.
+    #[arg(long)]
+    pub local_provider_dir: Option<PathBuf>,
+    /// In clusters the local provider creates: how long a node's heartbeats may stop before
+    /// its conditions turn Unknown (kube-controller-manager's flag of the same name).
+    #[arg(long, default_value = "50s", value_parser = parse_duration)]
+    pub node_monitor_grace_period: Duration,
+    /// A Cluster API management cluster: its provisioned clusters join the fleet by
+    /// themselves (and leave it when deleted).
+    #[arg(long)]
+    pub capi_kubeconfig: Option<PathBuf>,
 }
 
 /// Leader-election flags of `flotilla hub`.
@@ -182,6 +194,15 @@ pub enum Command {
         /// version of the API types the server is built with).
         #[arg(long)]
         kubernetes_version: Option<String>,
+        /// Simulate the kubelets of the Nodes labelled `simulator.flotilla.io/pool=POOL` (a
+        /// provider creates them), the scheduler, the workload controllers and the node
+        /// lifecycle, so workloads run on this cluster. Off when absent.
+        #[arg(long, value_name = "POOL")]
+        simulate_pool: Option<String>,
+        /// With --simulate-pool: how long a Node's heartbeats may stop before its conditions
+        /// turn Unknown.
+        #[arg(long, default_value = "50s", value_parser = parse_duration)]
+        node_monitor_grace_period: Duration,
     },
     /// Show what each member cluster would receive for resource templates, without a server.
     /// FILE is a YAML/JSON stream (or a directory of them) of resource templates, Clusters,
@@ -233,6 +254,27 @@ pub enum Command {
         #[command(flatten)]
         connection: HubConnection,
     },
+    /// Create a member cluster through Machines (a control-plane and a workers MachineSet and
+    /// a health check) and wait until it is Ready in the fleet.
+    Create {
+        /// What to create.
+        #[command(subcommand)]
+        what: CreateCommand,
+    },
+    /// Upgrade a cluster created with `flotilla create cluster`: replace its machines with
+    /// ones of the new version and wait for the rollout.
+    Upgrade {
+        /// What to upgrade.
+        #[command(subcommand)]
+        what: UpgradeCommand,
+    },
+    /// Delete a cluster created with `flotilla create cluster`: its workloads move to other
+    /// members, it leaves the fleet and its machines go.
+    Delete {
+        /// What to delete.
+        #[command(subcommand)]
+        what: DeleteCommand,
+    },
     /// Check manifests (files or directories of YAML) against the Flotilla API and its rules.
     Validate {
         /// Files or directories to check.
@@ -241,8 +283,52 @@ pub enum Command {
     },
 }
 
+/// What `flotilla create` makes.
+#[derive(Debug, Subcommand)]
+pub enum CreateCommand {
+    /// A member cluster.
+    #[command(disable_version_flag = true)]
+    Cluster {
+        /// The cluster.
+        #[command(flatten)]
+        args: crate::lifecycle::CreateArgs,
+        /// The hub API server.
+        #[command(flatten)]
+        connection: HubConnection,
+    },
+}
+
+/// What `flotilla upgrade` upgrades.
+#[derive(Debug, Subcommand)]
+pub enum UpgradeCommand {
+    /// A member cluster.
+    #[command(disable_version_flag = true)]
+    Cluster {
+        /// The cluster.
+        #[command(flatten)]
+        args: crate::lifecycle::UpgradeArgs,
+        /// The hub API server.
+        #[command(flatten)]
+        connection: HubConnection,
+    },
+}
+
+/// What `flotilla delete` deletes.
+#[derive(Debug, Subcommand)]
+pub enum DeleteCommand {
+    /// A member cluster.
+    Cluster {
+        /// The cluster.
+        #[command(flatten)]
+        args: crate::lifecycle::DeleteArgs,
+        /// The hub API server.
+        #[command(flatten)]
+        connection: HubConnection,
+    },
+}
+
 /// Parses a duration such as `40s`, `1m30s` or `500ms`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim())
         .map_err(|e| format!("{text:?} is not a duration such as 40s, 1m30s or 500ms: {e}"))
 }
@@ -265,6 +351,10 @@ impl ProcessFlags {
         controller_options.cluster.grace_period = self.cluster_monitor_grace_period;
         controller_options.cluster_status.period = self.cluster_status_update_frequency;
         controller_options.cluster_status.heartbeat_duration = self.cluster_monitor_grace_period;
+        controller_options.local_provider.data_dir = self.local_provider_dir.clone();
+        controller_options.local_provider.node_monitor_grace_period =
+            self.node_monitor_grace_period;
+        controller_options.auto_join.capi_kubeconfig = self.capi_kubeconfig.clone();
         Ok(crate::hub::HubOptions {
             metrics_bind_address: metrics_address(&self.metrics_bind_address)?,
             leader_election: None,
@@ -445,12 +535,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Create {
+            what: CreateCommand::Cluster { args, connection },
+        } => {
+            let hub = connection.client().await?;
+            let done = crate::lifecycle::create(&hub, &args, progress_mode(cli.log_format)).await?;
+            report((done, None))
+        }
+        Command::Upgrade {
+            what: UpgradeCommand::Cluster { args, connection },
+        } => {
+            let hub = connection.client().await?;
+            let done =
+                crate::lifecycle::upgrade(&hub, &args, progress_mode(cli.log_format)).await?;
+            report((done, None))
+        }
+        Command::Delete {
+            what: DeleteCommand::Cluster { args, connection },
+        } => {
+            let hub = connection.client().await?;
+            let done = crate::lifecycle::delete(&hub, &args, progress_mode(cli.log_format)).await?;
+            report((done, None))
+        }
         Command::Apiserver {
             data_dir,
             bind_address,
             port,
             in_memory,
             kubernetes_version,
+            simulate_pool,
+            node_monitor_grace_period,
         } => {
             let config = flotilla_apiserver::Config {
                 bind_address,
@@ -459,20 +573,51 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 kubernetes_version,
                 ..flotilla_apiserver::Config::new(data_dir)
             };
-            flotilla_apiserver::run(config, |server| {
-                let mut out = crate::output::Output::stdout();
-                let _ = out.println(format_args!(
-                    "flotilla apiserver listening on {}",
-                    server.url()
-                ));
-                let _ = out.println(format_args!(
-                    "kubeconfig: {}",
-                    server.kubeconfig_path().display()
-                ));
-            })
-            .await?;
+            let server = flotilla_apiserver::Server::start(config).await?;
+            let mut out = crate::output::Output::stdout();
+            out.println(format_args!(
+                "flotilla apiserver listening on {}",
+                server.url()
+            ))?;
+            out.println(format_args!(
+                "kubeconfig: {}",
+                server.kubeconfig_path().display()
+            ))?;
+            let stop = CancellationToken::new();
+            crate::hub::stop_on_signals(stop.clone());
+            let simulator = match simulate_pool {
+                Some(pool) => {
+                    let options = flotilla_simulator::Options {
+                        node_prefix: pool,
+                        nodes: 0,
+                        node_monitor_grace_period,
+                        ..Default::default()
+                    };
+                    let client = server.client(None).await?;
+                    let stop = stop.clone();
+                    Some(tokio::spawn(async move {
+                        if let Err(error) = flotilla_simulator::run(client, options, stop).await {
+                            tracing::error!(%error, "the simulator stopped");
+                        }
+                    }))
+                }
+                None => None,
+            };
+            stop.cancelled().await;
+            if let Some(simulator) = simulator {
+                let _ = simulator.await;
+            }
+            server.shutdown().await;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Progress on stdout, or as log lines in JSON mode.
+fn progress_mode(format: LogFormat) -> crate::progress::Mode {
+    match format {
+        LogFormat::Text => crate::progress::Mode::Stdout,
+        LogFormat::Json => crate::progress::Mode::Log,
     }
 }
 

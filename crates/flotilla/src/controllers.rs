@@ -36,6 +36,10 @@ pub struct Options {
     pub machine: flotilla_controllers::machine::Options,
     /// The MachineHealthCheck controller's settings.
     pub machinehealthcheck: flotilla_controllers::machinehealthcheck::Options,
+    /// The local provider's settings (off without a data directory).
+    pub local_provider: crate::local_provider::Options,
+    /// Auto-join's settings.
+    pub auto_join: crate::auto_join::Options,
 }
 
 type Build = fn(&Arc<Context>, &Options) -> anyhow::Result<BoxFuture<'static, ()>>;
@@ -161,6 +165,19 @@ pub const ALL: &[Controller] = &[
             Ok(run.boxed())
         },
     },
+    Controller {
+        name: "local-provider",
+        build: |ctx, options| {
+            crate::local_provider::controller(ctx, options.local_provider.clone())
+                .context("local-provider")
+        },
+    },
+    Controller {
+        name: "auto-join",
+        build: |ctx, options| {
+            crate::auto_join::controller(ctx, options.auto_join.clone()).context("auto-join")
+        },
+    },
 ];
 
 /// Resolves a `--controllers` list: `*` is every controller, `name` adds one, `-name` removes
@@ -244,7 +261,9 @@ mod tests {
                 "namespace-sync",
                 "machineset",
                 "machine",
-                "machinehealthcheck"
+                "machinehealthcheck",
+                "local-provider",
+                "auto-join"
             ]
         );
         assert_eq!(
@@ -260,7 +279,9 @@ mod tests {
                 "namespace-sync",
                 "machineset",
                 "machine",
-                "machinehealthcheck"
+                "machinehealthcheck",
+                "local-provider",
+                "auto-join"
             ]
         );
         // Names match whole: removing `cluster` keeps `cluster-status`.
@@ -277,7 +298,9 @@ mod tests {
                 "namespace-sync",
                 "machineset",
                 "machine",
-                "machinehealthcheck"
+                "machinehealthcheck",
+                "local-provider",
+                "auto-join"
             ]
         );
         assert_eq!(
@@ -285,7 +308,7 @@ mod tests {
             ["cluster-status", "cluster", "scheduler"]
         );
         assert_eq!(names("scheduler"), ["scheduler"]);
-        assert_eq!(names("*,-detector,-dependencies").len(), 10);
+        assert_eq!(names("*,-detector,-dependencies").len(), 12);
         assert_eq!(names(""), Vec::<&str>::new());
         assert!(select("*,-nope").is_err());
         assert!(select("-*").is_err());

@@ -63,6 +63,8 @@ pub struct JoinOptions {
     pub context: Option<String>,
     /// Labels for the Cluster.
     pub labels: BTreeMap<String, String>,
+    /// Annotations for the Cluster.
+    pub annotations: BTreeMap<String, String>,
     /// The member's provider, region and zone.
     pub provider: Option<String>,
     /// The member's region.
@@ -108,12 +110,28 @@ pub struct Joined {
 /// When the member cannot be reached with the kubeconfig, no usable credentials come out of
 /// it, the name is invalid or taken by another member, or the hub refuses a write.
 pub async fn join(hub: &Client, options: &JoinOptions) -> anyhow::Result<Joined> {
+    let path = options.kubeconfig.as_path();
+    let kubeconfig = Kubeconfig::read_from(path)
+        .with_context(|| format!("reading the member kubeconfig {}", path.display()))?;
+    join_with(hub, options, kubeconfig).await
+}
+
+/// [`join`] with the member's kubeconfig already read (from a Secret, for auto-join);
+/// `options.kubeconfig` then only names where it came from, and files it refers to are read
+/// relative to that.
+///
+/// # Errors
+///
+/// As [`join`].
+pub async fn join_with(
+    hub: &Client,
+    options: &JoinOptions,
+    kubeconfig: Kubeconfig,
+) -> anyhow::Result<Joined> {
     let name = options.name.as_str();
     names::execution_namespace(name)
         .map_err(|e| anyhow::anyhow!("{name:?} is not a valid cluster name: {e}"))?;
     let path = options.kubeconfig.as_path();
-    let kubeconfig = Kubeconfig::read_from(path)
-        .with_context(|| format!("reading the member kubeconfig {}", path.display()))?;
     let kube_options = KubeConfigOptions {
         context: options.context.clone(),
         ..Default::default()
@@ -184,7 +202,7 @@ pub async fn join(hub: &Client, options: &JoinOptions) -> anyhow::Result<Joined>
         },
         insecure_skip_tls_verification: insecure,
         labels: options.labels.clone(),
-        annotations: BTreeMap::new(),
+        annotations: options.annotations.clone(),
         provider: options.provider.clone(),
         region: options.region.clone(),
         zone: options.zone.clone(),
@@ -743,6 +761,7 @@ impl JoinArgs {
             kubeconfig: self.member_kubeconfig.clone(),
             context: self.member_context.clone(),
             labels: self.labels.iter().cloned().collect(),
+            annotations: BTreeMap::new(),
             provider: self.provider.clone(),
             region: self.region.clone(),
             zone: self.zone.clone(),

@@ -184,6 +184,8 @@ pub struct Fleet {
     pub members: Vec<String>,
     /// Whether the members are simulated (their Nodes report capacity).
     pub simulated: bool,
+    /// Where the local provider keeps the clusters it creates (`DIR/machines`).
+    pub machines_dir: Option<PathBuf>,
     running: Running,
 }
 
@@ -256,9 +258,15 @@ impl Fleet {
     ///
     /// When the API server cannot start or the hub cannot be set up.
     pub async fn start_reporting(
-        options: UpOptions,
+        mut options: UpOptions,
         progress: &mut Progress,
     ) -> anyhow::Result<Fleet> {
+        // Clusters `flotilla create cluster` makes live beside the hub's state.
+        let controller_options = &mut options.hub.controller_options;
+        if controller_options.local_provider.data_dir.is_none() {
+            controller_options.local_provider.data_dir = Some(options.data_dir.join("machines"));
+        }
+        let machines_dir = controller_options.local_provider.data_dir.clone();
         progress.begin("Starting the embedded API server");
         let config = flotilla_apiserver::Config {
             data_dir: options.data_dir.clone(),
@@ -345,6 +353,7 @@ impl Fleet {
             hub,
             members,
             simulated: options.simulator.is_some(),
+            machines_dir,
             running,
         })
     }
@@ -362,6 +371,9 @@ impl Fleet {
     /// server.
     pub async fn stop(self) {
         let _ = self.running.stop().await;
+        if let Some(dir) = &self.machines_dir {
+            crate::local_provider::stop_all(dir).await;
+        }
         self.server.shutdown().await;
     }
 }
@@ -463,9 +475,17 @@ pub async fn up(options: UpOptions, stop: CancellationToken) -> anyhow::Result<(
         }
     }
     let Fleet {
-        server, running, ..
+        server,
+        running,
+        machines_dir,
+        ..
     } = fleet;
     let outcome = running.run_until(stop).await;
+    // The clusters the local provider runs stop with the hub; the next `flotilla up` starts
+    // them again from their data directories.
+    if let Some(dir) = &machines_dir {
+        crate::local_provider::stop_all(dir).await;
+    }
     server.shutdown().await;
     outcome
 }

@@ -49,6 +49,7 @@ fn options(name: &str, kubeconfig: &std::path::Path) -> JoinOptions {
         kubeconfig: kubeconfig.to_owned(),
         context: None,
         labels: BTreeMap::from([("team".to_owned(), "payments".to_owned())]),
+        annotations: BTreeMap::new(),
         provider: Some("on-prem".to_owned()),
         region: Some("eu-west".to_owned()),
         zone: None,

@@ -55,7 +55,7 @@ impl Version {
         })
     }
 
-    fn git(&self) -> String {
+    pub(crate) fn git(&self) -> String {
         format!("v{}.{}.{}", self.major, self.minor, self.patch)
     }
 }
