@@ -261,7 +261,15 @@ async fn release(machine: &Machine, cluster: Option<&Cluster>, state: &State) ->
         node: node_ref.name.clone(),
         source,
     };
-    let Some(node) = nodes.get_opt(&node_ref.name).await.map_err(failed)? else {
+    let node = match nodes.get_opt(&node_ref.name).await {
+        Ok(node) => node,
+        // Not an answer from the member: it cannot be reached.
+        Err(error) if !matches!(error, kube::Error::Api(_)) => {
+            return drain_deadline(machine, &name, &node_ref.name, error.to_string());
+        }
+        Err(error) => return Err(failed(error)),
+    };
+    let Some(node) = node else {
         return Ok(Action::await_change());
     };
     if node.spec.as_ref().and_then(|s| s.unschedulable) != Some(true) {

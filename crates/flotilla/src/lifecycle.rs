@@ -196,7 +196,7 @@ where
         if tokio::time::Instant::now() >= deadline {
             bail!(
                 "timed out after {} waiting for {what}{}",
-                humantime::format_duration(timeout),
+                humantime::format_duration(Duration::from_secs(timeout.as_secs())),
                 if last.is_empty() {
                     String::new()
                 } else {

@@ -185,7 +185,9 @@ impl<K: WatchedKind> Runner<K> {
     }
 
     /// Also wakes the controller when an `Other` changes in the shared cache, for the objects
-    /// `mapper` names.
+    /// `mapper` names, and when it is deleted, for the objects `mapper` named for it last (the
+    /// shared caches' change streams carry no deletions, and a deleted object can no longer be
+    /// mapped).
     ///
     /// # Errors
     ///
@@ -198,16 +200,46 @@ impl<K: WatchedKind> Runner<K> {
         Other: CachedKind,
         I: IntoIterator<Item = ObjectRef<K>> + 'static,
     {
-        let stream = self.ctx.caches().get::<Other>()?.subscribe()?;
+        let cache = self.ctx.caches().get::<Other>()?;
+        let stream = cache.subscribe()?;
         let pending = self.pending.clone();
+        let last: Arc<Mutex<HashMap<ObjectRef<Other>, Vec<ObjectRef<K>>>>> = Arc::default();
+        let remembered = last.clone();
         let mapper = move |other: Arc<Other>| {
-            let keys: Vec<ObjectRef<K>> = mapper(other).into_iter().collect();
+            let keys: Vec<ObjectRef<K>> = mapper(other.clone()).into_iter().collect();
             pending.mark(keys.iter().cloned());
+            let mut last = remembered.lock().unwrap_or_else(|p| p.into_inner());
+            if keys.is_empty() {
+                last.remove(&ObjectRef::from_obj(other.as_ref()));
+            } else {
+                last.insert(ObjectRef::from_obj(other.as_ref()), keys.clone());
+            }
             keys
         };
+        let pending = self.pending.clone();
+        let gone = futures::stream::unfold(cache.gone(), |mut gone| async move {
+            loop {
+                match gone.recv().await {
+                    Ok(key) => return Some((key, gone)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+        .flat_map(move |key: ObjectRef<Other>| {
+            let keys = last
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key)
+                .unwrap_or_default();
+            pending.mark(keys.iter().cloned());
+            futures::stream::iter(keys)
+        });
         self.triggers
             .push(Box::new(move |controller: Controller<K>| {
-                controller.watches_shared_stream(stream, mapper)
+                controller
+                    .watches_shared_stream(stream, mapper)
+                    .reconcile_on(gone)
             }));
         Ok(self)
     }

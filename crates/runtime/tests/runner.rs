@@ -23,7 +23,7 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, StreamBody, combinators::UnsyncBoxBody};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
-    Client,
+    Client, ResourceExt,
     runtime::{controller::Action, reflector::ObjectRef},
 };
 use serde_json::json;
@@ -444,6 +444,60 @@ async fn more_objects_than_the_subscription_buffer_are_all_reconciled() {
     ctx.start();
     let running = tokio::spawn(runner.run(reconcile, script.clone()));
     wait_calls(&script, 3000).await;
+    ctx.stop().cancel();
+    running.await.expect("stops");
+}
+
+/// Reconciles that record which object they were for.
+#[derive(Default)]
+struct Names(Mutex<Vec<String>>);
+
+async fn record_name(cm: Arc<ConfigMap>, names: Arc<Names>) -> Result<Action, TestError> {
+    names
+        .0
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(cm.name_any());
+    Ok(Action::await_change())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_related_object_deleted_wakes_what_it_mapped_to() {
+    let (client, _mock, events) =
+        Mock::client(vec![configmap("a", "uid-a", 1), configmap("b", "uid-b", 2)]);
+    let ctx = context(client);
+    let names = Arc::new(Names::default());
+    // `b` stands for an object of another kind that names `a` (a Machine its MachineSet).
+    let runner = Runner::<ConfigMap>::new(&ctx, "owner", settings())
+        .expect("runner")
+        .watches(|cm: Arc<ConfigMap>| {
+            (cm.name_any() == "b").then(|| ObjectRef::<ConfigMap>::new("a").within("default"))
+        })
+        .expect("watches");
+    ctx.start();
+    let running = tokio::spawn(runner.run(record_name, names.clone()));
+    let seen = || names.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for _ in 0..1000 {
+        if seen().contains(&"a".to_owned()) && seen().contains(&"b".to_owned()) {
+            break;
+        }
+        sleep(Duration::from_millis(10)).await;
+    }
+    sleep(Duration::from_secs(1)).await;
+    let before = seen().iter().filter(|n| *n == "a").count();
+    let _ = events.send(event("DELETED", configmap("b", "uid-b", 3)));
+    for _ in 0..1000 {
+        if seen().iter().filter(|n| *n == "a").count() > before {
+            break;
+        }
+        sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        seen().iter().filter(|n| *n == "a").count(),
+        before + 1,
+        "deleting b woke a once: {:?}",
+        seen()
+    );
     ctx.stop().cancel();
     running.await.expect("stops");
 }
