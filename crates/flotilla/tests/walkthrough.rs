@@ -9,8 +9,10 @@
 
 #[path = "support/clients.rs"]
 mod clients;
+#[path = "support/up_process.rs"]
+mod up_process;
 
-use std::{path::Path, process::Stdio, sync::Arc, time::Duration};
+use std::{path::Path, process::Stdio, time::Duration};
 
 use anyhow::{Context as _, Result, ensure};
 use clients::ClientProcess;
@@ -18,98 +20,11 @@ use flotilla_testing::eventually;
 use tokio::{
     io::{AsyncBufReadExt as _, BufReader},
     process::{Child, Command},
-    sync::Mutex,
 };
+use up_process::{Up, run_flotilla};
 
-const START: Duration = Duration::from_secs(120);
+use up_process::START;
 const SETTLE: Duration = Duration::from_secs(60);
-
-/// A running `flotilla up` and what it printed.
-struct Up {
-    child: Child,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Up {
-    /// Starts `flotilla up` on `data_dir` and waits for its "Flotilla is up" banner.
-    async fn start(data_dir: &Path) -> Result<Up> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_flotilla"))
-            .args(["up", "--port", "0", "--metrics-bind-address", "0"])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting flotilla up")?;
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        for (pipe, sink) in [
-            (
-                child
-                    .stdout
-                    .take()
-                    .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-                stdout.clone(),
-            ),
-            (
-                child
-                    .stderr
-                    .take()
-                    .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-                stderr.clone(),
-            ),
-        ] {
-            let pipe = pipe.context("a piped output")?;
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(pipe).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let mut sink = sink.lock().await;
-                    sink.push_str(&line);
-                    sink.push('\n');
-                }
-            });
-        }
-        let up = Up {
-            child,
-            stdout,
-            stderr,
-        };
-        eventually(START, "flotilla up prints that the fleet is up", || async {
-            let out = up.stdout.lock().await.clone();
-            Ok(out.contains("Flotilla is up").then_some(()))
-        })
-        .await
-        .with_context(|| {
-            format!(
-                "stderr so far:\n{}",
-                up.stderr.try_lock().map(|s| s.clone()).unwrap_or_default()
-            )
-        })?;
-        Ok(up)
-    }
-
-    /// ctrl-c, as a user stops it; it must exit successfully.
-    async fn interrupt(mut self) -> Result<String> {
-        let pid = self.child.id().context("flotilla up has a pid")?;
-        let status = Command::new("kill")
-            .args(["-INT", &pid.to_string()])
-            .status()
-            .await?;
-        ensure!(status.success(), "kill -INT {pid}");
-        let exit = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .context("flotilla up stops within 30 s of ctrl-c")??;
-        ensure!(
-            exit.success(),
-            "flotilla up exits cleanly on ctrl-c: {exit}"
-        );
-        Ok(self.stdout.lock().await.clone())
-    }
-}
 
 /// Runs the flotilla binary with `args` and then `kubeconfig`; its stdout, or an error with
 /// its stderr.
@@ -124,22 +39,6 @@ async fn flotilla(args: &[&str], kubeconfig: &Path) -> Result<String> {
 async fn flotilla_with_hub(args: &[&str], hub_kubeconfig: &Path) -> Result<String> {
     let all: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
     run_flotilla(&all, Some(hub_kubeconfig)).await
-}
-
-/// The flotilla binary's stdout, or an error with its stderr.
-async fn run_flotilla(args: &[&std::ffi::OsStr], kubeconfig_env: Option<&Path>) -> Result<String> {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_flotilla"));
-    command.args(args);
-    if let Some(kubeconfig) = kubeconfig_env {
-        command.env("KUBECONFIG", kubeconfig);
-    }
-    let output = command.output().await?;
-    ensure!(
-        output.status.success(),
-        "flotilla {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(String::from_utf8(output.stdout)?)
 }
 
 /// `flotilla apiserver` on a free port, as another cluster to join; waits until it has written
@@ -238,7 +137,7 @@ async fn the_readme_walkthrough_works_through_the_binary() -> Result<()> {
     let walkthrough = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/walkthrough");
     let walkthrough = walkthrough.to_str().context("examples path")?;
 
-    let up = Up::start(&data_dir).await?;
+    let up = Up::start_with(&data_dir, &[]).await?;
     let kubectl = ClientProcess::new("kubectl 1.33", bin.clone(), &data_dir.join("kubeconfig"))?;
     let contexts = kubectl
         .ok(&["config", "get-contexts", "-o", "name"])
@@ -321,7 +220,7 @@ async fn the_readme_walkthrough_works_through_the_binary() -> Result<()> {
     // ctrl-c and again on the same data dir: everything is still there and still ready.
     let first = up.interrupt().await?;
     ensure!(first.contains("Creating 3 member clusters"), "{first}");
-    let up = Up::start(&data_dir).await?;
+    let up = Up::start_with(&data_dir, &[]).await?;
     let second = up.stdout.lock().await.clone();
     ensure!(second.contains("Resuming 3 member clusters"), "{second}");
     hub_ready(&kubectl).await?;

@@ -418,6 +418,10 @@ async fn watch_silence(node: &Node, sim: &Sim) -> Result<Action> {
 /// One simulated node: its room in the scheduler's book, its Lease, its status.
 pub(crate) async fn reconcile(node: Arc<Node>, sim: Arc<Sim>) -> Result<Action> {
     if !is_ours(&node, &sim.options) {
+        // A node that left the pool (its kubelet died) takes no more pods.
+        if lock(&sim.ledger).remove_room(&node.name_any()) {
+            let _ = sim.wake.all_daemon_sets.unbounded_send(());
+        }
         return if sim.options.workload_controllers {
             watch_silence(&node, &sim).await
         } else {

@@ -958,5 +958,28 @@ async fn provider_nodes_get_their_size_and_silent_nodes_turn_unknown() -> Result
             && c.message.as_deref() == Some("Kubelet stopped posting node status.")),
         "{conditions:?}"
     );
+    // A pod created now waits: the pool has no node with room (the silent one takes nothing).
+    create::<Pod>(
+        &member.client,
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "after-silence", "namespace": NS},
+            "spec": {"containers": [{"name": "app", "image": "nginx"}]}}),
+    )
+    .await?;
+    let pods: Api<Pod> = Api::namespaced(member.client.clone(), NS);
+    eventually("the pod Pending and unschedulable", || async {
+        let pod = pods.get("after-silence").await?;
+        let unschedulable = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| {
+                c.iter().any(|c| {
+                    c.type_ == "PodScheduled" && c.reason.as_deref() == Some("Unschedulable")
+                })
+            });
+        Ok((unschedulable && node_of(&pod).is_none()).then_some(()))
+    })
+    .await?;
     sim.stop().await
 }
