@@ -206,6 +206,13 @@ fn alive_on(pid: u32, dir: &Path) -> bool {
     cmdline.split(|b| *b == 0).any(|arg| arg == wanted)
 }
 
+/// The machine whose control-plane process runs on `dir`.
+fn holder(dir: &Path) -> Option<String> {
+    std::fs::read_to_string(dir.join("machine"))
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
 fn read_pid(dir: &Path) -> Option<u32> {
     std::fs::read_to_string(dir.join("pid"))
         .ok()
@@ -541,6 +548,7 @@ async fn control_plane(machine: &Machine, state: &State) -> Result<Action> {
         Some(Process::Running(pid)) => pid,
         None => match read_pid(&dir).filter(|pid| alive_on(*pid, &dir.join("apiserver"))) {
             Some(pid) => {
+                let _ = std::fs::write(dir.join("machine"), machine.name_any());
                 info!(machine = %machine.name_any(), pid, "adopted a running control plane");
                 lock(&state.processes).insert(key(machine), Process::Running(pid));
                 pid
@@ -675,6 +683,7 @@ async fn start(machine: &Machine, state: &State, dir: &Path, version: Option<&st
     })?;
     let pid = child.id().unwrap_or_default();
     let _ = std::fs::write(dir.join("pid"), pid.to_string());
+    let _ = std::fs::write(dir.join("machine"), machine.name_any());
     info!(machine = %machine.name_any(), pid, dir = %dir.display(), "started a control plane");
     let machine_key = key(machine);
     lock(&state.processes).insert(machine_key.clone(), Process::Running(pid));
@@ -869,7 +878,11 @@ async fn release(machine: &Machine, state: &State) -> Result<Action> {
             let pid = match owned {
                 Some(Process::Running(pid)) => Some(pid),
                 Some(Process::Exited(_)) => None,
-                None => read_pid(&dir),
+                // Started by an earlier hub: stopped only if it is this machine's (a refused
+                // second control plane never had one).
+                None => {
+                    read_pid(&dir).filter(|_| holder(&dir).as_deref() == Some(&*machine.name_any()))
+                }
             };
             if let Some(pid) = pid {
                 stop(pid, &dir).await;

@@ -296,6 +296,50 @@ async fn a_cluster_is_created_scaled_upgraded_healed_and_deleted_through_machine
     let first_machines: Vec<String> = machines(&hub).await?.iter().map(|m| m.name_any()).collect();
     ensure!(first_machines.len() == 4, "{first_machines:?}");
 
+    // A second control-plane replica is refused with a reason (the embedded API server does
+    // not replicate), and goes again when the set is scaled back.
+    let sets: Api<MachineSet> = Api::namespaced(hub.clone(), "default");
+    let scale = |replicas: i32| {
+        let sets = sets.clone();
+        async move {
+            sets.patch_scale(
+                "edge1-control-plane",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+            )
+            .await
+        }
+    };
+    scale(2).await?;
+    eventually(WAIT, "the second control plane refused", || async {
+        let refused = machines(&hub).await?.into_iter().find(|m| {
+            is_control_plane(m)
+                && m.status.as_ref().is_some_and(|s| {
+                    s.conditions.iter().any(|c| {
+                        c.type_ == "InfrastructureReady"
+                            && c.status == "False"
+                            && c.reason == "ControlPlaneReplicasUnsupported"
+                    })
+                })
+        });
+        Ok(refused)
+    })
+    .await?;
+    scale(1).await?;
+    eventually(WAIT, "one control-plane machine again", || async {
+        let list = machines(&hub).await?;
+        let control_planes: Vec<String> = list
+            .iter()
+            .filter(|m| is_control_plane(m))
+            .map(|m| m.name_any())
+            .collect();
+        Ok(
+            (control_planes.len() == 1 && first_machines.contains(&control_planes[0]))
+                .then_some(()),
+        )
+    })
+    .await?;
+
     // A Deployment propagated to edge1 runs there.
     let deployments: Api<Deployment> = Api::namespaced(hub.clone(), "default");
     deployments
@@ -314,7 +358,6 @@ async fn a_cluster_is_created_scaled_upgraded_healed_and_deleted_through_machine
     let web_uid = member_web.get("web").await?.uid();
 
     // Scale the workers to 5: the Cluster's capacity grows.
-    let sets: Api<MachineSet> = Api::namespaced(hub.clone(), "default");
     sets.patch_scale(
         "edge1-workers",
         &PatchParams::default(),
