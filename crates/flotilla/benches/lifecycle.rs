@@ -26,7 +26,15 @@ const FLOTILLA: &str = env!("CARGO_BIN_EXE_flotilla");
 
 async fn start_up(data_dir: &Path) -> Result<Child> {
     let mut child = Command::new(FLOTILLA)
-        .args(["up", "--port", "0", "--metrics-bind-address", "0", "--members", "1"])
+        .args([
+            "up",
+            "--port",
+            "0",
+            "--metrics-bind-address",
+            "0",
+            "--members",
+            "1",
+        ])
         .arg("--data-dir")
         .arg(data_dir)
         .env_remove("RUST_LOG")
@@ -94,7 +102,9 @@ async fn main() -> Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    let dir = tempfile::Builder::new().prefix("flotilla-bench-lc-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("flotilla-bench-lc-")
+        .tempdir()?;
     let data_dir = dir.path().join("data");
     let mut up = start_up(&data_dir).await?;
     let up_pid = up.id().context("flotilla up's pid")?;
@@ -111,7 +121,15 @@ async fn main() -> Result<()> {
         let kubeconfig = kubeconfig.clone();
         async move {
             cli(
-                &["create", "cluster", name, "--workers", "2", "--timeout", "10m"],
+                &[
+                    "create",
+                    "cluster",
+                    name,
+                    "--workers",
+                    "2",
+                    "--timeout",
+                    "10m",
+                ],
                 &kubeconfig,
             )
             .await
@@ -150,7 +168,13 @@ async fn main() -> Result<()> {
         .chain(names)
         .map(|name| {
             let kubeconfig = kubeconfig.clone();
-            async move { cli(&["delete", "cluster", &name, "--timeout", "10m"], &kubeconfig).await }
+            async move {
+                cli(
+                    &["delete", "cluster", &name, "--timeout", "10m"],
+                    &kubeconfig,
+                )
+                .await
+            }
         })
         .collect::<Vec<_>>();
     let started = Instant::now();

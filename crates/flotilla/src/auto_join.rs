@@ -340,3 +340,54 @@ async fn capi(hub: Client, path: PathBuf, stop: tokio_util::sync::CancellationTo
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(status: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "Cluster",
+            "metadata": {"name": "c", "namespace": "default"},
+            "status": status,
+        }))
+        .expect("a Cluster")
+    }
+
+    #[test]
+    fn cluster_api_clusters_join_once_provisioned() {
+        for (status, provisioned) in [
+            (serde_json::json!({"phase": "Provisioned"}), true),
+            (serde_json::json!({"phase": "Provisioning"}), false),
+            (
+                serde_json::json!({"initialization": {"controlPlaneInitialized": true}}),
+                true,
+            ),
+            (
+                serde_json::json!({"initialization": {"controlPlaneInitialized": false}}),
+                false,
+            ),
+            (serde_json::json!({}), false),
+        ] {
+            assert_eq!(
+                capi_provisioned(&cluster(status.clone())),
+                provisioned,
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn joins_are_what_flotilla_join_would_register() {
+        let options = join_options(
+            "edge1",
+            "Secret default/edge1-kubeconfig",
+            Some("local".into()),
+            joined_from("default", "edge1-kubeconfig"),
+        );
+        assert_eq!(options.name, "edge1");
+        assert_eq!(options.annotations[JOINED_FROM], "default/edge1-kubeconfig");
+        assert_eq!(options.labels[labels::MACHINE_CLUSTER_NAME], "edge1");
+        assert_eq!(options.provider.as_deref(), Some("local"));
+    }
+}

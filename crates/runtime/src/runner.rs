@@ -33,6 +33,9 @@ use crate::{
     error::{Result, chain},
 };
 
+/// For each object of another kind, the keys a `watches` mapper named for it last.
+type LastMapped<Other, K> = HashMap<ObjectRef<Other>, Vec<ObjectRef<K>>>;
+
 /// What the runner needs to know about a controller's errors.
 pub trait ReconcileError: std::error::Error + Send + Sync + 'static {
     /// The action that failed, in PascalCase (`WriteStatus`, `ReadSecret` …): the `reason`
@@ -203,7 +206,7 @@ impl<K: WatchedKind> Runner<K> {
         let cache = self.ctx.caches().get::<Other>()?;
         let stream = cache.subscribe()?;
         let pending = self.pending.clone();
-        let last: Arc<Mutex<HashMap<ObjectRef<Other>, Vec<ObjectRef<K>>>>> = Arc::default();
+        let last: Arc<Mutex<LastMapped<Other, K>>> = Arc::default();
         let remembered = last.clone();
         let mapper = move |other: Arc<Other>| {
             let keys: Vec<ObjectRef<K>> = mapper(other.clone()).into_iter().collect();

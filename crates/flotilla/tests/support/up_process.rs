@@ -85,6 +85,13 @@ impl Up {
         Ok(up)
     }
 
+    /// kill -9, as a crash.
+    #[allow(dead_code)]
+    pub async fn kill(mut self) -> Result<()> {
+        self.child.kill().await?;
+        Ok(())
+    }
+
     /// ctrl-c, as a user stops it; it must exit successfully.
     pub async fn interrupt(mut self) -> Result<String> {
         let pid = self.child.id().context("flotilla up has a pid")?;
