@@ -141,6 +141,7 @@ enum Process {
 struct State {
     hub: Client,
     machines: Store<Machine>,
+    clusters: Store<Cluster>,
     root: PathBuf,
     executable: PathBuf,
     grace: Duration,
@@ -420,7 +421,7 @@ fn node_for(machine: &Machine) -> Result<Node> {
 
 /// Creates the machine's Node in its cluster unless it exists (a Node is never rewritten: a
 /// user who takes it out of the simulated pool has stopped its kubelet).
-async fn ensure_node(cluster: &Client, machine: &Machine) -> Result<()> {
+async fn ensure_node(cluster: &Client, machine: &Machine) -> Result<bool> {
     let nodes: Api<Node> = Api::all(cluster.clone());
     match nodes
         .create(&PostParams::default(), &node_for(machine)?)
@@ -428,9 +429,9 @@ async fn ensure_node(cluster: &Client, machine: &Machine) -> Result<()> {
     {
         Ok(_) => {
             info!(machine = %machine.name_any(), "created the machine's node");
-            Ok(())
+            Ok(true)
         }
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
         Err(e) => Err(Error::api(
             "CreateNode",
             &format!("node {}", machine.name_any()),
@@ -440,7 +441,14 @@ async fn ensure_node(cluster: &Client, machine: &Machine) -> Result<()> {
 }
 
 async fn reconcile(machine: Arc<Machine>, state: Arc<State>) -> Result<Action> {
-    if !is_ours(&machine) || machine.annotations().contains_key(annotations::PAUSED) {
+    let paused_cluster = state
+        .clusters
+        .get(&ObjectRef::new(&machine.spec.cluster_name))
+        .is_some_and(|c| c.annotations().contains_key(annotations::PAUSED));
+    if !is_ours(&machine)
+        || machine.annotations().contains_key(annotations::PAUSED)
+        || paused_cluster
+    {
         return Ok(Action::await_change());
     }
     if machine.metadata.deletion_timestamp.is_some() {
@@ -461,6 +469,50 @@ async fn reconcile(machine: Arc<Machine>, state: Arc<State>) -> Result<Action> {
         MachineRole::ControlPlane => control_plane(&machine, &state).await,
         MachineRole::Worker => worker(&machine, &state).await,
     }
+}
+
+/// Deletes the cluster's Nodes of this provider whose Machine is gone: a machine released
+/// while its cluster was down (a failed control plane) could not have its Node deleted, and
+/// the cluster's simulator would keep it alive.
+async fn forget_gone_nodes(cluster: &Client, machine: &Machine, state: &State) -> Result<()> {
+    let name = &machine.spec.cluster_name;
+    let prefix = format!("local://{name}/");
+    let machines: Vec<String> = state
+        .machines
+        .state()
+        .iter()
+        .filter(|m| m.namespace() == machine.namespace() && m.spec.cluster_name == *name)
+        .map(|m| m.name_any())
+        .collect();
+    let nodes: Api<Node> = Api::all(cluster.clone());
+    let listed = nodes
+        .list(
+            &kube::api::ListParams::default()
+                .labels(&format!("{}={name}", flotilla_simulator::POOL_LABEL)),
+        )
+        .await
+        .map_err(|e| Error::api("ListNodes", &format!("cluster {name}"), &e))?;
+    for node in listed.items {
+        let owner = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.provider_id.as_deref())
+            .and_then(|id| id.strip_prefix(&prefix))
+            .map(str::to_owned);
+        if let Some(owner) = owner
+            && !machines.contains(&owner)
+        {
+            match nodes
+                .delete(&node.name_any(), &DeleteParams::default())
+                .await
+            {
+                Ok(_) => info!(node = %node.name_any(), "deleted a node whose machine is gone"),
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(Error::api("DeleteNode", &node.name_any(), &e)),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Other control-plane machines of the same cluster, in the machine's namespace.
@@ -590,7 +642,9 @@ async fn control_plane(machine: &Machine, state: &State) -> Result<Action> {
         let _ = std::fs::write(dir.join("port"), port.to_string());
     }
     publish_kubeconfig(state, machine, &kubeconfig).await?;
-    ensure_node(&client, machine).await?;
+    if ensure_node(&client, machine).await? {
+        forget_gone_nodes(&client, machine, state).await?;
+    }
     report(
         state,
         machine,
@@ -951,6 +1005,7 @@ pub fn controller(
         None => std::env::current_exe()?,
     };
     let machines = ctx.caches().get::<Machine>()?.store();
+    let clusters = ctx.caches().get::<Cluster>()?.store();
     let (exited, exits) = mpsc::unbounded();
     let runner = Runner::<Machine>::new(
         ctx,
@@ -960,10 +1015,23 @@ pub fn controller(
             ..Settings::new(options.concurrency)
         },
     )?
-    .reconcile_on(exits);
+    .reconcile_on(exits)
+    // Pausing or resuming a Cluster wakes its machines.
+    .watches({
+        let machines = machines.clone();
+        move |cluster: Arc<Cluster>| {
+            machines
+                .state()
+                .iter()
+                .filter(|m| m.spec.cluster_name == cluster.name_any())
+                .map(|m| ObjectRef::from_obj(m.as_ref()))
+                .collect::<Vec<_>>()
+        }
+    })?;
     let state = Arc::new(State {
         hub: ctx.client().clone(),
         machines,
+        clusters,
         root,
         executable,
         grace: options.node_monitor_grace_period,

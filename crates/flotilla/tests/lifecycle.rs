@@ -514,6 +514,13 @@ async fn a_cluster_is_created_scaled_upgraded_healed_and_deleted_through_machine
     )
     .await;
     explain(&hub, &up, replaced).await?;
+    // The dead control plane's Node, which nobody could delete while the cluster was down,
+    // goes once the new one is up.
+    let nodes: Api<Node> = Api::all(edge1(&hub).await?);
+    eventually(WAIT, "the failed control plane's node deleted", || async {
+        Ok(nodes.get_opt(&control_plane).await?.is_none().then_some(()))
+    })
+    .await?;
     member_has(&hub, 6, 6 * 3800).await?;
     let member_web: Api<Deployment> = Api::namespaced(edge1(&hub).await?, "default");
     ensure!(
@@ -529,7 +536,6 @@ async fn a_cluster_is_created_scaled_upgraded_healed_and_deleted_through_machine
         .find(|m| !is_control_plane(m))
         .context("a worker")?
         .name_any();
-    let nodes: Api<Node> = Api::all(edge1(&hub).await?);
     nodes
         .patch(
             &worker,
