@@ -330,8 +330,19 @@ pub async fn create(hub: &Client, args: &CreateArgs, mode: Mode) -> anyhow::Resu
             return Ok(Step::Failed(failure));
         }
         let up = machines.iter().filter(|m| ready(m)).count();
+        let reported = machines.iter().any(|m| {
+            m.status
+                .as_ref()
+                .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == INFRASTRUCTURE_READY))
+        });
         Ok(if up >= total {
             Step::Done(format!("{up} Ready"))
+        } else if !reported {
+            Step::Waiting(format!(
+                "no infrastructure provider {:?} has reported on the machines (flotilla up runs \
+                 the local one; flotilla hub runs it with --local-provider-dir)",
+                args.provider
+            ))
         } else {
             Step::Waiting(format!("{up} of {total} machines Ready"))
         })
