@@ -2,7 +2,8 @@
 //! servers: the hub gets a ServiceAccount token made in the member (never the caller's
 //! credentials when the member can make one), Works reach the member with it, and unjoin takes
 //! the Cluster, its Works, the credentials and the member identity away, leaving the member's
-//! objects in place unless asked to delete them. Bad input is a clear error.
+//! objects in place unless asked to delete them. Bad input is a clear error. Auto-join takes the
+//! same path for a provisioned cluster's kubeconfig Secret, and unjoins when its machines go.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -311,5 +312,101 @@ async fn join_refuses_bad_input_with_a_reason() -> Result<()> {
         clusters.get_opt("member1").await?.is_none(),
         "nothing registered"
     );
+    Ok(())
+}
+
+/// Auto-join on both servers, with a provider playing by the contract (`docs/providers.md`)
+/// that is not the local one: a cluster's kubeconfig Secret, published while the cluster has
+/// machines, is joined as `flotilla join` joins (the hub's own ServiceAccount token in the
+/// member, never the admin's); when its last machine is being deleted (held by the provider's
+/// finalizer, as a provider holds it until the cluster has left), the cluster is unjoined.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provisioned_clusters_kubeconfig_secret_is_auto_joined_and_unjoined_when_its_machines_go()
+-> Result<()> {
+    let hub = TestHub::start().await?;
+    let member = hub.create_member("edge9").await?;
+    let client = hub.client.clone();
+    let _controllers = Controllers::push(&client, |ctx| {
+        use futures::FutureExt as _;
+        Ok(vec![
+            flotilla::auto_join::controller(ctx, flotilla::auto_join::Options::default())?.boxed(),
+        ])
+    })?;
+    let namespace = format!("autojoin-{}", std::process::id());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": namespace}}))?,
+        )
+        .await?;
+    let machines: Api<flotilla_api::Machine> = Api::namespaced(client.clone(), &namespace);
+    machines
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "provisioning.flotilla.io/v1alpha1", "kind": "Machine",
+                "metadata": {"name": "edge9-cp", "finalizers": ["provider.example.com/machine"]},
+                "spec": {"clusterName": "edge9", "role": "ControlPlane",
+                    "infrastructureRef": {"provider": "example"}},
+            }))?,
+        )
+        .await?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "edge9-kubeconfig",
+                    "labels": {labels::MACHINE_CLUSTER_NAME: "edge9"}},
+                "stringData": {"value": kubeconfig_yaml(&member.url, &member.token, &member.ca_pem)},
+            }))?,
+        )
+        .await?;
+    let clusters: Api<Cluster> = Api::all(client.clone());
+    wait_ready(&clusters, "edge9").await?;
+    let joined = clusters.get("edge9").await?;
+    ensure!(
+        joined
+            .annotations()
+            .get("provisioning.flotilla.io/joined-from")
+            .map(String::as_str)
+            == Some(format!("{namespace}/edge9-kubeconfig").as_str()),
+        "{:?}",
+        joined.annotations()
+    );
+    ensure!(
+        joined.spec.provider.as_deref() == Some("example"),
+        "{:?}",
+        joined.spec.provider
+    );
+    let credentials = joined.spec.secret_ref.clone().context("a secretRef")?;
+    let stored: Api<Secret> = Api::namespaced(client.clone(), &credentials.namespace);
+    let token = text(&stored.get(&credentials.name).await?, "token").context("a token")?;
+    ensure!(
+        token != member.token,
+        "the hub holds its own token, not the admin's"
+    );
+    ensure!(
+        accepted(&member, &token).await?,
+        "the hub's token works in the member"
+    );
+
+    // The machine goes (its provider's finalizer holds it): the cluster leaves the fleet.
+    machines
+        .delete("edge9-cp", &kube::api::DeleteParams::default())
+        .await?;
+    eventually("edge9 unjoined", || async {
+        Ok(clusters.get_opt("edge9").await?.is_none().then_some(()))
+    })
+    .await?;
+    machines
+        .patch(
+            "edge9-cp",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await?;
     Ok(())
 }
