@@ -459,29 +459,3 @@ async fn serve(
     }
     conns.shutdown().await;
 }
-
-/// Serves until ctrl-c or SIGTERM; `started` is called once the server listens (the binary
-/// prints where).
-pub async fn run(config: Config, started: impl FnOnce(&Server)) -> Result<()> {
-    let server = Server::start(config).await?;
-    started(&server);
-    wait_for_signal().await;
-    server.shutdown().await;
-    Ok(())
-}
-
-/// ctrl-c or SIGTERM.
-async fn wait_for_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
-}

@@ -75,7 +75,8 @@ fn secret_kubeconfig(secret: &Secret) -> Option<Kubeconfig> {
     Kubeconfig::from_yaml(std::str::from_utf8(&value.0).ok()?).ok()
 }
 
-/// Joins `cluster` unless a member of that name exists; says whether the existing one is ours.
+/// Joins the cluster `options` names unless a member of that name exists (one joined from
+/// elsewhere is left alone, with a warning).
 async fn ensure_joined(
     hub: &Client,
     options: &crate::join::JoinOptions,

@@ -216,8 +216,13 @@ async fn member_has(hub: &Client, nodes: i32, cpu: i64) -> Result<Cluster> {
     .await
 }
 
-/// Applies the web PropagationPolicy (server-side apply, as `kubectl apply --server-side`).
-async fn place_web(hub: &Client, policy: serde_json::Value) -> Result<()> {
+/// Places the web Deployment on `clusters` with its PropagationPolicy (server-side apply, as
+/// `kubectl apply --server-side`).
+async fn place_web(hub: &Client, clusters: &[&str]) -> Result<()> {
+    let policy = json!({"apiVersion": "policy.flotilla.io/v1alpha1", "kind": "PropagationPolicy",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}],
+            "placement": {"clusterAffinity": {"clusterNames": clusters}}}});
     let api: Api<flotilla_api::PropagationPolicy> = Api::namespaced(hub.clone(), "default");
     api.patch(
         "web",
@@ -250,18 +255,16 @@ async fn a_cluster_is_created_scaled_upgraded_healed_and_deleted_through_machine
     let dir = tempfile::Builder::new().prefix("flotilla-lc-").tempdir()?;
     let data_dir = dir.path().join("data");
     let _sweep = Sweep(data_dir.clone());
-    let up = Up::start_with(
-        &data_dir,
-        &[
-            "--members",
-            "1",
-            "--node-monitor-grace-period",
-            "3s",
-            "--cluster-status-update-frequency",
-            "1s",
-        ],
-    )
-    .await?;
+    // One member; nodes silent for 3 s turn Unknown; members probed every second.
+    let flags = [
+        "--members",
+        "1",
+        "--node-monitor-grace-period",
+        "3s",
+        "--cluster-status-update-frequency",
+        "1s",
+    ];
+    let up = Up::start_with(&data_dir, &flags).await?;
     let kubeconfig = data_dir.join("kubeconfig");
     let hub = client_from(&std::fs::read_to_string(&kubeconfig)?, Some("flotilla-hub")).await?;
 
@@ -345,14 +348,7 @@ async fn a_cluster_is_created_scaled_upgraded_healed_and_deleted_through_machine
     deployments
         .create(&PostParams::default(), &serde_json::from_str(WEB)?)
         .await?;
-    place_web(
-        &hub,
-        json!({"apiVersion": "policy.flotilla.io/v1alpha1", "kind": "PropagationPolicy",
-            "metadata": {"name": "web", "namespace": "default"},
-            "spec": {"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}],
-                "placement": {"clusterAffinity": {"clusterNames": ["edge1"]}}}}),
-    )
-    .await?;
+    place_web(&hub, &["edge1"]).await?;
     hub_web_ready(&hub).await?;
     let member_web: Api<Deployment> = Api::namespaced(edge1(&hub).await?, "default");
     let web_uid = member_web.get("web").await?.uid();
@@ -368,14 +364,6 @@ async fn a_cluster_is_created_scaled_upgraded_healed_and_deleted_through_machine
 
     // The clusters stop with `flotilla up` and start again with it from their data
     // directories; after a crash of `flotilla up`, their running processes are adopted.
-    let flags = [
-        "--members",
-        "1",
-        "--node-monitor-grace-period",
-        "3s",
-        "--cluster-status-update-frequency",
-        "1s",
-    ];
     let before_stop = control_plane_pids(&data_dir);
     up.interrupt().await?;
     ensure!(
@@ -558,14 +546,7 @@ async fn a_cluster_is_created_scaled_upgraded_healed_and_deleted_through_machine
 
     // Delete: the workloads move to another member first, the cluster leaves the fleet, its
     // process and data go, nothing is left on the hub.
-    place_web(
-        &hub,
-        json!({"apiVersion": "policy.flotilla.io/v1alpha1", "kind": "PropagationPolicy",
-            "metadata": {"name": "web", "namespace": "default"},
-            "spec": {"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}],
-                "placement": {"clusterAffinity": {"clusterNames": ["edge1", "member1"]}}}}),
-    )
-    .await?;
+    place_web(&hub, &["edge1", "member1"]).await?;
     let bindings: Api<ResourceBinding> = Api::namespaced(hub.clone(), "default");
     let targets = || async {
         let binding = bindings.get("web-deployment").await?;
