@@ -6,6 +6,7 @@ use kube::CustomResourceExt;
 
 use crate::{
     cluster::Cluster,
+    gitops::GitRepo,
     policy::{ClusterOverridePolicy, ClusterPropagationPolicy, OverridePolicy, PropagationPolicy},
     provisioning::{Machine, MachineHealthCheck, MachineSet},
     work::{ClusterResourceBinding, ResourceBinding, Work},
@@ -25,6 +26,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         Machine::crd(),
         MachineSet::crd(),
         MachineHealthCheck::crd(),
+        GitRepo::crd(),
     ]
 }
 

@@ -7,6 +7,7 @@
 pub mod cluster;
 pub mod conditions;
 pub mod crds;
+pub mod gitops;
 pub mod keys;
 pub mod names;
 pub mod policy;
@@ -17,6 +18,7 @@ pub mod validate;
 pub mod work;
 
 pub use cluster::Cluster;
+pub use gitops::GitRepo;
 pub use policy::{
     ClusterOverridePolicy, ClusterPropagationPolicy, OverridePolicy, PropagationPolicy,
 };

@@ -16,6 +16,7 @@ use k8s_openapi::{
 
 use crate::{
     cluster::{Cluster, ClusterSyncMode},
+    gitops::{GitRepo, GitRepoSpec},
     policy::{
         ClusterAffinity, ClusterOverridePolicy, ClusterPropagationPolicy, FIELD_SELECTOR_KEYS,
         OverridePolicy, OverrideSpec, OverriderOperator, Placement, PropagationPolicy,
@@ -132,6 +133,108 @@ impl_validate!(MachineSet, |set, errors| {
 impl_validate!(MachineHealthCheck, |check, errors| {
     validate_health_check(check, &mut errors)
 });
+impl_validate!(GitRepo, |repo, errors| {
+    validate_gitrepo(&repo.spec, &mut errors)
+});
+
+// ---------------------------------------------------------------------------------------------
+// GitRepo.
+// ---------------------------------------------------------------------------------------------
+
+fn validate_gitrepo(spec: &GitRepoSpec, errors: &mut Errors) {
+    let url = spec.url.trim();
+    let scp_like = !url.contains("://") && url.contains('@') && url.contains(':');
+    let scheme_ok = ["https://", "http://", "ssh://", "git://", "file://"]
+        .iter()
+        .any(|s| url.starts_with(s));
+    if url.is_empty() {
+        errors.add("spec.url", "is required");
+    } else if !scheme_ok && !scp_like {
+        errors.add(
+            "spec.url",
+            "must start with https://, http://, ssh://, git:// or file:// (or be user@host:path)",
+        );
+    } else if let Some((_, rest)) = url.split_once("://")
+        && let Some((userinfo, _)) = rest.split('/').next().and_then(|h| h.rsplit_once('@'))
+        && userinfo.contains(':')
+    {
+        errors.add(
+            "spec.url",
+            "must not hold a password; put credentials in the Secret of spec.secretRef",
+        );
+    }
+    if let Some(reference) = &spec.reference {
+        let set = [
+            reference.branch.is_some(),
+            reference.tag.is_some(),
+            reference.semver.is_some(),
+            reference.commit.is_some(),
+        ]
+        .into_iter()
+        .filter(|s| *s)
+        .count();
+        if set != 1 {
+            errors.add(
+                "spec.ref",
+                format!("set exactly one of branch, tag, semver and commit ({set} are set)"),
+            );
+        }
+        if let Some(range) = &reference.semver
+            && let Err(e) = semver::VersionReq::parse(range)
+        {
+            errors.add("spec.ref.semver", format!("{range:?} is not a semver range: {e}"));
+        }
+        if let Some(commit) = &reference.commit
+            && (commit.len() != 40 || !commit.chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            errors.add(
+                "spec.ref.commit",
+                format!("{commit:?} is not a full 40-character commit SHA"),
+            );
+        }
+        for (field, value) in [("branch", &reference.branch), ("tag", &reference.tag)] {
+            if let Some(value) = value
+                && (value.is_empty()
+                    || value.starts_with('-')
+                    || value.contains("..")
+                    || value.contains(|c: char| c.is_whitespace() || "~^:?*[\\".contains(c)))
+            {
+                errors.add(
+                    format!("spec.ref.{field}"),
+                    format!("{value:?} is not a valid Git reference name"),
+                );
+            }
+        }
+    }
+    if let Some(interval) = &spec.interval {
+        match humantime::parse_duration(interval) {
+            Ok(d) if d < crate::gitops::MIN_INTERVAL => {
+                errors.add("spec.interval", format!("{interval:?} is shorter than 5s"));
+            }
+            Ok(_) => {}
+            Err(e) => errors.add(
+                "spec.interval",
+                format!("{interval:?} is not a duration such as 30s or 5m: {e}"),
+            ),
+        }
+    }
+    for (i, path) in spec.paths.iter().enumerate() {
+        if path.starts_with('/') || path.split('/').any(|p| p == "..") {
+            errors.add(
+                format!("spec.paths[{i}]"),
+                format!("{path:?} must be relative to the repository root, without .."),
+            );
+        }
+    }
+    if let Some(secret) = &spec.secret_ref
+        && secret.name.is_empty()
+    {
+        errors.add("spec.secretRef.name", "is required");
+    }
+    if let Some(placement) = &spec.placement {
+        validate_placement(placement, "spec.placement", errors);
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Cluster.
@@ -1228,6 +1331,7 @@ pub fn validate_manifest(manifest: &serde_json::Value) -> Result<(), ManifestErr
         (crate::provisioning::GROUP, crate::VERSION, "MachineHealthCheck") => {
             check::<MachineHealthCheck>(manifest, kind, &name)
         }
+        (crate::gitops::GROUP, crate::VERSION, "GitRepo") => check::<GitRepo>(manifest, kind, &name),
         _ => Err(ManifestError::NotFlotilla {
             api_version: api_version.to_owned(),
             kind: kind.to_owned(),

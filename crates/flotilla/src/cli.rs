@@ -74,6 +74,14 @@ pub struct ProcessFlags {
     /// themselves (and leave it when deleted).
     #[arg(long)]
     pub capi_kubeconfig: Option<PathBuf>,
+    /// Where the GitRepo controller caches repositories (one bare repository and one checkout
+    /// per GitRepo); `flotilla up` uses DATA_DIR/gitrepo.
+    #[arg(long)]
+    pub gitrepo_cache_dir: Option<PathBuf>,
+    /// The kustomize (or kubectl) that builds GitRepo kustomizations; default: `kustomize`,
+    /// then `kubectl`, on PATH.
+    #[arg(long)]
+    pub kustomize: Option<PathBuf>,
 }
 
 /// Leader-election flags of `flotilla hub`.
@@ -355,6 +363,11 @@ impl ProcessFlags {
         controller_options.local_provider.node_monitor_grace_period =
             self.node_monitor_grace_period;
         controller_options.auto_join.capi_kubeconfig = self.capi_kubeconfig.clone();
+        controller_options.gitrepo.cache_dir.clone_from(&self.gitrepo_cache_dir);
+        controller_options.gitrepo.kustomize = match &self.kustomize {
+            Some(binary) => flotilla_gitops::build::Kustomize::at(binary.clone()),
+            None => flotilla_gitops::build::Kustomize::find(std::env::var_os("PATH").as_deref()),
+        };
         Ok(crate::hub::HubOptions {
             metrics_bind_address: metrics_address(&self.metrics_bind_address)?,
             leader_election: None,

@@ -40,6 +40,8 @@ pub struct Options {
     pub local_provider: crate::local_provider::Options,
     /// Auto-join's settings.
     pub auto_join: crate::auto_join::Options,
+    /// The GitRepo controller's settings.
+    pub gitrepo: flotilla_gitops::controller::Options,
 }
 
 type Build = fn(&Arc<Context>, &Options) -> anyhow::Result<BoxFuture<'static, ()>>;
@@ -178,6 +180,12 @@ pub const ALL: &[Controller] = &[
             crate::auto_join::controller(ctx, options.auto_join.clone()).context("auto-join")
         },
     },
+    Controller {
+        name: "gitrepo",
+        build: |ctx, options| {
+            flotilla_gitops::controller::controller(ctx, options.gitrepo.clone()).context("gitrepo")
+        },
+    },
 ];
 
 /// Resolves a `--controllers` list: `*` is every controller, `name` adds one, `-name` removes
@@ -263,7 +271,8 @@ mod tests {
                 "machine",
                 "machinehealthcheck",
                 "local-provider",
-                "auto-join"
+                "auto-join",
+                "gitrepo"
             ]
         );
         assert_eq!(
@@ -281,7 +290,8 @@ mod tests {
                 "machine",
                 "machinehealthcheck",
                 "local-provider",
-                "auto-join"
+                "auto-join",
+                "gitrepo"
             ]
         );
         // Names match whole: removing `cluster` keeps `cluster-status`.
@@ -300,7 +310,8 @@ mod tests {
                 "machine",
                 "machinehealthcheck",
                 "local-provider",
-                "auto-join"
+                "auto-join",
+                "gitrepo"
             ]
         );
         assert_eq!(
@@ -308,7 +319,7 @@ mod tests {
             ["cluster-status", "cluster", "scheduler"]
         );
         assert_eq!(names("scheduler"), ["scheduler"]);
-        assert_eq!(names("*,-detector,-dependencies").len(), 12);
+        assert_eq!(names("*,-detector,-dependencies").len(), 13);
         assert_eq!(names(""), Vec::<&str>::new());
         assert!(select("*,-nope").is_err());
         assert!(select("-*").is_err());

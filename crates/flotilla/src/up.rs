@@ -267,6 +267,9 @@ impl Fleet {
             controller_options.local_provider.data_dir = Some(options.data_dir.join("machines"));
         }
         let machines_dir = controller_options.local_provider.data_dir.clone();
+        if controller_options.gitrepo.cache_dir.is_none() {
+            controller_options.gitrepo.cache_dir = Some(options.data_dir.join("gitrepo"));
+        }
         progress.begin("Starting the embedded API server");
         let config = flotilla_apiserver::Config {
             data_dir: options.data_dir.clone(),
