@@ -712,7 +712,13 @@ async fn apply(
         let current = live
             .get(&d.gvk)
             .and_then(|objects| objects.get(&(d.entry.namespace.clone(), d.entry.name.clone())));
-        if current.is_some_and(|c| up_to_date(c, &d.body)) {
+        // List items carry no apiVersion and kind; compare the rest.
+        let mut wanted = d.body.clone();
+        if let Some(object) = wanted.as_object_mut() {
+            object.remove("apiVersion");
+            object.remove("kind");
+        }
+        if current.is_some_and(|c| up_to_date(c, &wanted)) {
             converged.insert(d.entry.clone());
             continue;
         }
@@ -723,7 +729,7 @@ async fn apply(
                     drift += 1;
                     info!(gitrepo = %key, object = %format!("{} {}", d.entry.kind, label(&d.entry)), "put back an object changed on the hub");
                 }
-                if serde_json::to_value(&written).is_ok_and(|w| up_to_date(&w, &d.body)) {
+                if serde_json::to_value(&written).is_ok_and(|w| up_to_date(&w, &wanted)) {
                     converged.insert(d.entry.clone());
                 }
             }

@@ -54,8 +54,8 @@ pub struct Source {
 #[error("{0}")]
 pub struct FetchError(pub String);
 
-fn failed(what: &str, error: impl std::fmt::Display) -> FetchError {
-    FetchError(format!("{what}: {error}"))
+fn failed<E: std::error::Error + 'static>(what: &str, error: E) -> FetchError {
+    FetchError(format!("{what}: {}", flotilla_runtime::error::chain(&error)))
 }
 
 /// The refspec fetched and the remote ref that names the revision.
@@ -132,6 +132,8 @@ fn open(dir: &Path, credentials: &Credentials) -> Result<gix::Repository, FetchE
 ///
 /// When the remote cannot be reached, refuses the credentials, or lacks the reference.
 pub fn fetch(dir: &Path, source: &Source) -> Result<String, FetchError> {
+    // HTTPS through reqwest uses the process's rustls provider: ring, as kube's client does.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let repo = open(dir, &source.credentials)?;
     let (spec, wanted) = refspec(source.reference.as_ref());
     let remote = repo

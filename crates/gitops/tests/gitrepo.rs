@@ -1,0 +1,522 @@
+//! The GitRepo controller on the test hub (embedded, or a real control plane with
+//! `FLOTILLA_TEST_SERVER=kube`), with repositories the tests make with `git`: served over
+//! `file://` and over smart HTTP with basic auth (`git http-backend` behind `git_http.py` on
+//! 127.0.0.1). Commits that add, change and remove manifests are followed (pruned, or kept with
+//! `prune: false`); hand edits and deletions are put back and counted; a broken revision
+//! applies nothing and says where it broke; a semver range picks the newest matching tag; a
+//! kustomize overlay is built; credentials appear nowhere in the status.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use flotilla_api::GitRepo;
+use flotilla_gitops::{build::Kustomize, controller};
+use flotilla_testing::{Controllers, TestHub};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::{
+    Api, Client,
+    api::{DeleteParams, Patch, PatchParams, PostParams},
+};
+use serde_json::{Value, json};
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+}
+
+async fn eventually<T, F, Fut>(what: &str, probe: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    flotilla_testing::eventually(Duration::from_secs(45), what, probe).await
+}
+
+/// A repository: a bare `origin.git` and a working copy that pushes to it.
+struct Repo {
+    _dir: tempfile::TempDir,
+    bare: PathBuf,
+    work: PathBuf,
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+        .args(["-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .output()
+        .with_context(|| format!("git {args:?}"))?;
+    ensure!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+impl Repo {
+    fn new() -> Result<Repo> {
+        let dir = tempfile::tempdir()?;
+        let bare = dir.path().join("origin.git");
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(&work)?;
+        git(dir.path(), &["init", "--bare", "-b", "main", "origin.git"])?;
+        git(&work, &["init", "-b", "main"])?;
+        git(&work, &["remote", "add", "origin", &bare.to_string_lossy()])?;
+        Ok(Repo {
+            _dir: dir,
+            bare,
+            work,
+        })
+    }
+
+    fn url(&self) -> String {
+        format!("file://{}", self.bare.display())
+    }
+
+    fn write(&self, path: &str, contents: &str) -> Result<()> {
+        let file = self.work.join(path);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(file, contents)?;
+        Ok(())
+    }
+
+    fn remove(&self, path: &str) -> Result<()> {
+        std::fs::remove_file(self.work.join(path))?;
+        Ok(())
+    }
+
+    /// Commits everything, pushes `main`, and returns the commit.
+    fn commit(&self, message: &str) -> Result<String> {
+        git(&self.work, &["add", "-A"])?;
+        git(&self.work, &["commit", "-q", "--allow-empty", "-m", message])?;
+        git(&self.work, &["push", "-q", "origin", "HEAD:main"])?;
+        git(&self.work, &["rev-parse", "HEAD"])
+    }
+
+    fn tag(&self, tag: &str) -> Result<()> {
+        git(&self.work, &["tag", "-a", "-m", tag, tag])?;
+        git(&self.work, &["push", "-q", "origin", tag])?;
+        Ok(())
+    }
+}
+
+fn config_map(name: &str, value: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: \"{value}\"\n")
+}
+
+fn start(client: &Client, kustomize: Kustomize) -> Result<(Controllers, tempfile::TempDir)> {
+    let cache = tempfile::tempdir()?;
+    let cache_dir = cache.path().to_owned();
+    let controllers = Controllers::start(client, move |ctx| {
+        Ok(vec![controller::controller(
+            ctx,
+            controller::Options {
+                cache_dir: Some(cache_dir),
+                kustomize,
+                ..controller::Options::default()
+            },
+        )?])
+    })?;
+    Ok((controllers, cache))
+}
+
+async fn namespace(client: &Client, name: &str) -> Result<()> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+    match api.create(&PostParams::default(), &ns).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn create_repo(api: &Api<GitRepo>, body: Value) -> Result<GitRepo> {
+    let repo: GitRepo = serde_json::from_value(body)?;
+    Ok(api.create(&PostParams::default(), &repo).await?)
+}
+
+fn condition<'a>(repo: &'a GitRepo, type_: &str) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    repo.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+fn is(repo: &GitRepo, type_: &str, status: &str) -> bool {
+    condition(repo, type_).is_some_and(|c| c.status == status)
+}
+
+/// Waits until the GitRepo reports `revision` applied and Ready.
+async fn applied(api: &Api<GitRepo>, name: &str, revision: &str) -> Result<GitRepo> {
+    eventually(&format!("{name} Ready at {revision}"), || async {
+        let repo = api.get(name).await?;
+        let status = repo.status.clone().unwrap_or_default();
+        Ok((status.last_applied_revision.as_deref() == Some(revision)
+            && is(&repo, "Ready", "True")
+            && is(&repo, "Stalled", "False")
+            && is(&repo, "Reconciling", "False")
+            && status.observed_generation == repo.metadata.generation)
+            .then_some(repo))
+    })
+    .await
+}
+
+/// Asks for a fetch now, as the webhook does.
+async fn request_fetch(api: &Api<GitRepo>, name: &str, nonce: &str) -> Result<()> {
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"annotations": {controller::REQUESTED_AT: nonce}}})),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn data(api: &Api<ConfigMap>, name: &str) -> Result<Option<String>> {
+    Ok(api
+        .get_opt(name)
+        .await?
+        .and_then(|c| c.data)
+        .and_then(|d| d.get("value").cloned()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commits_are_followed_pruned_and_drift_is_put_back() -> Result<()> {
+    init_tracing();
+    let hub = TestHub::start().await?;
+    let client = &hub.client;
+    let ns = "gitops-follow";
+    namespace(client, ns).await?;
+    let (_controllers, _cache) = start(client, Kustomize::Missing)?;
+    let repo = Repo::new()?;
+    repo.write("apps/a.yaml", &config_map("a", "one"))?;
+    repo.write(
+        "apps/more.yaml",
+        &format!("{}---\n{}", config_map("b", "two"), config_map("c", "three")),
+    )?;
+    repo.write("README.md", "not a manifest")?;
+    repo.write("other/ignored.yaml", &config_map("ignored", "x"))?;
+    let first = repo.commit("first")?;
+
+    let repos: Api<GitRepo> = Api::namespaced(client.clone(), ns);
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    create_repo(
+        &repos,
+        json!({
+            "apiVersion": "gitops.flotilla.io/v1alpha1", "kind": "GitRepo",
+            "metadata": {"name": "apps"},
+            "spec": {"url": repo.url(), "ref": {"branch": "main"}, "paths": ["apps"], "interval": "5s"},
+        }),
+    )
+    .await?;
+    let got = applied(&repos, "apps", &first).await?;
+    let status = got.status.clone().unwrap_or_default();
+    ensure!(status.last_attempted_revision.as_deref() == Some(first.as_str()));
+    ensure!(status.inventory.as_ref().map(|i| i.count) == Some(3), "{status:?}");
+    ensure!(data(&maps, "a").await?.as_deref() == Some("one"));
+    ensure!(data(&maps, "c").await?.as_deref() == Some("three"));
+    ensure!(maps.get_opt("ignored").await?.is_none(), "paths limit what is applied");
+    let a = maps.get("a").await?;
+    ensure!(
+        a.metadata.managed_fields.iter().flatten().any(|m| m.manager.as_deref() == Some(controller::FIELD_MANAGER)),
+        "applied by server-side apply as {}",
+        controller::FIELD_MANAGER
+    );
+    ensure!(
+        a.metadata.labels.unwrap_or_default().get(controller::REPO_NAME).map(String::as_str) == Some("apps")
+    );
+
+    // A commit that changes a, removes b and adds d: followed, b pruned.
+    repo.write("apps/a.yaml", &config_map("a", "uno"))?;
+    repo.write(
+        "apps/more.yaml",
+        &format!("{}---\n{}", config_map("c", "three"), config_map("d", "four")),
+    )?;
+    let second = repo.commit("second")?;
+    request_fetch(&repos, "apps", "1").await?;
+    applied(&repos, "apps", &second).await?;
+    ensure!(data(&maps, "a").await?.as_deref() == Some("uno"));
+    ensure!(data(&maps, "d").await?.as_deref() == Some("four"));
+    ensure!(maps.get_opt("b").await?.is_none(), "b left Git and is pruned");
+
+    // Drift: an edit by hand and a deletion are put back, and counted.
+    maps.patch(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"data": {"value": "edited"}})),
+    )
+    .await?;
+    eventually("a put back", || async {
+        Ok((data(&maps, "a").await?.as_deref() == Some("uno")).then_some(()))
+    })
+    .await?;
+    maps.delete("d", &DeleteParams::default()).await?;
+    eventually("d put back", || async {
+        Ok((data(&maps, "d").await?.as_deref() == Some("four")).then_some(()))
+    })
+    .await?;
+    eventually("two drift corrections counted", || async {
+        let got = repos.get("apps").await?;
+        let drift = got.status.map(|s| s.drift_corrections).unwrap_or_default();
+        Ok((drift == 2).then_some(()))
+    })
+    .await?;
+
+    // A broken revision applies nothing, keeps the last good one and says where it broke.
+    repo.write("apps/new.yaml", &config_map("e", "five"))?;
+    repo.write(
+        "apps/zz-broken.yaml",
+        &format!("{}---\napiVersion: v1\nkind: [oops\n", config_map("f", "six")),
+    )?;
+    let broken = repo.commit("broken")?;
+    request_fetch(&repos, "apps", "2").await?;
+    let got = eventually("the broken revision reported", || async {
+        let got = repos.get("apps").await?;
+        let status = got.status.clone().unwrap_or_default();
+        Ok((status.last_attempted_revision.as_deref() == Some(broken.as_str())
+            && is(&got, "Stalled", "True"))
+        .then_some(got))
+    })
+    .await?;
+    let ready = condition(&got, "Ready").cloned().context("Ready")?;
+    ensure!(ready.status == "False" && ready.reason == "BuildFailed", "{ready:?}");
+    ensure!(
+        ready.message.contains("apps/zz-broken.yaml, document 2"),
+        "the message names the file and document: {}",
+        ready.message
+    );
+    ensure!(got.status.clone().unwrap_or_default().last_applied_revision.as_deref() == Some(second.as_str()));
+    ensure!(maps.get_opt("e").await?.is_none(), "nothing of a broken revision is applied");
+
+    // A revision whose document is valid YAML but not accepted by the hub: nothing applied.
+    repo.remove("apps/zz-broken.yaml")?;
+    repo.write(
+        "apps/zz-bad.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Not_A_Valid_Name\n",
+    )?;
+    let invalid = repo.commit("invalid name")?;
+    request_fetch(&repos, "apps", "3").await?;
+    let got = eventually("the invalid revision reported", || async {
+        let got = repos.get("apps").await?;
+        let status = got.status.clone().unwrap_or_default();
+        Ok((status.last_attempted_revision.as_deref() == Some(invalid.as_str())
+            && is(&got, "Stalled", "True"))
+        .then_some(got))
+    })
+    .await?;
+    let ready = condition(&got, "Ready").cloned().context("Ready")?;
+    ensure!(ready.reason == "ValidationFailed", "{ready:?}");
+    ensure!(ready.message.contains("Not_A_Valid_Name"), "{}", ready.message);
+    ensure!(maps.get_opt("e").await?.is_none(), "all or nothing: e is not applied");
+
+    // Fixed: e applied; with prune off, what leaves Git stays.
+    repo.remove("apps/zz-bad.yaml")?;
+    let fixed = repo.commit("fixed")?;
+    request_fetch(&repos, "apps", "4").await?;
+    applied(&repos, "apps", &fixed).await?;
+    ensure!(data(&maps, "e").await?.as_deref() == Some("five"));
+    repos
+        .patch("apps", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"prune": false}})))
+        .await?;
+    repo.remove("apps/new.yaml")?;
+    let kept = repo.commit("e leaves")?;
+    applied(&repos, "apps", &kept).await?;
+    ensure!(data(&maps, "e").await?.as_deref() == Some("five"), "prune: false keeps e");
+
+    // Deleted with prune on: everything it applied goes.
+    repos
+        .patch("apps", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"prune": true}})))
+        .await?;
+    let got = eventually("prune back on", || async {
+        let got = repos.get("apps").await?;
+        Ok((got.status.as_ref().and_then(|s| s.observed_generation) == got.metadata.generation)
+            .then_some(got))
+    })
+    .await?;
+    ensure!(got.spec.prune());
+    repos.delete("apps", &DeleteParams::default()).await?;
+    eventually("the GitRepo and its objects gone", || async {
+        Ok((repos.get_opt("apps").await?.is_none()
+            && maps.get_opt("a").await?.is_none()
+            && maps.get_opt("c").await?.is_none())
+        .then_some(()))
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn semver_picks_the_newest_matching_tag_and_kustomize_overlays_build() -> Result<()> {
+    init_tracing();
+    let Some(kubectl) = flotilla_testing::kubectl() else {
+        bail!("no kubectl on this machine (the kubectl package ships kubectl.1.27 … 1.33)");
+    };
+    let hub = TestHub::start().await?;
+    let client = &hub.client;
+    let ns = "gitops-semver";
+    namespace(client, ns).await?;
+    let (_controllers, _cache) = start(client, Kustomize::at(kubectl))?;
+    let repo = Repo::new()?;
+    repo.write("base/cm.yaml", &config_map("settings", "base"))?;
+    repo.write("base/kustomization.yaml", "resources:\n- cm.yaml\n")?;
+    repo.write(
+        "overlays/prod/kustomization.yaml",
+        "resources:\n- ../../base\nnamePrefix: prod-\ncommonLabels:\n  env: prod\n",
+    )?;
+    let v1_0 = repo.commit("1.0")?;
+    repo.tag("v1.0.0")?;
+    repo.write("base/cm.yaml", &config_map("settings", "1.1"))?;
+    let v1_1 = repo.commit("1.1")?;
+    repo.tag("v1.1.0")?;
+    repo.write("base/cm.yaml", &config_map("settings", "2.0"))?;
+    repo.commit("2.0")?;
+    repo.tag("v2.0.0")?;
+    ensure!(v1_0 != v1_1);
+
+    let repos: Api<GitRepo> = Api::namespaced(client.clone(), ns);
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    create_repo(
+        &repos,
+        json!({
+            "apiVersion": "gitops.flotilla.io/v1alpha1", "kind": "GitRepo",
+            "metadata": {"name": "prod"},
+            "spec": {"url": repo.url(), "ref": {"semver": ">=1.0.0, <2"},
+                     "paths": ["overlays/prod"], "interval": "5s"},
+        }),
+    )
+    .await?;
+    applied(&repos, "prod", &v1_1).await?;
+    let settings = maps.get("prod-settings").await?;
+    ensure!(
+        settings.data.unwrap_or_default().get("value").map(String::as_str) == Some("1.1"),
+        "the newest tag below 2 is v1.1.0"
+    );
+    ensure!(settings.metadata.labels.unwrap_or_default().get("env").map(String::as_str) == Some("prod"));
+
+    // Without kustomize, a kustomization stalls with a message saying so.
+    let ns2 = "gitops-nokustomize";
+    namespace(client, ns2).await?;
+    drop(_controllers);
+    let (_controllers, _cache3) = start(client, Kustomize::Missing)?;
+    let repos2: Api<GitRepo> = Api::namespaced(client.clone(), ns2);
+    create_repo(
+        &repos2,
+        json!({
+            "apiVersion": "gitops.flotilla.io/v1alpha1", "kind": "GitRepo",
+            "metadata": {"name": "prod"},
+            "spec": {"url": repo.url(), "ref": {"tag": "v1.0.0"}, "paths": ["overlays/prod"]},
+        }),
+    )
+    .await?;
+    let got = eventually("stalled without kustomize", || async {
+        let got = repos2.get("prod").await?;
+        Ok(is(&got, "Stalled", "True").then_some(got))
+    })
+    .await?;
+    let stalled = condition(&got, "Stalled").cloned().context("Stalled")?;
+    ensure!(stalled.reason == "KustomizeMissing", "{stalled:?}");
+    ensure!(stalled.message.contains("kustomize"), "{}", stalled.message);
+    ensure!(
+        got.status.unwrap_or_default().last_attempted_revision.as_deref() == Some(v1_0.as_str()),
+        "tag v1.0.0 is an annotated tag; its commit is the revision"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_basic_auth_from_the_secret_and_no_credential_leaks() -> Result<()> {
+    init_tracing();
+    let hub = TestHub::start().await?;
+    let client = &hub.client;
+    let ns = "gitops-http";
+    namespace(client, ns).await?;
+    let (_controllers, _cache) = start(client, Kustomize::Missing)?;
+    let repo = Repo::new()?;
+    repo.write("cm.yaml", &config_map("served", "over-http"))?;
+    let revision = repo.commit("http")?;
+    let password = "s3cret-Pa55word-xyz";
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/git_http.py");
+    let root = repo.bare.parent().context("parent")?.to_owned();
+    let mut server = Command::new("python3")
+        .arg(&script)
+        .arg(&root)
+        .args(["flotilla", password])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("python3 git_http.py")?;
+    let port = {
+        use std::io::BufRead;
+        let stdout = server.stdout.take().context("stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        line.trim().parse::<u16>().context("the server's port")?
+    };
+    let _kill = KillOnDrop(server);
+    let url = format!("http://127.0.0.1:{port}/origin.git");
+
+    let repos: Api<GitRepo> = Api::namespaced(client.clone(), ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "git-auth"},
+        "stringData": {"username": "flotilla", "password": "wrong-password-abc"},
+    }))?;
+    secrets.create(&PostParams::default(), &secret).await?;
+    create_repo(
+        &repos,
+        json!({
+            "apiVersion": "gitops.flotilla.io/v1alpha1", "kind": "GitRepo",
+            "metadata": {"name": "http"},
+            "spec": {"url": url, "secretRef": {"name": "git-auth"}, "interval": "5s"},
+        }),
+    )
+    .await?;
+    let got = eventually("the wrong password refused", || async {
+        let got = repos.get("http").await?;
+        Ok(condition(&got, "Ready")
+            .is_some_and(|c| c.reason == "FetchFailed")
+            .then_some(got))
+    })
+    .await?;
+    let text = serde_json::to_string(&got)?;
+    ensure!(!text.contains("wrong-password-abc"), "no password in the status: {text}");
+
+    secrets
+        .patch(
+            "git-auth",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"stringData": {"password": password}})),
+        )
+        .await?;
+    request_fetch(&repos, "http", "1").await?;
+    let got = applied(&repos, "http", &revision).await?;
+    ensure!(data(&maps, "served").await?.as_deref() == Some("over-http"));
+    let text = serde_json::to_string(&got)?;
+    ensure!(!text.contains(password), "no password in the status: {text}");
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    let listed = serde_json::to_string(&events.list(&Default::default()).await?.items)?;
+    ensure!(!listed.contains(password), "no password in events");
+    Ok(())
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
