@@ -182,7 +182,10 @@ fn validate_gitrepo(spec: &GitRepoSpec, errors: &mut Errors) {
         if let Some(range) = &reference.semver
             && let Err(e) = semver::VersionReq::parse(range)
         {
-            errors.add("spec.ref.semver", format!("{range:?} is not a semver range: {e}"));
+            errors.add(
+                "spec.ref.semver",
+                format!("{range:?} is not a semver range: {e}"),
+            );
         }
         if let Some(commit) = &reference.commit
             && (commit.len() != 40 || !commit.chars().all(|c| c.is_ascii_hexdigit()))
@@ -1331,7 +1334,9 @@ pub fn validate_manifest(manifest: &serde_json::Value) -> Result<(), ManifestErr
         (crate::provisioning::GROUP, crate::VERSION, "MachineHealthCheck") => {
             check::<MachineHealthCheck>(manifest, kind, &name)
         }
-        (crate::gitops::GROUP, crate::VERSION, "GitRepo") => check::<GitRepo>(manifest, kind, &name),
+        (crate::gitops::GROUP, crate::VERSION, "GitRepo") => {
+            check::<GitRepo>(manifest, kind, &name)
+        }
         _ => Err(ManifestError::NotFlotilla {
             api_version: api_version.to_owned(),
             kind: kind.to_owned(),

@@ -363,7 +363,10 @@ impl ProcessFlags {
         controller_options.local_provider.node_monitor_grace_period =
             self.node_monitor_grace_period;
         controller_options.auto_join.capi_kubeconfig = self.capi_kubeconfig.clone();
-        controller_options.gitrepo.cache_dir.clone_from(&self.gitrepo_cache_dir);
+        controller_options
+            .gitrepo
+            .cache_dir
+            .clone_from(&self.gitrepo_cache_dir);
         controller_options.gitrepo.kustomize = match &self.kustomize {
             Some(binary) => flotilla_gitops::build::Kustomize::at(binary.clone()),
             None => flotilla_gitops::build::Kustomize::find(std::env::var_os("PATH").as_deref()),

@@ -56,6 +56,9 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let phase = Arc::new(Mutex::new(Phase::Starting));
+    let base = ClientBuilder::try_from(config.clone())
+        .context("building a client for the hub")?
+        .build();
     if let Some(address) = options.metrics_bind_address {
         let phase = phase.clone();
         let ready: Readiness =
@@ -68,12 +71,11 @@ pub async fn run(
                     Phase::Leading(_) => Err("caches are not synced yet".to_owned()),
                 },
             );
-        health::serve(address, metrics.clone(), ready, stop.clone()).await?;
+        // GitRepo push webhooks: POST /hooks/gitrepo/<namespace>/<name>.
+        let hooks = flotilla_gitops::webhook::router(base.clone());
+        health::serve_with(address, metrics.clone(), ready, hooks, stop.clone()).await?;
     }
 
-    let base = ClientBuilder::try_from(config.clone())
-        .context("building a client for the hub")?
-        .build();
     let Some(lease) = options.leader_election.clone() else {
         let ctx = Context::new(base, metrics, stop.clone(), ContextOptions::default());
         *phase.lock().unwrap_or_else(|p| p.into_inner()) = Phase::Leading(ctx.clone());

@@ -112,7 +112,7 @@ fn check_structural(
 #[test]
 fn every_crd_is_structural_and_well_formed() {
     let rendered = flotilla::crds::rendered().expect("render CRDs");
-    assert_eq!(rendered.len(), 11, "every Flotilla kind has a CRD");
+    assert_eq!(rendered.len(), 12, "every Flotilla kind has a CRD");
     for (name, _) in rendered {
         let text = fs::read_to_string(crd_dir().join(&name)).expect("read CRD file");
         let crd: CustomResourceDefinition =

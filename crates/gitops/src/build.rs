@@ -145,7 +145,7 @@ pub fn glob_matches(pattern: &str, path: &str) -> bool {
     segments(&pattern, &path)
 }
 
-fn directories(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+fn directories(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -153,12 +153,16 @@ fn directories(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .map(|e| e.path())
-        .filter(|p| !p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')))
+        .filter(|p| {
+            !p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'))
+        })
         .collect();
     dirs.sort();
     for d in dirs {
         out.push(d.clone());
-        directories(root, &d, out);
+        directories(&d, out);
     }
 }
 
@@ -173,7 +177,7 @@ pub fn selected(root: &Path, paths: &[String]) -> Result<Vec<PathBuf>, BuildErro
         return Ok(vec![root.to_owned()]);
     }
     let mut all = Vec::new();
-    directories(root, root, &mut all);
+    directories(root, &mut all);
     let mut out: Vec<PathBuf> = Vec::new();
     for path in paths {
         let matched: Vec<PathBuf> = if path.contains('*') {
@@ -207,7 +211,11 @@ pub fn selected(root: &Path, paths: &[String]) -> Result<Vec<PathBuf>, BuildErro
 /// # Errors
 ///
 /// The first file or document that cannot be read, parsed or built.
-pub fn build(root: &Path, paths: &[String], kustomize: &Kustomize) -> Result<Vec<Document>, BuildError> {
+pub fn build(
+    root: &Path,
+    paths: &[String],
+    kustomize: &Kustomize,
+) -> Result<Vec<Document>, BuildError> {
     let mut documents = Vec::new();
     for dir in selected(root, paths)? {
         walk(root, &dir, kustomize, &mut documents)?;
@@ -215,7 +223,12 @@ pub fn build(root: &Path, paths: &[String], kustomize: &Kustomize) -> Result<Vec
     Ok(documents)
 }
 
-fn walk(root: &Path, dir: &Path, kustomize: &Kustomize, out: &mut Vec<Document>) -> Result<(), BuildError> {
+fn walk(
+    root: &Path,
+    dir: &Path,
+    kustomize: &Kustomize,
+    out: &mut Vec<Document>,
+) -> Result<(), BuildError> {
     if let Some(file) = kustomization(dir) {
         return kustomize_build(root, dir, file, kustomize, out);
     }
@@ -226,7 +239,10 @@ fn walk(root: &Path, dir: &Path, kustomize: &Kustomize, out: &mut Vec<Document>)
     let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
     paths.sort();
     for path in paths {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if name.starts_with('.') {
             continue;
         }
@@ -253,7 +269,12 @@ fn walk(root: &Path, dir: &Path, kustomize: &Kustomize, out: &mut Vec<Document>)
 /// # Errors
 ///
 /// The first document that does not parse or is not a Kubernetes object.
-pub fn parse(file: &str, text: &str, json: bool, out: &mut Vec<Document>) -> Result<(), BuildError> {
+pub fn parse(
+    file: &str,
+    text: &str,
+    json: bool,
+    out: &mut Vec<Document>,
+) -> Result<(), BuildError> {
     let broken = |position: usize, reason: String| BuildError::Document {
         file: file.to_owned(),
         position,
@@ -267,14 +288,19 @@ pub fn parse(file: &str, text: &str, json: bool, out: &mut Vec<Document>) -> Res
     for (i, source) in sources.iter().enumerate() {
         let position = i + 1;
         let value: Value = if json {
-            serde_json::from_str(source).map_err(|e| broken(position, format!("invalid JSON: {e}")))?
+            serde_json::from_str(source)
+                .map_err(|e| broken(position, format!("invalid JSON: {e}")))?
         } else {
-            serde_saphyr::from_str(source).map_err(|e| broken(position, format!("invalid YAML: {e}")))?
+            serde_saphyr::from_str(source)
+                .map_err(|e| broken(position, format!("invalid YAML: {e}")))?
         };
         if value.is_null() {
             continue;
         }
-        let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let kind = value
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if kind.ends_with("List") && value.get("items").is_some_and(Value::is_array) {
             for item in value["items"].as_array().into_iter().flatten() {
                 check_object(item).map_err(|r| broken(position, r))?;
@@ -300,9 +326,9 @@ pub fn parse(file: &str, text: &str, json: bool, out: &mut Vec<Document>) -> Res
 fn split_documents(text: &str) -> Vec<String> {
     let mut documents = vec![String::new()];
     for line in text.lines() {
-        let marker = line.strip_prefix("---").is_some_and(|rest| {
-            rest.is_empty() || rest.starts_with(' ') || rest.starts_with('\t')
-        });
+        let marker = line
+            .strip_prefix("---")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(' ') || rest.starts_with('\t'));
         if marker {
             documents.push(String::new());
             continue;
@@ -355,7 +381,11 @@ fn kustomize_build(
     out: &mut Vec<Document>,
 ) -> Result<(), BuildError> {
     let name = relative(root, dir);
-    let display = if name.is_empty() { ".".to_owned() } else { name.clone() };
+    let display = if name.is_empty() {
+        ".".to_owned()
+    } else {
+        name.clone()
+    };
     let mut command = match kustomize {
         Kustomize::Kustomize(binary) => {
             let mut c = Command::new(binary);
@@ -420,7 +450,12 @@ mod tests {
         parse("x.yaml", text, false, &mut out).expect("parses");
         let found: Vec<(usize, &str)> = out
             .iter()
-            .map(|d| (d.position, d.object["metadata"]["name"].as_str().unwrap_or_default()))
+            .map(|d| {
+                (
+                    d.position,
+                    d.object["metadata"]["name"].as_str().unwrap_or_default(),
+                )
+            })
             .collect();
         assert_eq!(found, vec![(1, "a"), (3, "b")]);
     }
@@ -435,9 +470,17 @@ mod tests {
             "{error}"
         );
         let mut out = Vec::new();
-        let error = parse("a.yaml", "kind: ConfigMap\nmetadata:\n  name: x\n", false, &mut out)
-            .expect_err("no apiVersion");
-        assert_eq!(error.to_string(), "a.yaml, document 1: apiVersion is missing");
+        let error = parse(
+            "a.yaml",
+            "kind: ConfigMap\nmetadata:\n  name: x\n",
+            false,
+            &mut out,
+        )
+        .expect_err("no apiVersion");
+        assert_eq!(
+            error.to_string(),
+            "a.yaml, document 1: apiVersion is missing"
+        );
     }
 
     #[test]

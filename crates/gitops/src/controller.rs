@@ -214,7 +214,11 @@ async fn reconcile(repo: Arc<GitRepo>, state: Arc<State>) -> Result<Action, Erro
 }
 
 fn key(repo: &GitRepo) -> String {
-    format!("{}/{}", repo.namespace().unwrap_or_default(), repo.name_any())
+    format!(
+        "{}/{}",
+        repo.namespace().unwrap_or_default(),
+        repo.name_any()
+    )
 }
 
 fn cache_of(repo: &GitRepo, state: &State) -> PathBuf {
@@ -242,7 +246,10 @@ async fn sync(repo: &GitRepo, state: &State) -> Result<Action, Error> {
     let previous = repo.status.clone().unwrap_or_default();
     if repo.spec.suspend {
         let outcome = Outcome {
-            ready: Err((reasons::SUSPENDED, "suspended: nothing is fetched or applied".into())),
+            ready: Err((
+                reasons::SUSPENDED,
+                "suspended: nothing is fetched or applied".into(),
+            )),
             stalled: false,
             attempted: previous.last_attempted_revision.clone(),
             applied: previous.last_applied_revision.clone(),
@@ -343,7 +350,11 @@ struct Desired {
     order: u8,
 }
 
-async fn attempt(repo: &GitRepo, state: &State, previous: &GitRepoStatus) -> Result<Outcome, Error> {
+async fn attempt(
+    repo: &GitRepo,
+    state: &State,
+    previous: &GitRepoStatus,
+) -> Result<Outcome, Error> {
     let dir = cache_of(repo, state);
     let (credentials, _) = match credentials(repo, state, &dir).await? {
         Ok(found) => found,
@@ -438,7 +449,10 @@ async fn attempt(repo: &GitRepo, state: &State, previous: &GitRepoStatus) -> Res
     let old = read_inventory(repo, state, previous).await?;
     let (drift, failure) = apply(repo, state, &desired, &revision).await?;
     if let Some(message) = failure {
-        attempted.ready = Err((reasons::APPLY_FAILED, format!("revision {revision}: {message}")));
+        attempted.ready = Err((
+            reasons::APPLY_FAILED,
+            format!("revision {revision}: {message}"),
+        ));
         return Ok(attempted);
     }
     let entries: BTreeSet<InventoryEntry> = desired.iter().map(|d| d.entry.clone()).collect();
@@ -539,7 +553,10 @@ async fn desire(
             Err(e) => return Ok(Err(at(e.to_string()))),
         }
         let mut body = doc.object.clone();
-        let name = body["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+        let name = body["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let namespace = if namespaced {
             let ns = body["metadata"]["namespace"]
                 .as_str()
@@ -628,10 +645,19 @@ async fn dry_run(state: &State, desired: &[Desired]) -> Result<Result<(), String
         let Some(resolved) = state.kinds.remembered(&d.gvk) else {
             continue;
         };
-        let api = api_for(&state.client, &resolved.resource, d.entry.namespace.as_deref());
-        match api.patch(&d.entry.name, &params, &Patch::Apply(&d.body)).await {
+        let api = api_for(
+            &state.client,
+            &resolved.resource,
+            d.entry.namespace.as_deref(),
+        );
+        match api
+            .patch(&d.entry.name, &params, &Patch::Apply(&d.body))
+            .await
+        {
             Ok(_) => {}
-            Err(kube::Error::Api(status)) if (400..500).contains(&status.code) && status.code != 409 => {
+            Err(kube::Error::Api(status))
+                if (400..500).contains(&status.code) && status.code != 409 =>
+            {
                 return Ok(Err(format!(
                     "{} {}: the hub refuses it: {}",
                     d.entry.kind,
@@ -667,8 +693,13 @@ async fn apply(
             _ => HashSet::new(),
         }
     };
-    let selector = format!("{REPO_NAME}={},{REPO_NAMESPACE}={}", repo.name_any(), repo.namespace().unwrap_or_default());
-    let mut live: HashMap<GroupVersionKind, HashMap<(Option<String>, String), Value>> = HashMap::new();
+    let selector = format!(
+        "{REPO_NAME}={},{REPO_NAMESPACE}={}",
+        repo.name_any(),
+        repo.namespace().unwrap_or_default()
+    );
+    let mut live: HashMap<GroupVersionKind, HashMap<(Option<String>, String), Value>> =
+        HashMap::new();
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let mut drift = 0;
     let mut converged = HashSet::new();
@@ -680,10 +711,13 @@ async fn apply(
         let resolved = match state.kinds.resolve(&d.gvk).await {
             Ok(Some(resolved)) => resolved,
             Ok(None) => {
-                return Ok((drift, Some(format!(
-                    "the hub does not serve {} {} yet (its CRD is not established)",
-                    d.entry.api_version, d.entry.kind
-                ))));
+                return Ok((
+                    drift,
+                    Some(format!(
+                        "the hub does not serve {} {} yet (its CRD is not established)",
+                        d.entry.api_version, d.entry.kind
+                    )),
+                ));
             }
             Err(e) => {
                 return Err(Error {
@@ -722,8 +756,15 @@ async fn apply(
             converged.insert(d.entry.clone());
             continue;
         }
-        let api = api_for(&state.client, &resolved.resource, d.entry.namespace.as_deref());
-        match api.patch(&d.entry.name, &params, &Patch::Apply(&d.body)).await {
+        let api = api_for(
+            &state.client,
+            &resolved.resource,
+            d.entry.namespace.as_deref(),
+        );
+        match api
+            .patch(&d.entry.name, &params, &Patch::Apply(&d.body))
+            .await
+        {
             Ok(written) => {
                 if converged_before.contains(&d.entry) {
                     drift += 1;
@@ -733,16 +774,25 @@ async fn apply(
                     converged.insert(d.entry.clone());
                 }
             }
-            Err(kube::Error::Api(status)) if (400..500).contains(&status.code) && status.code != 409 => {
-                return Ok((drift, Some(format!(
-                    "{} {}: the hub refuses it: {}",
-                    d.entry.kind,
-                    label(&d.entry),
-                    status.message
-                ))));
+            Err(kube::Error::Api(status))
+                if (400..500).contains(&status.code) && status.code != 409 =>
+            {
+                return Ok((
+                    drift,
+                    Some(format!(
+                        "{} {}: the hub refuses it: {}",
+                        d.entry.kind,
+                        label(&d.entry),
+                        status.message
+                    )),
+                ));
             }
             Err(e) => {
-                return Err(Error::api("ApplyObject", &format!("{} {}", d.entry.kind, label(&d.entry)), &e));
+                return Err(Error::api(
+                    "ApplyObject",
+                    &format!("{} {}", d.entry.kind, label(&d.entry)),
+                    &e,
+                ));
             }
         }
         if d.order == 0 {
@@ -771,7 +821,10 @@ async fn wait_established(state: &State, names: &[String]) {
             name,
             kube::runtime::wait::conditions::is_crd_established(),
         );
-        if tokio::time::timeout(Duration::from_secs(30), established).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(30), established)
+            .await
+            .is_err()
+        {
             warn!(crd = %name, "the CRD is not Established after 30s");
         }
         if let Ok(crd) = crds.get(name).await {
@@ -812,7 +865,8 @@ async fn read_inventory(
     let Some(name) = &inventory.config_map_name else {
         return Ok(inventory.entries.clone());
     };
-    let api: Api<ConfigMap> = Api::namespaced(state.client.clone(), &repo.namespace().unwrap_or_default());
+    let api: Api<ConfigMap> =
+        Api::namespaced(state.client.clone(), &repo.namespace().unwrap_or_default());
     let map = api
         .get_opt(name)
         .await
@@ -830,7 +884,8 @@ async fn store_inventory(
     state: &State,
     entries: &[InventoryEntry],
 ) -> Result<Inventory, Error> {
-    let api: Api<ConfigMap> = Api::namespaced(state.client.clone(), &repo.namespace().unwrap_or_default());
+    let api: Api<ConfigMap> =
+        Api::namespaced(state.client.clone(), &repo.namespace().unwrap_or_default());
     let name = inventory_config_map(repo);
     if entries.len() <= INVENTORY_INLINE {
         match api.delete(&name, &DeleteParams::default()).await {
@@ -855,9 +910,13 @@ async fn store_inventory(
         "metadata": {"name": name, "ownerReferences": [owner(repo)]},
         "data": {"inventory": text},
     });
-    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
-        .await
-        .map_err(|e| Error::api("WriteInventory", &name, &e))?;
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(|e| Error::api("WriteInventory", &name, &e))?;
     Ok(Inventory {
         count: entries.len() as i64,
         entries: Vec::new(),
@@ -880,7 +939,11 @@ async fn prune<'a>(
         let Ok(Some(resolved)) = state.kinds.resolve(&gvk).await else {
             continue;
         };
-        let api = api_for(&state.client, &resolved.resource, entry.namespace.as_deref());
+        let api = api_for(
+            &state.client,
+            &resolved.resource,
+            entry.namespace.as_deref(),
+        );
         let Some(object) = api
             .get_opt(&entry.name)
             .await
@@ -896,7 +959,9 @@ async fn prune<'a>(
             ..DeleteParams::default()
         };
         match api.delete(&entry.name, &params).await {
-            Ok(_) => info!(gitrepo = %key(repo), object = %format!("{} {}", entry.kind, label(entry)), "pruned an object that left Git"),
+            Ok(_) => {
+                info!(gitrepo = %key(repo), object = %format!("{} {}", entry.kind, label(entry)), "pruned an object that left Git")
+            }
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(Error::api("PruneObject", &entry.name, &e)),
         }
@@ -910,7 +975,11 @@ fn policy_name(repo: &GitRepo) -> String {
 
 /// Owns (or removes) the PropagationPolicy of `spec.placement`: one selector per kind of the
 /// applied objects in the GitRepo's namespace, matching this GitRepo's labels.
-async fn own_policy(repo: &GitRepo, state: &State, entries: &[InventoryEntry]) -> Result<(), Error> {
+async fn own_policy(
+    repo: &GitRepo,
+    state: &State,
+    entries: &[InventoryEntry],
+) -> Result<(), Error> {
     let namespace = repo.namespace().unwrap_or_default();
     let api: Api<PropagationPolicy> = Api::namespaced(state.client.clone(), &namespace);
     let name = policy_name(repo);
@@ -920,8 +989,14 @@ async fn own_policy(repo: &GitRepo, state: &State, entries: &[InventoryEntry]) -
         .map(|e| (e.api_version.as_str(), e.kind.as_str()))
         .collect();
     let Some(placement) = repo.spec.placement.as_ref().filter(|_| !kinds.is_empty()) else {
-        if let Some(existing) = api.get_opt(&name).await.map_err(|e| Error::api("ReadPolicy", &name, &e))?
-            && existing.owner_references().iter().any(|o| Some(&o.uid) == repo.uid().as_ref())
+        if let Some(existing) = api
+            .get_opt(&name)
+            .await
+            .map_err(|e| Error::api("ReadPolicy", &name, &e))?
+            && existing
+                .owner_references()
+                .iter()
+                .any(|o| Some(&o.uid) == repo.uid().as_ref())
         {
             match api.delete(&name, &DeleteParams::default()).await {
                 Ok(_) => {}
@@ -956,9 +1031,13 @@ async fn own_policy(repo: &GitRepo, state: &State, entries: &[InventoryEntry]) -
         },
         "spec": {"resourceSelectors": selectors, "placement": placement},
     });
-    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
-        .await
-        .map_err(|e| Error::api("WritePolicy", &name, &e))?;
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(|e| Error::api("WritePolicy", &name, &e))?;
     Ok(())
 }
 
@@ -996,8 +1075,12 @@ async fn propagation(
         }
         let mut healthy = !binding.spec.clusters.is_empty();
         for target in &binding.spec.clusters {
-            let item = status.aggregated_status.iter().find(|a| a.cluster_name == target.name);
-            let ready = item.is_some_and(|a| a.applied && a.health == Some(ResourceHealth::Healthy));
+            let item = status
+                .aggregated_status
+                .iter()
+                .find(|a| a.cluster_name == target.name);
+            let ready =
+                item.is_some_and(|a| a.applied && a.health == Some(ResourceHealth::Healthy));
             healthy &= ready;
             let counts = clusters.entry(target.name.clone()).or_default();
             counts.1 += 1;
@@ -1043,7 +1126,13 @@ async fn write_status(
     };
     set_condition(
         &mut status.conditions,
-        conditions::new(conditions::READY, ready, reason, message.clone(), generation),
+        conditions::new(
+            conditions::READY,
+            ready,
+            reason,
+            message.clone(),
+            generation,
+        ),
         now.clone(),
     );
     set_condition(
@@ -1051,8 +1140,16 @@ async fn write_status(
         conditions::new(
             reasons::RECONCILING,
             progressing,
-            if progressing { reasons::PROGRESSING } else { reasons::IDLE },
-            if progressing { message.clone() } else { String::new() },
+            if progressing {
+                reasons::PROGRESSING
+            } else {
+                reasons::IDLE
+            },
+            if progressing {
+                message.clone()
+            } else {
+                String::new()
+            },
             generation,
         ),
         now.clone(),
@@ -1062,8 +1159,16 @@ async fn write_status(
         conditions::new(
             reasons::STALLED,
             outcome.stalled,
-            if outcome.stalled { reason } else { reasons::NOT_STALLED },
-            if outcome.stalled { message } else { String::new() },
+            if outcome.stalled {
+                reason
+            } else {
+                reasons::NOT_STALLED
+            },
+            if outcome.stalled {
+                message
+            } else {
+                String::new()
+            },
             generation,
         ),
         now,
@@ -1076,7 +1181,8 @@ async fn write_status(
         message: e.to_string(),
         conflict: false,
     })?;
-    let api: Api<GitRepo> = Api::namespaced(state.client.clone(), &repo.namespace().unwrap_or_default());
+    let api: Api<GitRepo> =
+        Api::namespaced(state.client.clone(), &repo.namespace().unwrap_or_default());
     status::write(
         &api,
         repo,
@@ -1095,8 +1201,9 @@ async fn cleanup(repo: &GitRepo, state: &State) -> Result<Action, Error> {
         let previous = repo.status.clone().unwrap_or_default();
         let entries = read_inventory(repo, state, &previous).await?;
         // Namespaces last: deleting one deletes what is in it.
-        let (namespaces, rest): (Vec<&InventoryEntry>, Vec<&InventoryEntry>) =
-            entries.iter().partition(|e| e.kind == "Namespace" && e.api_version == "v1");
+        let (namespaces, rest): (Vec<&InventoryEntry>, Vec<&InventoryEntry>) = entries
+            .iter()
+            .partition(|e| e.kind == "Namespace" && e.api_version == "v1");
         prune(repo, state, rest.into_iter().chain(namespaces)).await?;
     }
     state

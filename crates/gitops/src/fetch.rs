@@ -55,7 +55,10 @@ pub struct Source {
 pub struct FetchError(pub String);
 
 fn failed<E: std::error::Error + 'static>(what: &str, error: E) -> FetchError {
-    FetchError(format!("{what}: {}", flotilla_runtime::error::chain(&error)))
+    FetchError(format!(
+        "{what}: {}",
+        flotilla_runtime::error::chain(&error)
+    ))
 }
 
 /// The refspec fetched and the remote ref that names the revision.
@@ -79,7 +82,10 @@ fn refspec(reference: Option<&GitReference>) -> (String, Option<String>) {
             commit: Some(commit),
             ..
         }) => (commit.clone(), None),
-        _ => ("+HEAD:refs/remotes/origin/HEAD".to_owned(), Some("HEAD".to_owned())),
+        _ => (
+            "+HEAD:refs/remotes/origin/HEAD".to_owned(),
+            Some("HEAD".to_owned()),
+        ),
     }
 }
 
@@ -106,13 +112,10 @@ fn open(dir: &Path, credentials: &Credentials) -> Result<gix::Repository, FetchE
     }
     let mut overrides = vec!["protocol.version=2".to_owned()];
     if let Some(identity) = &credentials.ssh_identity {
-        let known_hosts = credentials
-            .ssh_known_hosts
-            .as_ref()
-            .map_or_else(
-                || "-o StrictHostKeyChecking=yes".to_owned(),
-                |k| format!("-o UserKnownHostsFile={}", k.display()),
-            );
+        let known_hosts = credentials.ssh_known_hosts.as_ref().map_or_else(
+            || "-o StrictHostKeyChecking=yes".to_owned(),
+            |k| format!("-o UserKnownHostsFile={}", k.display()),
+        );
         overrides.push(format!(
             "core.sshCommand=ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes {known_hosts}",
             identity.display()
@@ -166,14 +169,22 @@ pub fn fetch(dir: &Path, source: &Source) -> Result<String, FetchError> {
     }
     let prepare = connection
         .prepare_fetch(gix::progress::Discard, Default::default())
-        .map_err(|e| failed(&format!("listing the references of {}", redact(&source.url)), e))?;
+        .map_err(|e| {
+            failed(
+                &format!("listing the references of {}", redact(&source.url)),
+                e,
+            )
+        })?;
     let remote_refs: Vec<(String, gix::ObjectId)> = prepare
         .ref_map()
         .remote_refs
         .iter()
         .filter_map(|r| {
             let (name, target, peeled) = r.unpack();
-            Some((name.to_str_lossy().into_owned(), peeled.or(target)?.to_owned()))
+            Some((
+                name.to_str_lossy().into_owned(),
+                peeled.or(target)?.to_owned(),
+            ))
         })
         .collect();
     let commit = match source.reference.as_ref() {
@@ -208,10 +219,7 @@ pub fn fetch(dir: &Path, source: &Source) -> Result<String, FetchError> {
                 .find(|(n, _)| *n == wanted)
                 .map(|(_, id)| *id)
                 .ok_or_else(|| {
-                    FetchError(format!(
-                        "{} has no reference {wanted}",
-                        redact(&source.url)
-                    ))
+                    FetchError(format!("{} has no reference {wanted}", redact(&source.url)))
                 })?
         }
     };
@@ -245,8 +253,8 @@ pub fn fetch(dir: &Path, source: &Source) -> Result<String, FetchError> {
 /// When the commit is missing or the files cannot be written.
 pub fn export(dir: &Path, revision: &str, into: &Path) -> Result<(), FetchError> {
     let repo = open(dir, &Credentials::default())?;
-    let id =
-        gix::ObjectId::from_hex(revision.as_bytes()).map_err(|e| failed("reading the revision", e))?;
+    let id = gix::ObjectId::from_hex(revision.as_bytes())
+        .map_err(|e| failed("reading the revision", e))?;
     let tree = repo
         .find_commit(id)
         .and_then(|c| c.tree())
@@ -288,7 +296,10 @@ pub fn redact(url: &str) -> String {
                 let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
                 format!("{scheme}://{host}/{path}")
             }
-            None => format!("{scheme}://{}", rest.rsplit_once('@').map_or(rest, |(_, h)| h)),
+            None => format!(
+                "{scheme}://{}",
+                rest.rsplit_once('@').map_or(rest, |(_, h)| h)
+            ),
         },
         None => url.to_owned(),
     }

@@ -49,7 +49,12 @@ fn git(dir: &Path, args: &[&str]) -> Result<String> {
     let out = Command::new("git")
         .current_dir(dir)
         .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
-        .args(["-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false"])
+        .args([
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "commit.gpgsign=false",
+        ])
         .args(args)
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("HOME", dir)
@@ -100,7 +105,10 @@ impl Repo {
     /// Commits everything, pushes `main`, and returns the commit.
     fn commit(&self, message: &str) -> Result<String> {
         git(&self.work, &["add", "-A"])?;
-        git(&self.work, &["commit", "-q", "--allow-empty", "-m", message])?;
+        git(
+            &self.work,
+            &["commit", "-q", "--allow-empty", "-m", message],
+        )?;
         git(&self.work, &["push", "-q", "origin", "HEAD:main"])?;
         git(&self.work, &["rev-parse", "HEAD"])
     }
@@ -113,7 +121,9 @@ impl Repo {
 }
 
 fn config_map(name: &str, value: &str) -> String {
-    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: \"{value}\"\n")
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: \"{value}\"\n"
+    )
 }
 
 fn start(client: &Client, kustomize: Kustomize) -> Result<(Controllers, tempfile::TempDir)> {
@@ -147,7 +157,10 @@ async fn create_repo(api: &Api<GitRepo>, body: Value) -> Result<GitRepo> {
     Ok(api.create(&PostParams::default(), &repo).await?)
 }
 
-fn condition<'a>(repo: &'a GitRepo, type_: &str) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+fn condition<'a>(
+    repo: &'a GitRepo,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
     repo.status
         .as_ref()?
         .conditions
@@ -205,7 +218,11 @@ async fn commits_are_followed_pruned_and_drift_is_put_back() -> Result<()> {
     repo.write("apps/a.yaml", &config_map("a", "one"))?;
     repo.write(
         "apps/more.yaml",
-        &format!("{}---\n{}", config_map("b", "two"), config_map("c", "three")),
+        &format!(
+            "{}---\n{}",
+            config_map("b", "two"),
+            config_map("c", "three")
+        ),
     )?;
     repo.write("README.md", "not a manifest")?;
     repo.write("other/ignored.yaml", &config_map("ignored", "x"))?;
@@ -225,32 +242,54 @@ async fn commits_are_followed_pruned_and_drift_is_put_back() -> Result<()> {
     let got = applied(&repos, "apps", &first).await?;
     let status = got.status.clone().unwrap_or_default();
     ensure!(status.last_attempted_revision.as_deref() == Some(first.as_str()));
-    ensure!(status.inventory.as_ref().map(|i| i.count) == Some(3), "{status:?}");
+    ensure!(
+        status.inventory.as_ref().map(|i| i.count) == Some(3),
+        "{status:?}"
+    );
     ensure!(data(&maps, "a").await?.as_deref() == Some("one"));
     ensure!(data(&maps, "c").await?.as_deref() == Some("three"));
-    ensure!(maps.get_opt("ignored").await?.is_none(), "paths limit what is applied");
+    ensure!(
+        maps.get_opt("ignored").await?.is_none(),
+        "paths limit what is applied"
+    );
     let a = maps.get("a").await?;
     ensure!(
-        a.metadata.managed_fields.iter().flatten().any(|m| m.manager.as_deref() == Some(controller::FIELD_MANAGER)),
+        a.metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .any(|m| m.manager.as_deref() == Some(controller::FIELD_MANAGER)),
         "applied by server-side apply as {}",
         controller::FIELD_MANAGER
     );
     ensure!(
-        a.metadata.labels.unwrap_or_default().get(controller::REPO_NAME).map(String::as_str) == Some("apps")
+        a.metadata
+            .labels
+            .unwrap_or_default()
+            .get(controller::REPO_NAME)
+            .map(String::as_str)
+            == Some("apps")
     );
 
     // A commit that changes a, removes b and adds d: followed, b pruned.
     repo.write("apps/a.yaml", &config_map("a", "uno"))?;
     repo.write(
         "apps/more.yaml",
-        &format!("{}---\n{}", config_map("c", "three"), config_map("d", "four")),
+        &format!(
+            "{}---\n{}",
+            config_map("c", "three"),
+            config_map("d", "four")
+        ),
     )?;
     let second = repo.commit("second")?;
     request_fetch(&repos, "apps", "1").await?;
     applied(&repos, "apps", &second).await?;
     ensure!(data(&maps, "a").await?.as_deref() == Some("uno"));
     ensure!(data(&maps, "d").await?.as_deref() == Some("four"));
-    ensure!(maps.get_opt("b").await?.is_none(), "b left Git and is pruned");
+    ensure!(
+        maps.get_opt("b").await?.is_none(),
+        "b left Git and is pruned"
+    );
 
     // Drift: an edit by hand and a deletion are put back, and counted.
     maps.patch(
@@ -279,27 +318,45 @@ async fn commits_are_followed_pruned_and_drift_is_put_back() -> Result<()> {
     repo.write("apps/new.yaml", &config_map("e", "five"))?;
     repo.write(
         "apps/zz-broken.yaml",
-        &format!("{}---\napiVersion: v1\nkind: [oops\n", config_map("f", "six")),
+        &format!(
+            "{}---\napiVersion: v1\nkind: [oops\n",
+            config_map("f", "six")
+        ),
     )?;
     let broken = repo.commit("broken")?;
     request_fetch(&repos, "apps", "2").await?;
     let got = eventually("the broken revision reported", || async {
         let got = repos.get("apps").await?;
         let status = got.status.clone().unwrap_or_default();
-        Ok((status.last_attempted_revision.as_deref() == Some(broken.as_str())
-            && is(&got, "Stalled", "True"))
-        .then_some(got))
+        Ok(
+            (status.last_attempted_revision.as_deref() == Some(broken.as_str())
+                && is(&got, "Stalled", "True"))
+            .then_some(got),
+        )
     })
     .await?;
     let ready = condition(&got, "Ready").cloned().context("Ready")?;
-    ensure!(ready.status == "False" && ready.reason == "BuildFailed", "{ready:?}");
+    ensure!(
+        ready.status == "False" && ready.reason == "BuildFailed",
+        "{ready:?}"
+    );
     ensure!(
         ready.message.contains("apps/zz-broken.yaml, document 2"),
         "the message names the file and document: {}",
         ready.message
     );
-    ensure!(got.status.clone().unwrap_or_default().last_applied_revision.as_deref() == Some(second.as_str()));
-    ensure!(maps.get_opt("e").await?.is_none(), "nothing of a broken revision is applied");
+    ensure!(
+        got.status
+            .clone()
+            .unwrap_or_default()
+            .last_applied_revision
+            .as_deref()
+            == Some(second.as_str())
+    );
+    ensure!(
+        maps.get_opt("e").await?.is_none(),
+        "nothing of a broken revision is applied"
+    );
 
     // A revision whose document is valid YAML but not accepted by the hub: nothing applied.
     repo.remove("apps/zz-broken.yaml")?;
@@ -312,15 +369,24 @@ async fn commits_are_followed_pruned_and_drift_is_put_back() -> Result<()> {
     let got = eventually("the invalid revision reported", || async {
         let got = repos.get("apps").await?;
         let status = got.status.clone().unwrap_or_default();
-        Ok((status.last_attempted_revision.as_deref() == Some(invalid.as_str())
-            && is(&got, "Stalled", "True"))
-        .then_some(got))
+        Ok(
+            (status.last_attempted_revision.as_deref() == Some(invalid.as_str())
+                && is(&got, "Stalled", "True"))
+            .then_some(got),
+        )
     })
     .await?;
     let ready = condition(&got, "Ready").cloned().context("Ready")?;
     ensure!(ready.reason == "ValidationFailed", "{ready:?}");
-    ensure!(ready.message.contains("Not_A_Valid_Name"), "{}", ready.message);
-    ensure!(maps.get_opt("e").await?.is_none(), "all or nothing: e is not applied");
+    ensure!(
+        ready.message.contains("Not_A_Valid_Name"),
+        "{}",
+        ready.message
+    );
+    ensure!(
+        maps.get_opt("e").await?.is_none(),
+        "all or nothing: e is not applied"
+    );
 
     // Fixed: e applied; with prune off, what leaves Git stays.
     repo.remove("apps/zz-bad.yaml")?;
@@ -329,21 +395,34 @@ async fn commits_are_followed_pruned_and_drift_is_put_back() -> Result<()> {
     applied(&repos, "apps", &fixed).await?;
     ensure!(data(&maps, "e").await?.as_deref() == Some("five"));
     repos
-        .patch("apps", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"prune": false}})))
+        .patch(
+            "apps",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"prune": false}})),
+        )
         .await?;
     repo.remove("apps/new.yaml")?;
     let kept = repo.commit("e leaves")?;
     applied(&repos, "apps", &kept).await?;
-    ensure!(data(&maps, "e").await?.as_deref() == Some("five"), "prune: false keeps e");
+    ensure!(
+        data(&maps, "e").await?.as_deref() == Some("five"),
+        "prune: false keeps e"
+    );
 
     // Deleted with prune on: everything it applied goes.
     repos
-        .patch("apps", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"prune": true}})))
+        .patch(
+            "apps",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"prune": true}})),
+        )
         .await?;
     let got = eventually("prune back on", || async {
         let got = repos.get("apps").await?;
-        Ok((got.status.as_ref().and_then(|s| s.observed_generation) == got.metadata.generation)
-            .then_some(got))
+        Ok(
+            (got.status.as_ref().and_then(|s| s.observed_generation) == got.metadata.generation)
+                .then_some(got),
+        )
     })
     .await?;
     ensure!(got.spec.prune());
@@ -401,10 +480,23 @@ async fn semver_picks_the_newest_matching_tag_and_kustomize_overlays_build() -> 
     applied(&repos, "prod", &v1_1).await?;
     let settings = maps.get("prod-settings").await?;
     ensure!(
-        settings.data.unwrap_or_default().get("value").map(String::as_str) == Some("1.1"),
+        settings
+            .data
+            .unwrap_or_default()
+            .get("value")
+            .map(String::as_str)
+            == Some("1.1"),
         "the newest tag below 2 is v1.1.0"
     );
-    ensure!(settings.metadata.labels.unwrap_or_default().get("env").map(String::as_str) == Some("prod"));
+    ensure!(
+        settings
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .get("env")
+            .map(String::as_str)
+            == Some("prod")
+    );
 
     // Without kustomize, a kustomization stalls with a message saying so.
     let ns2 = "gitops-nokustomize";
@@ -430,7 +522,11 @@ async fn semver_picks_the_newest_matching_tag_and_kustomize_overlays_build() -> 
     ensure!(stalled.reason == "KustomizeMissing", "{stalled:?}");
     ensure!(stalled.message.contains("kustomize"), "{}", stalled.message);
     ensure!(
-        got.status.unwrap_or_default().last_attempted_revision.as_deref() == Some(v1_0.as_str()),
+        got.status
+            .unwrap_or_default()
+            .last_attempted_revision
+            .as_deref()
+            == Some(v1_0.as_str()),
         "tag v1.0.0 is an annotated tag; its commit is the revision"
     );
     Ok(())
@@ -492,7 +588,10 @@ async fn https_basic_auth_from_the_secret_and_no_credential_leaks() -> Result<()
     })
     .await?;
     let text = serde_json::to_string(&got)?;
-    ensure!(!text.contains("wrong-password-abc"), "no password in the status: {text}");
+    ensure!(
+        !text.contains("wrong-password-abc"),
+        "no password in the status: {text}"
+    );
 
     secrets
         .patch(
@@ -505,7 +604,10 @@ async fn https_basic_auth_from_the_secret_and_no_credential_leaks() -> Result<()
     let got = applied(&repos, "http", &revision).await?;
     ensure!(data(&maps, "served").await?.as_deref() == Some("over-http"));
     let text = serde_json::to_string(&got)?;
-    ensure!(!text.contains(password), "no password in the status: {text}");
+    ensure!(
+        !text.contains(password),
+        "no password in the status: {text}"
+    );
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
     let listed = serde_json::to_string(&events.list(&Default::default()).await?.items)?;
     ensure!(!listed.contains(password), "no password in events");
@@ -519,4 +621,89 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Sends `POST path` with `headers` to `address`; the status code.
+async fn post(address: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: 2\r\n"
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n{}");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .context("an HTTP status line")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_webhook_fetches_at_once_for_the_shared_secret_only() -> Result<()> {
+    init_tracing();
+    let hub = TestHub::start().await?;
+    let client = &hub.client;
+    let ns = "gitops-hook";
+    namespace(client, ns).await?;
+    let (_controllers, _cache) = start(client, Kustomize::Missing)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let server = tokio::spawn(
+        axum::serve(listener, flotilla_gitops::webhook::router(client.clone())).into_future(),
+    );
+    let repo = Repo::new()?;
+    repo.write("cm.yaml", &config_map("hooked", "one"))?;
+    let first = repo.commit("one")?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "hook"}, "stringData": {"webhook": "let-me-in"},
+    }))?;
+    secrets.create(&PostParams::default(), &secret).await?;
+    let repos: Api<GitRepo> = Api::namespaced(client.clone(), ns);
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    create_repo(
+        &repos,
+        json!({
+            "apiVersion": "gitops.flotilla.io/v1alpha1", "kind": "GitRepo",
+            "metadata": {"name": "hooked"},
+            "spec": {"url": repo.url(), "secretRef": {"name": "hook"}, "interval": "1h"},
+        }),
+    )
+    .await?;
+    applied(&repos, "hooked", &first).await?;
+    repo.write("cm.yaml", &config_map("hooked", "two"))?;
+    let second = repo.commit("two")?;
+
+    let path = format!("/hooks/gitrepo/{ns}/hooked");
+    ensure!(post(address, &path, &[("Authorization", "Bearer wrong")]).await? == 401);
+    ensure!(post(address, &path, &[]).await? == 401);
+    ensure!(
+        post(
+            address,
+            &format!("/hooks/gitrepo/{ns}/missing"),
+            &[("Authorization", "Bearer let-me-in")]
+        )
+        .await?
+            == 401
+    );
+    // Wrong secrets changed nothing: the hook answered after (not) asking for a fetch.
+    let got = repos.get("hooked").await?;
+    ensure!(
+        !got.metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key(controller::REQUESTED_AT),
+        "a refused hook requests nothing"
+    );
+    ensure!(post(address, &path, &[("Authorization", "Bearer let-me-in")]).await? == 202);
+    applied(&repos, "hooked", &second).await?;
+    ensure!(data(&maps, "hooked").await?.as_deref() == Some("two"));
+    server.abort();
+    Ok(())
 }

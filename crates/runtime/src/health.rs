@@ -35,6 +35,21 @@ pub async fn serve(
     ready: Readiness,
     stop: CancellationToken,
 ) -> Result<SocketAddr> {
+    serve_with(address, metrics, ready, Router::new(), stop).await
+}
+
+/// [`serve`], with more `routes` beside the endpoint's own (the hub's webhooks).
+///
+/// # Errors
+///
+/// [`Error::ServeMetrics`] when the address cannot be listened on.
+pub async fn serve_with(
+    address: SocketAddr,
+    metrics: Arc<Metrics>,
+    ready: Readiness,
+    routes: Router,
+    stop: CancellationToken,
+) -> Result<SocketAddr> {
     let listener = TcpListener::bind(address)
         .await
         .map_err(|source| Error::ServeMetrics {
@@ -52,7 +67,8 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok" }))
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .with_state(Endpoint { metrics, ready });
+        .with_state(Endpoint { metrics, ready })
+        .merge(routes);
     info!(address = %local, "serving /metrics, /healthz and /readyz");
     tokio::spawn(
         async move {
