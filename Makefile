@@ -8,7 +8,7 @@ MEMBERS ?= 3
 # kube-controller-manager, built by `make kube`): every controller test, the hub processes, and
 # the real-client suites (kubectl 1.29/1.33/1.35, the Python client, Helm 4), which must pass on
 # kube-apiserver exactly as on the embedded server.
-KUBE_TESTS ?= kind(test) & (package(flotilla-controllers) | package(flotilla-scheduler) | package(flotilla-e2e) | binary(hub) | binary(chart_kube) | binary(join) | binary(gc) | binary(pods) | binary(fidelity) | binary(clients_kubectl) | binary(clients_python) | binary(clients_helm))
+KUBE_TESTS ?= kind(test) & (package(flotilla-controllers) | package(flotilla-scheduler) | package(flotilla-e2e) | package(flotilla-gitops) | binary(hub) | binary(chart_kube) | binary(join) | binary(gc) | binary(pods) | binary(fidelity) | binary(clients_kubectl) | binary(clients_python) | binary(clients_helm))
 
 .PHONY: build test test-embedded test-kube kube fidelity lint fmt crds run bench clean
 

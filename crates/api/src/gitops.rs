@@ -114,6 +114,7 @@ pub struct GitRepoStatus {
     pub observed_generation: Option<i64>,
     /// `Ready`, `Reconciling` and `Stalled`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// The commit last fetched and tried (full SHA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -185,6 +186,7 @@ pub struct PropagationSummary {
     pub healthy: i64,
     /// Per cluster.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub clusters: Vec<ClusterReadiness>,
 }
 

@@ -194,6 +194,14 @@ pub fn fnv32a(bytes: &[u8]) -> u32 {
     })
 }
 
+/// The API group of an apiVersion: `apps/v1` → `apps`, `v1` → `` (the core group). Templates,
+/// bindings and selectors name a kind by group, whichever version was asked for.
+pub fn group_of(api_version: &str) -> &str {
+    api_version
+        .split_once('/')
+        .map_or("", |(group, _version)| group)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -174,9 +174,9 @@ fn every_list_marker_is_one_kube_apiserver_accepts_and_conditions_are_maps_by_ty
             .filter(|(path, _, _)| path.ends_with(".conditions"))
             .count();
     }
-    // Cluster, ResourceBinding, ClusterResourceBinding, Work, Machine, MachineSet and
-    // MachineHealthCheck each have status.conditions.
-    assert_eq!(conditions, 7, "every status with conditions was walked");
+    // Cluster, ResourceBinding, ClusterResourceBinding, Work, Machine, MachineSet,
+    // MachineHealthCheck and GitRepo each have status.conditions.
+    assert_eq!(conditions, 8, "every status with conditions was walked");
 }
 
 /// The lists that merge entry by entry, per CRD. Every other list is atomic: ordered lists whose
@@ -280,6 +280,16 @@ fn keyed_lists_carry_their_markers() {
             "machinehealthchecks.provisioning.flotilla.io",
             vec![("status.targets".to_owned(), "set", vec![]), conditions()],
         ),
+        ("gitrepos.gitops.flotilla.io", {
+            let mut lists = placement("spec.placement");
+            lists.push(conditions());
+            lists.push((
+                "status.propagation.clusters".to_owned(),
+                "map",
+                vec!["name"],
+            ));
+            lists
+        }),
     ];
     let crds = flotilla_api::crds::all();
     assert_eq!(table.len(), crds.len(), "the table covers every CRD");

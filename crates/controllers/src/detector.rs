@@ -35,7 +35,7 @@ use std::{
 use flotilla_api::{
     ClusterPropagationPolicy, ClusterResourceBinding, PropagationPolicy, ResourceBinding,
     keys::{annotations::RESOURCE_TEMPLATE_GENERATION, field_managers::DETECTOR},
-    names,
+    names::{self, group_of},
     work::{ObjectReference, ResourceBindingSpec},
 };
 use flotilla_propagation::{
@@ -46,7 +46,6 @@ use flotilla_runtime::error::is_not_found;
 use flotilla_runtime::{Context, Runner, Settings, cache::Cache};
 use futures::{FutureExt, Stream, StreamExt, stream::BoxStream};
 use k8s_openapi::{
-    api::core::v1::Namespace,
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
     apimachinery::pkg::apis::meta::v1::OwnerReference,
 };
@@ -212,10 +211,7 @@ fn wanted_kinds<'a>(
 }
 
 fn is_watchable(gvk: &GroupVersionKind) -> bool {
-    let namespace = gvk.group.is_empty() && gvk.kind == Namespace::kind(&());
-    !namespace
-        && !gvk.kind.is_empty()
-        && matching::is_propagatable(&kinds::api_version(gvk), &gvk.kind, None)
+    !gvk.kind.is_empty() && matching::is_bound_by_policy(&kinds::api_version(gvk), &gvk.kind, None)
 }
 
 /// The owner reference a detector-made binding carries to its template.
@@ -243,10 +239,6 @@ fn controlling_template<'a>(
             && group_of(&owner.api_version) == group_of(&resource.api_version)
             && owner.name == resource.name
     })
-}
-
-fn group_of(api_version: &str) -> &str {
-    api_version.split_once('/').map_or("", |(group, _)| group)
 }
 
 /// The binding fields the detector owns are as `desired` has them in `current`.

@@ -897,7 +897,14 @@ const HUB_NEEDS: &[(&str, &str, &str, &[&str], &str)] = &[
         "policy.flotilla.io",
         "propagationpolicies",
         &["get", "patch", "delete"],
-        "gitops controller.rs own_policy",
+        "gitops controller.rs own_policies",
+    ),
+    (
+        "cluster",
+        "policy.flotilla.io",
+        "clusterpropagationpolicies",
+        &["get", "patch", "delete"],
+        "gitops controller.rs own_policies",
     ),
     (
         "cluster",

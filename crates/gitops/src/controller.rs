@@ -14,16 +14,18 @@ use std::{
 };
 
 use flotilla_api::{
-    GitRepo, PropagationPolicy, ResourceBinding,
+    ClusterPropagationPolicy, ClusterResourceBinding, GitRepo, PropagationPolicy, ResourceBinding,
     conditions::{self, set_condition},
     gitops::{
         ClusterReadiness, GitRepoStatus, INVENTORY_INLINE, Inventory, InventoryEntry,
         PropagationSummary,
     },
-    names::fnv32a,
+    names::{fnv32a, group_of},
+    policy::Placement,
     validate::{ManifestError, validate_manifest},
-    work::ResourceHealth,
+    work::{ResourceBindingSpec, ResourceBindingStatus, ResourceHealth},
 };
+use flotilla_propagation::matching;
 use flotilla_runtime::{
     Context, ReconcileError, Runner, Settings,
     error::{chain, is_conflict, is_not_found},
@@ -34,7 +36,7 @@ use futures::{FutureExt, future::BoxFuture};
 use jiff::Timestamp;
 use k8s_openapi::{
     api::core::v1::{ConfigMap, Secret},
-    apimachinery::pkg::apis::meta::v1::{OwnerReference, Time},
+    apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time},
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
@@ -47,6 +49,7 @@ use kube::{
         finalizer::{self, Event as FinalizerEvent, finalizer},
     },
 };
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
@@ -460,7 +463,7 @@ async fn attempt(
         prune(repo, state, old.iter().filter(|e| !entries.contains(e))).await?;
     }
     let entries: Vec<InventoryEntry> = entries.into_iter().collect();
-    own_policy(repo, state, &entries).await?;
+    own_policies(repo, state, &entries, repo.spec.placement.as_ref()).await?;
     Ok(Outcome {
         ready: Ok(format!(
             "applied revision {revision}: {} objects",
@@ -973,75 +976,171 @@ fn policy_name(repo: &GitRepo) -> String {
     format!("gitrepo-{}", repo.name_any())
 }
 
-/// Owns (or removes) the PropagationPolicy of `spec.placement`: one selector per kind of the
-/// applied objects in the GitRepo's namespace, matching this GitRepo's labels.
-async fn own_policy(
-    repo: &GitRepo,
-    state: &State,
-    entries: &[InventoryEntry],
-) -> Result<(), Error> {
-    let namespace = repo.namespace().unwrap_or_default();
-    let api: Api<PropagationPolicy> = Api::namespaced(state.client.clone(), &namespace);
-    let name = policy_name(repo);
-    let kinds: BTreeSet<(&str, &str)> = entries
+/// The ClusterPropagationPolicy placing what this GitRepo applied outside its namespace
+/// (cluster-scoped objects, and objects in other namespaces).
+fn cluster_policy_name(repo: &GitRepo) -> String {
+    format!(
+        "gitrepo-{}-{}",
+        repo.namespace().unwrap_or_default(),
+        repo.name_any()
+    )
+}
+
+/// The labels marking what this GitRepo applied and the policies it owns.
+fn repo_labels(repo: &GitRepo) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (REPO_NAME.to_owned(), repo.name_any()),
+        (
+            REPO_NAMESPACE.to_owned(),
+            repo.namespace().unwrap_or_default(),
+        ),
+    ])
+}
+
+fn is_ours(repo: &GitRepo, meta: &ObjectMeta) -> bool {
+    let labels = meta.labels.clone().unwrap_or_default();
+    repo_labels(repo)
         .iter()
-        .filter(|e| e.namespace.as_deref() == Some(namespace.as_str()))
-        .map(|e| (e.api_version.as_str(), e.kind.as_str()))
+        .all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// One resource selector per (apiVersion, kind, namespace) of `entries`, matching this
+/// GitRepo's labels.
+fn selectors<'a>(repo: &GitRepo, entries: impl Iterator<Item = &'a InventoryEntry>) -> Vec<Value> {
+    let kinds: BTreeSet<(&str, &str, Option<&str>)> = entries
+        .map(|e| {
+            (
+                e.api_version.as_str(),
+                e.kind.as_str(),
+                e.namespace.as_deref(),
+            )
+        })
         .collect();
-    let Some(placement) = repo.spec.placement.as_ref().filter(|_| !kinds.is_empty()) else {
-        if let Some(existing) = api
-            .get_opt(&name)
-            .await
-            .map_err(|e| Error::api("ReadPolicy", &name, &e))?
-            && existing
-                .owner_references()
-                .iter()
-                .any(|o| Some(&o.uid) == repo.uid().as_ref())
-        {
-            match api.delete(&name, &DeleteParams::default()).await {
+    let labels = repo_labels(repo);
+    kinds
+        .into_iter()
+        .map(|(api_version, kind, namespace)| {
+            let mut selector = json!({
+                "apiVersion": api_version,
+                "kind": kind,
+                "labelSelector": {"matchLabels": labels},
+            });
+            if let Some(namespace) = namespace {
+                selector["namespace"] = json!(namespace);
+            }
+            selector
+        })
+        .collect()
+}
+
+/// Writes policy `name` with `selectors` and `placement` through `api`, or, with no selectors or
+/// no placement, deletes it if it is this GitRepo's. A policy of that name that is not this
+/// GitRepo's is never touched: the pass fails saying so.
+async fn write_policy<K>(
+    repo: &GitRepo,
+    api: &Api<K>,
+    name: &str,
+    selectors: Vec<Value>,
+    placement: Option<&Placement>,
+    owner_references: Value,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let existing = api
+        .get_opt(name)
+        .await
+        .map_err(|e| Error::api("ReadPolicy", name, &e))?;
+    let ours = existing.as_ref().is_some_and(|p| is_ours(repo, p.meta()));
+    if let Some(existing) = &existing
+        && !ours
+        && existing.meta().deletion_timestamp.is_none()
+    {
+        return Err(Error {
+            action: "WritePolicy",
+            message: format!(
+                "{} {name} exists and was not made by this GitRepo; rename or delete it",
+                K::kind(&())
+            ),
+            conflict: false,
+        });
+    }
+    let Some(placement) = placement.filter(|_| !selectors.is_empty()) else {
+        if ours {
+            match api.delete(name, &DeleteParams::default()).await {
                 Ok(_) => {}
                 Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(Error::api("DeletePolicy", &name, &e)),
+                Err(e) => return Err(Error::api("DeletePolicy", name, &e)),
             }
         }
         return Ok(());
     };
-    let match_labels = BTreeMap::from([
-        (REPO_NAME.to_owned(), repo.name_any()),
-        (REPO_NAMESPACE.to_owned(), namespace.clone()),
-    ]);
-    let selectors: Vec<Value> = kinds
-        .iter()
-        .map(|(api_version, kind)| {
-            json!({
-                "apiVersion": api_version,
-                "kind": kind,
-                "namespace": namespace,
-                "labelSelector": {"matchLabels": match_labels},
-            })
-        })
-        .collect();
     let body = json!({
-        "apiVersion": PropagationPolicy::api_version(&()),
-        "kind": PropagationPolicy::kind(&()),
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
         "metadata": {
             "name": name,
-            "labels": match_labels,
-            "ownerReferences": [owner(repo)],
+            "labels": repo_labels(repo),
+            "ownerReferences": owner_references,
         },
         "spec": {"resourceSelectors": selectors, "placement": placement},
     });
     api.patch(
-        &name,
+        name,
         &PatchParams::apply(FIELD_MANAGER).force(),
         &Patch::Apply(&body),
     )
     .await
-    .map_err(|e| Error::api("WritePolicy", &name, &e))?;
+    .map_err(|e| Error::api("WritePolicy", name, &e))?;
     Ok(())
 }
 
-/// The propagation of the applied objects, from their ResourceBindings.
+/// Owns (or removes) the policies of `spec.placement`: the PropagationPolicy
+/// `gitrepo-<name>` for what was applied in the GitRepo's namespace, and the
+/// ClusterPropagationPolicy `gitrepo-<namespace>-<name>` for the rest (cluster-scoped objects
+/// such as CRDs, and objects in other namespaces), each selecting by this GitRepo's labels.
+/// `placement` `None` removes both.
+async fn own_policies(
+    repo: &GitRepo,
+    state: &State,
+    entries: &[InventoryEntry],
+    placement: Option<&Placement>,
+) -> Result<(), Error> {
+    let namespace = repo.namespace().unwrap_or_default();
+    let (here, elsewhere): (Vec<&InventoryEntry>, Vec<&InventoryEntry>) = entries
+        .iter()
+        .filter(|e| is_bound(e))
+        .partition(|e| e.namespace.as_deref() == Some(namespace.as_str()));
+    write_policy(
+        repo,
+        &Api::<PropagationPolicy>::namespaced(state.client.clone(), &namespace),
+        &policy_name(repo),
+        selectors(repo, here.into_iter()),
+        placement,
+        json!([owner(repo)]),
+    )
+    .await?;
+    // A cluster-scoped object cannot be owned by a namespaced one: removed by `cleanup`.
+    write_policy(
+        repo,
+        &Api::<ClusterPropagationPolicy>::all(state.client.clone()),
+        &cluster_policy_name(repo),
+        selectors(repo, elsewhere.into_iter()),
+        placement,
+        json!([]),
+    )
+    .await
+}
+
+/// Whether an applied object propagates through a binding of the policies this GitRepo owns:
+/// not Namespaces (namespace sync sends them to every member), Flotilla's own kinds or what the
+/// detector never propagates.
+fn is_bound(entry: &InventoryEntry) -> bool {
+    matching::is_bound_by_policy(&entry.api_version, &entry.kind, entry.namespace.as_deref())
+}
+
+/// The propagation of the applied objects, from their ResourceBindings and
+/// ClusterResourceBindings.
 async fn propagation(
     repo: &GitRepo,
     state: &State,
@@ -1050,31 +1149,70 @@ async fn propagation(
     if repo.spec.placement.is_none() {
         return Ok(None);
     }
-    let namespace = repo.namespace().unwrap_or_default();
-    let api: Api<ResourceBinding> = Api::namespaced(state.client.clone(), &namespace);
-    let bindings = api
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| Error::api("ListBindings", &namespace, &e))?;
-    let wanted: HashSet<(&str, &str, &str)> = entries
+    let entries: Vec<&InventoryEntry> = entries.iter().filter(|e| is_bound(e)).collect();
+    let wanted: HashSet<(&str, &str, Option<&str>, &str)> = entries
         .iter()
-        .filter(|e| e.namespace.as_deref() == Some(namespace.as_str()))
-        .map(|e| (e.api_version.as_str(), e.kind.as_str(), e.name.as_str()))
+        .map(|e| {
+            (
+                group_of(&e.api_version),
+                e.kind.as_str(),
+                e.namespace.as_deref(),
+                e.name.as_str(),
+            )
+        })
         .collect();
+    let namespaces: BTreeSet<Option<&str>> =
+        entries.iter().map(|e| e.namespace.as_deref()).collect();
+    let mut bindings: Vec<(Option<String>, ResourceBindingSpec, ResourceBindingStatus)> =
+        Vec::new();
+    for namespace in namespaces {
+        match namespace {
+            Some(ns) => {
+                let api: Api<ResourceBinding> = Api::namespaced(state.client.clone(), ns);
+                let list = api
+                    .list(&ListParams::default())
+                    .await
+                    .map_err(|e| Error::api("ListBindings", ns, &e))?;
+                bindings.extend(
+                    list.items
+                        .into_iter()
+                        .map(|b| (Some(ns.to_owned()), b.spec, b.status.unwrap_or_default())),
+                );
+            }
+            None => {
+                let api: Api<ClusterResourceBinding> = Api::all(state.client.clone());
+                let list = api
+                    .list(&ListParams::default())
+                    .await
+                    .map_err(|e| Error::api("ListBindings", "cluster-scoped", &e))?;
+                bindings.extend(
+                    list.items
+                        .into_iter()
+                        .filter(|b| b.spec.resource.namespace.is_none())
+                        .map(|b| (None, b.spec.spec, b.status.unwrap_or_default())),
+                );
+            }
+        }
+    }
     let mut summary = PropagationSummary::default();
     let mut clusters: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    for binding in &bindings.items {
-        let r = &binding.spec.resource;
-        if !wanted.contains(&(r.api_version.as_str(), r.kind.as_str(), r.name.as_str())) {
+    for (namespace, spec, status) in &bindings {
+        let r = &spec.resource;
+        let key = (
+            group_of(&r.api_version),
+            r.kind.as_str(),
+            namespace.as_deref(),
+            r.name.as_str(),
+        );
+        if !wanted.contains(&key) {
             continue;
         }
         summary.bindings += 1;
-        let status = binding.status.clone().unwrap_or_default();
         if conditions::is_true(&status.conditions, conditions::FULLY_APPLIED) {
             summary.fully_applied += 1;
         }
-        let mut healthy = !binding.spec.clusters.is_empty();
-        for target in &binding.spec.clusters {
+        let mut healthy = !spec.clusters.is_empty();
+        for target in &spec.clusters {
             let item = status
                 .aggregated_status
                 .iter()
@@ -1197,6 +1335,7 @@ async fn write_status(
 }
 
 async fn cleanup(repo: &GitRepo, state: &State) -> Result<Action, Error> {
+    own_policies(repo, state, &[], None).await?;
     if repo.spec.prune() {
         let previous = repo.status.clone().unwrap_or_default();
         let entries = read_inventory(repo, state, &previous).await?;

@@ -7,7 +7,7 @@
 //! kustomize overlay is built; credentials appear nowhere in the status.
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
     time::Duration,
 };
@@ -15,7 +15,7 @@ use std::{
 use anyhow::{Context as _, Result, bail, ensure};
 use flotilla_api::GitRepo;
 use flotilla_gitops::{build::Kustomize, controller};
-use flotilla_testing::{Controllers, TestHub};
+use flotilla_testing::{Controllers, TestHub, git::Repo};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::{
     Api, Client,
@@ -36,88 +36,6 @@ where
     Fut: std::future::Future<Output = Result<Option<T>>>,
 {
     flotilla_testing::eventually(Duration::from_secs(45), what, probe).await
-}
-
-/// A repository: a bare `origin.git` and a working copy that pushes to it.
-struct Repo {
-    _dir: tempfile::TempDir,
-    bare: PathBuf,
-    work: PathBuf,
-}
-
-fn git(dir: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
-        .args([
-            "-c",
-            "init.defaultBranch=main",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", dir)
-        .output()
-        .with_context(|| format!("git {args:?}"))?;
-    ensure!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
-impl Repo {
-    fn new() -> Result<Repo> {
-        let dir = tempfile::tempdir()?;
-        let bare = dir.path().join("origin.git");
-        let work = dir.path().join("work");
-        std::fs::create_dir_all(&work)?;
-        git(dir.path(), &["init", "--bare", "-b", "main", "origin.git"])?;
-        git(&work, &["init", "-b", "main"])?;
-        git(&work, &["remote", "add", "origin", &bare.to_string_lossy()])?;
-        Ok(Repo {
-            _dir: dir,
-            bare,
-            work,
-        })
-    }
-
-    fn url(&self) -> String {
-        format!("file://{}", self.bare.display())
-    }
-
-    fn write(&self, path: &str, contents: &str) -> Result<()> {
-        let file = self.work.join(path);
-        if let Some(parent) = file.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(file, contents)?;
-        Ok(())
-    }
-
-    fn remove(&self, path: &str) -> Result<()> {
-        std::fs::remove_file(self.work.join(path))?;
-        Ok(())
-    }
-
-    /// Commits everything, pushes `main`, and returns the commit.
-    fn commit(&self, message: &str) -> Result<String> {
-        git(&self.work, &["add", "-A"])?;
-        git(
-            &self.work,
-            &["commit", "-q", "--allow-empty", "-m", message],
-        )?;
-        git(&self.work, &["push", "-q", "origin", "HEAD:main"])?;
-        git(&self.work, &["rev-parse", "HEAD"])
-    }
-
-    fn tag(&self, tag: &str) -> Result<()> {
-        git(&self.work, &["tag", "-a", "-m", tag, tag])?;
-        git(&self.work, &["push", "-q", "origin", tag])?;
-        Ok(())
-    }
 }
 
 fn config_map(name: &str, value: &str) -> String {
@@ -545,7 +463,7 @@ async fn https_basic_auth_from_the_secret_and_no_credential_leaks() -> Result<()
     let revision = repo.commit("http")?;
     let password = "s3cret-Pa55word-xyz";
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/git_http.py");
-    let root = repo.bare.parent().context("parent")?.to_owned();
+    let root = repo.root().to_owned();
     let mut server = Command::new("python3")
         .arg(&script)
         .arg(&root)

@@ -31,6 +31,7 @@ use std::{cmp::Ordering, collections::BTreeMap};
 use flotilla_api::{
     ClusterPropagationPolicy, PropagationPolicy,
     keys::{annotations, labels, namespaces},
+    names::group_of,
     policy::{PreemptionPolicy, PropagationSpec, ResourceSelector},
 };
 use flotilla_scheduler::selector::label_selector_matches;
@@ -162,6 +163,14 @@ pub fn is_propagatable(api_version: &str, kind: &str, namespace: Option<&str>) -
         return false;
     }
     !namespace.is_some_and(is_reserved_namespace)
+}
+
+/// Whether the detector binds objects of this apiVersion and kind in this namespace to the
+/// policies that select them: [`is_propagatable`] ones, except Namespaces, which reach every
+/// member through namespace sync rather than through a binding.
+pub fn is_bound_by_policy(api_version: &str, kind: &str, namespace: Option<&str>) -> bool {
+    let namespace_kind = group_of(api_version).is_empty() && kind == "Namespace";
+    !namespace_kind && is_propagatable(api_version, kind, namespace)
 }
 
 /// [`is_propagatable`] for a whole template, plus the rules that need the object itself: a
@@ -620,12 +629,6 @@ fn rank(a: (PolicyRef<'_>, Precision), b: (PolicyRef<'_>, Precision)) -> Orderin
 // ---------------------------------------------------------------------------------------------
 // Template accessors.
 // ---------------------------------------------------------------------------------------------
-
-fn group_of(api_version: &str) -> &str {
-    api_version
-        .split_once('/')
-        .map_or("", |(group, _version)| group)
-}
 
 fn str_at<'v>(template: &'v Value, key: &str) -> Option<&'v str> {
     template.get(key).and_then(Value::as_str)

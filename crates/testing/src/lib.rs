@@ -21,6 +21,7 @@ use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 pub mod fixtures;
+pub mod git;
 pub mod health;
 pub mod kube;
 

@@ -156,7 +156,12 @@ impl TestFleet {
 
 /// A hub control plane and one per member, the members registered and simulated as `up` does,
 /// and the hub's controllers running against the hub with its administrator's kubeconfig.
-async fn start_on_kube(options: UpOptions, dir: &tempfile::TempDir) -> anyhow::Result<KubeFleet> {
+async fn start_on_kube(
+    mut options: UpOptions,
+    dir: &tempfile::TempDir,
+) -> anyhow::Result<KubeFleet> {
+    // Each fleet caches its GitRepos apart, as `up` does in its data directory.
+    options.hub.controller_options.gitrepo.cache_dir = Some(dir.path().join("gitrepo"));
     let hub = TestHub::start_on(ServerKind::Kube).await?;
     let stop = CancellationToken::new();
     let mut servers: Vec<(String, MemberServer)> =

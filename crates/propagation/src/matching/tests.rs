@@ -464,6 +464,37 @@ fn flotilla_kinds_events_leases_and_reserved_namespaces_are_never_propagated() {
 }
 
 #[test]
+fn namespaces_are_propagated_without_a_binding() {
+    let table: &[(&str, &str, Option<&str>, bool)] = &[
+        ("v1", "Namespace", None, false),
+        ("example.com/v1", "Namespace", None, true),
+        ("v1", "ConfigMap", Some("shop"), true),
+        (
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            None,
+            true,
+        ),
+        ("v1", "Event", Some("shop"), false),
+        (
+            "policy.flotilla.io/v1alpha1",
+            "PropagationPolicy",
+            Some("shop"),
+            false,
+        ),
+        ("v1", "ConfigMap", Some("kube-system"), false),
+    ];
+    for (api_version, kind, namespace, expect) in table {
+        assert_eq!(
+            is_bound_by_policy(api_version, kind, *namespace),
+            *expect,
+            "{api_version} {kind} in {namespace:?}"
+        );
+        assert!(!expect || is_propagatable(api_version, kind, *namespace));
+    }
+}
+
+#[test]
 fn whole_templates_also_skip_reserved_namespace_objects_and_token_secrets() {
     let namespace =
         |name: &str| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
