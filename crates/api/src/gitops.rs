@@ -74,7 +74,10 @@ pub struct GitRepoSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_namespace: Option<String>,
     /// Where the applied objects go in the fleet: the controller owns a PropagationPolicy
-    /// `gitrepo-<name>` with this placement selecting everything this GitRepo applied.
+    /// `gitrepo-<name>` with this placement selecting what this GitRepo applied in its own
+    /// namespace, and a ClusterPropagationPolicy `gitrepo-<namespace>-<name>` selecting the
+    /// rest (cluster-scoped objects, other namespaces). Namespaces reach every member through
+    /// namespace sync.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
 }

@@ -649,7 +649,7 @@ async fn reconcile_template(object: Arc<DynamicObject>, kind: Arc<KindState>) ->
                 .await
             {
                 Ok(_) => info!("released the template: no policy claims it"),
-                Err(e) if is_not_found(&e) => {}
+                Err(e) if is_not_found(&e) || is_gone_or_replaced(&e) => {}
                 Err(e) => return Err(claim_failed(e)),
             }
         }
@@ -666,7 +666,9 @@ async fn reconcile_template(object: Arc<DynamicObject>, kind: Arc<KindState>) ->
             .await
         {
             Ok(claimed) => claimed,
-            Err(e) if is_not_found(&e) => return Ok(Action::await_change()),
+            Err(e) if is_not_found(&e) || is_gone_or_replaced(&e) => {
+                return Ok(Action::await_change());
+            }
             Err(e) => return Err(claim_failed(e)),
         };
         info!(policy = found.policy.name(), how = ?found.how, "claimed the template");
@@ -676,6 +678,18 @@ async fn reconcile_template(object: Arc<DynamicObject>, kind: Arc<KindState>) ->
     }
     write_binding(state, &template, found.policy, namespace.as_deref()).await?;
     Ok(Action::await_change())
+}
+
+/// Whether a claim or release (an apply carrying the template's uid) was refused because the
+/// template is gone (409: no object has that uid) or another object now has its name (422 on
+/// `metadata.uid`). Either way the watch brings what is there now.
+fn is_gone_or_replaced(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => {
+            status.code == 409 || (status.code == 422 && status.message.contains("metadata.uid"))
+        }
+        _ => false,
+    }
 }
 
 async fn write_binding(

@@ -25,7 +25,7 @@ fn all_documents() -> Vec<flotilla::manifests::Document> {
 }
 
 /// Every directory under examples/: a new one must be added here (and to the README).
-const EXAMPLE_DIRS: [&str; 3] = ["walkthrough", "join", "what-if"];
+const EXAMPLE_DIRS: [&str; 4] = ["walkthrough", "join", "what-if", "gitops"];
 
 #[test]
 fn every_example_directory_is_checked() {
@@ -115,6 +115,45 @@ fn the_walkthrough_is_safe_and_says_what_the_readme_says() {
     );
     find_in(&documents, "ConfigMap", "app-config");
     find_in(&documents, "PropagationPolicy", "app-config");
+}
+
+/// The GitRepo walkthrough: `examples/gitops/shop/` becomes a repository whose path replaces
+/// the placeholder URL; its objects name no namespace but their own, so they land in the
+/// GitRepo's targetNamespace, and the placement names two of the three members.
+#[test]
+fn the_gitops_example_says_what_the_readme_says() {
+    let documents = flotilla::manifests::read(&examples().join("gitops")).expect("read");
+    let repo: flotilla_api::GitRepo =
+        serde_json::from_value(find_in(&documents, "GitRepo", "shop").clone()).expect("GitRepo");
+    assert_eq!(
+        repo.spec.url, "file:///path/to/shop",
+        "the URL the README replaces"
+    );
+    assert_eq!(repo.spec.target_namespace.as_deref(), Some("shop"));
+    let names = repo
+        .spec
+        .placement
+        .and_then(|p| p.cluster_affinity)
+        .map(|a| a.cluster_names)
+        .unwrap_or_default();
+    assert_eq!(names, ["member1", "member2"]);
+    let content = flotilla::manifests::read(&examples().join("gitops/shop")).expect("read");
+    let mut kinds: Vec<&str> = content
+        .iter()
+        .map(|d| d.object["kind"].as_str().unwrap_or_default())
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["ConfigMap", "Deployment", "Namespace"]);
+    for document in &content {
+        assert!(
+            document.object["metadata"].get("namespace").is_none(),
+            "{}: lands in targetNamespace",
+            document.path.display()
+        );
+    }
+    let web: Deployment =
+        serde_json::from_value(find_in(&content, "Deployment", "web").clone()).expect("web");
+    assert_eq!(web.spec.and_then(|s| s.replicas), Some(2));
 }
 
 /// The join examples never name a `flotilla up` member, so applying them cannot replace a

@@ -29,6 +29,8 @@ struct Probe {
 }
 
 const NS: &str = "/api/v1/namespaces/fidelity";
+/// A uid no object on either server has.
+const OTHER_UID: &str = "5e0c7b0e-0000-0000-0000-000000000001";
 const JSON: &str = "application/json";
 
 fn probe(id: &'static str, method: Method, path: &'static str, body: Value) -> Probe {
@@ -645,6 +647,41 @@ fn probes() -> Vec<Probe> {
             "/api/v1/namespaces/fidelity/configmaps/a",
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "resourceVersion": "1"}, "data": {"k": "stale"}}),
         ),
+        // A uid names one object: an update naming another fails its precondition, a patch or
+        // an apply changing it is invalid, and an apply naming a uid never creates.
+        probe(
+            "update-another-uid",
+            Method::PUT,
+            "/api/v1/namespaces/fidelity/configmaps/a",
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "uid": OTHER_UID}, "data": {"k": "v"}}),
+        ),
+        worded(with_type(
+            MERGE,
+            probe(
+                "patch-merge-uid",
+                Method::PATCH,
+                "/api/v1/namespaces/fidelity/configmaps/a",
+                json!({"metadata": {"uid": OTHER_UID}}),
+            ),
+        )),
+        worded(with_type(
+            APPLY,
+            probe(
+                "apply-another-uid",
+                Method::PATCH,
+                "/api/v1/namespaces/fidelity/configmaps/a?fieldManager=fidelity",
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "uid": OTHER_UID}}),
+            ),
+        )),
+        worded(with_type(
+            APPLY,
+            probe(
+                "apply-uid-missing",
+                Method::PATCH,
+                "/api/v1/namespaces/fidelity/configmaps/gone?fieldManager=fidelity",
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "gone", "uid": OTHER_UID}}),
+            ),
+        )),
         Probe {
             content_type: "application/merge-patch+json",
             ..probe(

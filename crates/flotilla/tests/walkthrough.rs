@@ -2,7 +2,8 @@
 //! child process, kubectl 1.33 against the kubeconfig it writes, `kubectl apply -f
 //! examples/walkthrough/`, the hub Deployment reading 6/6 ready once the simulated members run
 //! their replicas, the override in one region (also through `flotilla get`), a member reached
-//! through `flotilla kubeconfig`, a ctrl-c and a restart on the same data dir
+//! through `flotilla kubeconfig`, the GitRepo walkthrough (a repository followed, pruned,
+//! placed and deleted), a ctrl-c and a restart on the same data dir
 //! keeping everything, a deletion leaving the members, and another cluster (a `flotilla
 //! apiserver`) joining with `flotilla join` and leaving with `flotilla unjoin`. Skipped with a message when kubectl
 //! 1.33 is missing.
@@ -16,7 +17,7 @@ use std::{path::Path, process::Stdio, time::Duration};
 
 use anyhow::{Context as _, Result, ensure};
 use clients::ClientProcess;
-use flotilla_testing::eventually;
+use flotilla_testing::{eventually, git::git};
 use tokio::{
     io::{AsyncBufReadExt as _, BufReader},
     process::{Child, Command},
@@ -123,6 +124,184 @@ async fn members_run_their_share(kubectl: &ClientProcess) -> Result<()> {
     Ok(())
 }
 
+/// The README's GitRepo walkthrough: a repository made from `examples/gitops/shop/`, the
+/// example GitRepo pointed at it, the shop reaching member1 and member2 only, a commit
+/// followed (scaled, a file pruned everywhere), hub drift put back, and the GitRepo deleted
+/// taking what it applied with it.
+async fn gitrepo_walkthrough(kubectl: &ClientProcess, dir: &Path) -> Result<()> {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/gitops");
+    let shop = dir.join("shop");
+    std::fs::create_dir_all(&shop)?;
+    for file in std::fs::read_dir(examples.join("shop"))? {
+        let file = file?;
+        std::fs::copy(file.path(), shop.join(file.file_name()))?;
+    }
+    git(&shop, &["init", "-q", "-b", "main"])?;
+    git(&shop, &["add", "."])?;
+    git(&shop, &["commit", "-qm", "the shop"])?;
+    let first = git(&shop, &["rev-parse", "HEAD"])?;
+    let gitrepo = std::fs::read_to_string(examples.join("gitrepo.yaml"))?.replace(
+        "file:///path/to/shop",
+        &format!("file://{}", shop.display()),
+    );
+    kubectl.ok_stdin(&["apply", "-f", "-"], &gitrepo).await?;
+    let revision = |want: String| async move {
+        eventually(SETTLE, &format!("the GitRepo applies {want}"), || async {
+            let got = jsonpath(
+                kubectl,
+                &["get", "gitrepo", "shop"],
+                "{.status.lastAppliedRevision} {.status.conditions[?(@.type==\"Ready\")].status}",
+            )
+            .await?;
+            Ok((got == format!("{want} True")).then_some(()))
+        })
+        .await
+    };
+    revision(first).await?;
+    let table = kubectl.ok(&["get", "gitrepos"]).await?;
+    ensure!(
+        table.starts_with("NAME") && table.contains("REVISION") && table.contains("READY"),
+        "{table}"
+    );
+    let runs = |member: &'static str, want: &'static str| async move {
+        eventually(SETTLE, &format!("{member} runs {want} of web"), || async {
+            let got = jsonpath(
+                kubectl,
+                &[
+                    "--context",
+                    member,
+                    "-n",
+                    "shop",
+                    "get",
+                    "deployment",
+                    "web",
+                ],
+                "{.spec.replicas}/{.status.readyReplicas}",
+            )
+            .await?;
+            Ok((got == want).then_some(()))
+        })
+        .await
+    };
+    runs("member1", "2/2").await?;
+    runs("member2", "2/2").await?;
+    eventually(SETTLE, "the GitRepo reports both members ready", || async {
+        let got = jsonpath(
+            kubectl,
+            &["get", "gitrepo", "shop"],
+            "{.status.propagation.clusters}",
+        )
+        .await?;
+        Ok(
+            (got == r#"[{"name":"member1","ready":"2/2"},{"name":"member2","ready":"2/2"}]"#)
+                .then_some(()),
+        )
+    })
+    .await?;
+    let absent = kubectl
+        .run(&[
+            "--context",
+            "member3",
+            "-n",
+            "shop",
+            "get",
+            "deployment",
+            "web",
+        ])
+        .await?;
+    ensure!(
+        absent.stderr.contains("NotFound"),
+        "member3 is not in the placement"
+    );
+    let policies = kubectl
+        .ok(&["get", "clusterpropagationpolicies", "-o", "name"])
+        .await?;
+    ensure!(
+        policies.contains("gitrepo-default-shop"),
+        "the GitRepo owns its policy: {policies}"
+    );
+
+    // A commit: 4 replicas, web-config gone.
+    let web = std::fs::read_to_string(shop.join("web.yaml"))?;
+    std::fs::write(
+        shop.join("web.yaml"),
+        web.replace("replicas: 2", "replicas: 4"),
+    )?;
+    git(&shop, &["rm", "-q", "web-config.yaml"])?;
+    git(&shop, &["commit", "-qam", "4 replicas, no config"])?;
+    revision(git(&shop, &["rev-parse", "HEAD"])?).await?;
+    runs("member1", "4/4").await?;
+    runs("member2", "4/4").await?;
+    for context in ["flotilla-hub", "member2"] {
+        eventually(SETTLE, &format!("web-config leaves {context}"), || async {
+            let got = kubectl
+                .run(&[
+                    "--context",
+                    context,
+                    "-n",
+                    "shop",
+                    "get",
+                    "configmap",
+                    "web-config",
+                ])
+                .await?;
+            Ok(got.stderr.contains("NotFound").then_some(()))
+        })
+        .await?;
+    }
+    // Drift on the hub is put back.
+    kubectl
+        .ok(&[
+            "-n",
+            "shop",
+            "scale",
+            "deployment",
+            "web",
+            "--replicas",
+            "1",
+        ])
+        .await?;
+    eventually(SETTLE, "the hub's web is put back to 4", || async {
+        let got = jsonpath(
+            kubectl,
+            &["get", "gitrepo", "shop"],
+            "{.status.driftCorrections}",
+        )
+        .await?;
+        let replicas = jsonpath(
+            kubectl,
+            &["-n", "shop", "get", "deployment", "web"],
+            "{.spec.replicas}",
+        )
+        .await?;
+        Ok((got == "1" && replicas == "4").then_some(()))
+    })
+    .await?;
+
+    kubectl.ok(&["delete", "gitrepo", "shop"]).await?;
+    eventually(SETTLE, "web leaves member1 with its GitRepo", || async {
+        let names = kubectl
+            .ok(&[
+                "--context",
+                "member1",
+                "-n",
+                "shop",
+                "get",
+                "deployments",
+                "-o",
+                "name",
+            ])
+            .await?;
+        Ok(names.trim().is_empty().then_some(()))
+    })
+    .await?;
+    let policies = kubectl
+        .ok(&["get", "clusterpropagationpolicies", "-o", "name"])
+        .await?;
+    ensure!(policies.trim().is_empty(), "its policy is gone: {policies}");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_readme_walkthrough_works_through_the_binary() -> Result<()> {
     let bin = match clients::kubectl_binary("1.33") {
@@ -210,6 +389,8 @@ async fn the_readme_walkthrough_works_through_the_binary() -> Result<()> {
         replicas == "2",
         "member3 through its own kubeconfig: {replicas}"
     );
+
+    gitrepo_walkthrough(&kubectl, dir.path()).await?;
 
     let stderr = up.stderr.lock().await.clone();
     ensure!(

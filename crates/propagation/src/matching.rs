@@ -354,8 +354,11 @@ pub fn claimed_by(template: &Value) -> Option<Claim> {
 }
 
 /// The server-side-apply body that records `claim` on `template`: apiVersion, kind, metadata
-/// name and namespace, and the claim's labels and annotations — nothing else, so the detector
-/// (field manager `flotilla-detector`) never owns a field the user or a GitOps tool owns.
+/// name, namespace and uid, and the claim's labels and annotations — nothing else, so the
+/// detector (field manager `flotilla-detector`) never owns a field the user or a GitOps tool
+/// owns. The uid makes the apply a precondition: the API server refuses it (409 when the
+/// template is gone, 422 when another object now has its name) rather than creating an object
+/// or claiming a different one.
 ///
 /// Because an apply replaces everything the manager applied before, claiming for a
 /// PropagationPolicy a template the detector had claimed for a ClusterPropagationPolicy also
@@ -387,6 +390,9 @@ fn identity(template: &Value) -> Value {
     }
     if let Some(namespace) = template_namespace(template) {
         metadata.insert("namespace".to_owned(), json!(namespace));
+    }
+    if let Some(uid) = template.pointer("/metadata/uid").and_then(Value::as_str) {
+        metadata.insert("uid".to_owned(), json!(uid));
     }
     let mut body = Map::new();
     for key in ["apiVersion", "kind"] {

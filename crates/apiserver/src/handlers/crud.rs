@@ -1236,6 +1236,39 @@ enum Mode {
 
 /// Merge an incoming object onto the stored one with update semantics and write it.
 /// Returns the stored result.
+/// The uid names one object for its whole life, as in kube-apiserver: an update carrying
+/// another object's uid fails its precondition (409), a patch or apply that changes it is
+/// invalid (422). An update without a uid keeps the object's.
+fn check_uid(info: &ResourceInfo, name: &str, old: &Value, new: &Value, w: &Write) -> Result<()> {
+    let Some(uid) = meta_str(new, "uid").filter(|uid| !uid.is_empty()) else {
+        return Ok(());
+    };
+    let current = meta_str(old, "uid").unwrap_or("");
+    if uid == current {
+        return Ok(());
+    }
+    if w.options == "UpdateOptions" {
+        return Err(Error::conflict(
+            &info.group,
+            &info.plural,
+            name,
+            &format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {current}"
+            ),
+        ));
+    }
+    Err(Error::invalid(
+        &info.group,
+        &info.kind,
+        name,
+        vec![Cause {
+            reason: "FieldValueInvalid".into(),
+            message: format!("Invalid value: {uid:?}: field is immutable"),
+            field: "metadata.uid".into(),
+        }],
+    ))
+}
+
 fn apply_update(
     txn: &mut Txn<'_>,
     rr: &ResourceRequest,
@@ -1258,6 +1291,7 @@ fn apply_update(
             "the object has been modified; please apply your changes to the latest version and try again",
         ));
     }
+    check_uid(info, &name, old, &new, w)?;
     check_type(info, &mut new)?;
     if let Some(n) = meta_str(&new, "name")
         && n != name
@@ -1638,6 +1672,17 @@ async fn apply_patch(rr: &ResourceRequest, body: &[u8], w: &mut Write) -> Result
     .await;
     match result {
         Err(Error::Api { code: 404, .. }) if sub.is_none() => {
+            // An apply naming a uid is for that object only: it never creates one.
+            if let Some(uid) = meta_str(&applied, "uid").filter(|uid| !uid.is_empty()) {
+                return Err(Error::conflict(
+                    &info.group,
+                    &info.plural,
+                    &name,
+                    &format!(
+                        "uid mismatch: the provided object specified uid {uid}, and no existing object was found"
+                    ),
+                ));
+            }
             let mut obj = admission::server_side_apply(rr, None, &applied)?;
             meta_mut(&mut obj).insert("name".into(), json!(name));
             match create_object(rr, obj, w).await {

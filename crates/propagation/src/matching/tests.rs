@@ -1020,6 +1020,7 @@ fn claim_and_release_bodies_carry_only_identity_and_claim_keys() {
             "kind": "ClusterRole",
             "metadata": {
                 "name": "reader",
+                "uid": "u",
                 "labels": {"clusterpropagationpolicy.flotilla.io/permanent-id": "uid-roles"},
                 "annotations": {"clusterpropagationpolicy.flotilla.io/name": "roles"},
             },
@@ -1030,10 +1031,12 @@ fn claim_and_release_bodies_carry_only_identity_and_claim_keys() {
         json!({"apiVersion": "apps/v1", "kind": "Deployment",
                "metadata": {"namespace": "prod", "name": "web"}})
     );
+    // A template read from the server carries its uid, and so do both bodies (never its
+    // resourceVersion): neither may create the object or touch another of the same name.
     assert_eq!(
         release_patch(&role),
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-               "metadata": {"name": "reader"}})
+               "metadata": {"name": "reader", "uid": "u"}})
     );
 }
 
