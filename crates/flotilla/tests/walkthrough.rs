@@ -124,6 +124,27 @@ async fn members_run_their_share(kubectl: &ClientProcess) -> Result<()> {
     Ok(())
 }
 
+/// Waits until `member` has no Deployments in `namespace`.
+async fn no_deployments(kubectl: &ClientProcess, member: &str, namespace: &str) -> Result<()> {
+    let what = format!("no Deployments left in {member}/{namespace}");
+    eventually(SETTLE, &what, || async {
+        let names = kubectl
+            .ok(&[
+                "--context",
+                member,
+                "-n",
+                namespace,
+                "get",
+                "deployments",
+                "-o",
+                "name",
+            ])
+            .await?;
+        Ok(names.trim().is_empty().then_some(()))
+    })
+    .await
+}
+
 /// The README's GitRepo walkthrough: a repository made from `examples/gitops/shop/`, the
 /// example GitRepo pointed at it, the shop reaching member1 and member2 only, a commit
 /// followed (scaled, a file pruned everywhere), hub drift put back, and the GitRepo deleted
@@ -279,22 +300,7 @@ async fn gitrepo_walkthrough(kubectl: &ClientProcess, dir: &Path) -> Result<()> 
     .await?;
 
     kubectl.ok(&["delete", "gitrepo", "shop"]).await?;
-    eventually(SETTLE, "web leaves member1 with its GitRepo", || async {
-        let names = kubectl
-            .ok(&[
-                "--context",
-                "member1",
-                "-n",
-                "shop",
-                "get",
-                "deployments",
-                "-o",
-                "name",
-            ])
-            .await?;
-        Ok(names.trim().is_empty().then_some(()))
-    })
-    .await?;
+    no_deployments(kubectl, "member1", "shop").await?;
     let policies = kubectl
         .ok(&["get", "clusterpropagationpolicies", "-o", "name"])
         .await?;
@@ -412,22 +418,7 @@ async fn the_readme_walkthrough_works_through_the_binary() -> Result<()> {
         .ok(&["-n", "demo", "delete", "deployment", "nginx"])
         .await?;
     for member in ["member1", "member2", "member3"] {
-        eventually(SETTLE, &format!("nginx leaves {member}"), || async {
-            let names = kubectl
-                .ok(&[
-                    "--context",
-                    member,
-                    "-n",
-                    "demo",
-                    "get",
-                    "deployments",
-                    "-o",
-                    "name",
-                ])
-                .await?;
-            Ok(names.trim().is_empty().then_some(()))
-        })
-        .await?;
+        no_deployments(&kubectl, member, "demo").await?;
     }
 
     // Another cluster joins with `flotilla join` (the hub from KUBECONFIG), receives the

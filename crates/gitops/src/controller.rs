@@ -371,6 +371,7 @@ async fn attempt(
         url: repo.spec.url.clone(),
         reference: repo.spec.reference.clone(),
         credentials,
+        ca_bundle: repo.spec.ca_bundle.clone(),
     };
     let paths = repo.spec.paths.clone();
     let kustomize = state.options.kustomize.clone();

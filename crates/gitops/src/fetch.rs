@@ -2,7 +2,8 @@
 //! (depth 1) for a branch, a tag or a semver range, fully for a commit; the commit's tree
 //! written out to a directory for building. Blocking: callers run it on a blocking thread.
 //! Credentials reach gix through its credentials callback only, never through the URL, so
-//! they appear in no log, error or status.
+//! they appear in no log, error or status. A `caBundle` replaces the system's roots for the
+//! HTTPS client gix builds (reqwest with rustls).
 
 use std::{
     num::NonZeroU32,
@@ -47,6 +48,8 @@ pub struct Source {
     pub reference: Option<GitReference>,
     /// Credentials, if any.
     pub credentials: Credentials,
+    /// PEM certificates an HTTPS server must chain to, instead of the system's roots.
+    pub ca_bundle: Option<String>,
 }
 
 /// A failed fetch, with a message fit for a condition (no credentials in it).
@@ -112,9 +115,15 @@ fn open(dir: &Path, credentials: &Credentials) -> Result<gix::Repository, FetchE
     }
     let mut overrides = vec!["protocol.version=2".to_owned()];
     if let Some(identity) = &credentials.ssh_identity {
+        // Only hosts the Secret's known_hosts (else the user's) names are accepted.
         let known_hosts = credentials.ssh_known_hosts.as_ref().map_or_else(
             || "-o StrictHostKeyChecking=yes".to_owned(),
-            |k| format!("-o UserKnownHostsFile={}", k.display()),
+            |k| {
+                format!(
+                    "-o StrictHostKeyChecking=yes -o UserKnownHostsFile={}",
+                    k.display()
+                )
+            },
         );
         overrides.push(format!(
             "core.sshCommand=ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes {known_hosts}",
@@ -148,6 +157,9 @@ pub fn fetch(dir: &Path, source: &Source) -> Result<String, FetchError> {
     let mut connection = remote
         .connect(Direction::Fetch)
         .map_err(|e| failed(&format!("connecting to {}", redact(&source.url)), e))?;
+    if let Some(pem) = source.ca_bundle.as_deref() {
+        connection = connection.with_transport_options(trusting(&repo, &source.url, pem)?);
+    }
     let (username, password) = (
         source.credentials.username.clone(),
         source.credentials.password.clone(),
@@ -243,6 +255,37 @@ pub fn fetch(dir: &Path, source: &Source) -> Result<String, FetchError> {
         })?;
     }
     Ok(commit.to_string())
+}
+
+/// HTTP transport options for `url` (the repository's configuration, as gix reads it) whose
+/// client trusts exactly the certificates in `pem`.
+fn trusting(
+    repo: &gix::Repository,
+    url: &str,
+    pem: &str,
+) -> Result<Box<dyn std::any::Any>, FetchError> {
+    use gix::protocol::transport::client::blocking_io::http;
+    let certificates = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+        .map_err(|e| failed("reading spec.caBundle", e))?;
+    if certificates.is_empty() {
+        return Err(FetchError(
+            "spec.caBundle holds no PEM certificate".to_owned(),
+        ));
+    }
+    let mut options = repo
+        .transport_options(url, None)
+        .map_err(|e| failed("configuring the HTTP transport", e))?
+        .and_then(|o| o.downcast::<http::Options>().ok())
+        .map(|o| *o)
+        .unwrap_or_default();
+    let backend = http::reqwest::Options {
+        configure_client: Some(Box::new(move |builder| {
+            Ok(builder.tls_certs_only(certificates.clone()))
+        })),
+        configure_request: None,
+    };
+    options.backend = Some(std::sync::Arc::new(std::sync::Mutex::new(backend)));
+    Ok(Box::new(options))
 }
 
 /// Writes the tree of `revision` in the bare repository `dir` into `into` (emptied first).

@@ -1,8 +1,10 @@
 """A Git smart-HTTP server for the GitRepo tests: `git http-backend` behind basic auth, on
-127.0.0.1. Usage: git_http.py ROOT USER PASSWORD; prints the port it listens on."""
+127.0.0.1. Usage: git_http.py ROOT USER PASSWORD [CERT KEY]; with a certificate and key it
+serves HTTPS. Prints the port it listens on."""
 import base64
 import http.server
 import os
+import ssl
 import subprocess
 import sys
 
@@ -60,5 +62,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+if len(sys.argv) > 5:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(sys.argv[4], sys.argv[5])
+    server.socket = context.wrap_socket(server.socket, server_side=True)
 print(server.server_address[1], flush=True)
 server.serve_forever()

@@ -1,7 +1,7 @@
 //! The GitRepo controller on the test hub (embedded, or a real control plane with
 //! `FLOTILLA_TEST_SERVER=kube`), with repositories the tests make with `git`: served over
 //! `file://` and over smart HTTP with basic auth (`git http-backend` behind `git_http.py` on
-//! 127.0.0.1). Commits that add, change and remove manifests are followed (pruned, or kept with
+//! 127.0.0.1), also as HTTPS trusted through `caBundle`. Commits that add, change and remove manifests are followed (pruned, or kept with
 //! `prune: false`); hand edits and deletions are put back and counted; a broken revision
 //! applies nothing and says where it broke; a semver range picks the newest matching tag; a
 //! kustomize overlay is built; credentials appear nowhere in the status.
@@ -73,6 +73,43 @@ async fn namespace(client: &Client, name: &str) -> Result<()> {
 async fn create_repo(api: &Api<GitRepo>, body: Value) -> Result<GitRepo> {
     let repo: GitRepo = serde_json::from_value(body)?;
     Ok(api.create(&PostParams::default(), &repo).await?)
+}
+
+/// A Secret `git-<name>` with `data` and a GitRepo `name` fetching `url` with it every 5s.
+async fn repo_with_secret(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    url: &str,
+    data: Value,
+) -> Result<()> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": format!("git-{name}")},
+        "stringData": data,
+    }))?;
+    secrets.create(&PostParams::default(), &secret).await?;
+    create_repo(
+        &Api::namespaced(client.clone(), ns),
+        json!({
+            "apiVersion": "gitops.flotilla.io/v1alpha1", "kind": "GitRepo",
+            "metadata": {"name": name},
+            "spec": {"url": url, "secretRef": {"name": format!("git-{name}")}, "interval": "5s"},
+        }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The GitRepo once its fetch failed (`Ready` reason `FetchFailed`).
+async fn fetch_failed(api: &Api<GitRepo>, name: &str, what: &str) -> Result<GitRepo> {
+    eventually(what, || async {
+        let got = api.get(name).await?;
+        Ok(condition(&got, "Ready")
+            .is_some_and(|c| c.reason == "FetchFailed")
+            .then_some(got))
+    })
+    .await
 }
 
 fn condition<'a>(
@@ -462,49 +499,21 @@ async fn https_basic_auth_from_the_secret_and_no_credential_leaks() -> Result<()
     repo.write("cm.yaml", &config_map("served", "over-http"))?;
     let revision = repo.commit("http")?;
     let password = "s3cret-Pa55word-xyz";
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/git_http.py");
-    let root = repo.root().to_owned();
-    let mut server = Command::new("python3")
-        .arg(&script)
-        .arg(&root)
-        .args(["flotilla", password])
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("python3 git_http.py")?;
-    let port = {
-        use std::io::BufRead;
-        let stdout = server.stdout.take().context("stdout")?;
-        let mut line = String::new();
-        std::io::BufReader::new(stdout).read_line(&mut line)?;
-        line.trim().parse::<u16>().context("the server's port")?
-    };
-    let _kill = KillOnDrop(server);
+    let (port, _server) = git_http(repo.root(), password, &[])?;
     let url = format!("http://127.0.0.1:{port}/origin.git");
 
     let repos: Api<GitRepo> = Api::namespaced(client.clone(), ns);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "git-auth"},
-        "stringData": {"username": "flotilla", "password": "wrong-password-abc"},
-    }))?;
-    secrets.create(&PostParams::default(), &secret).await?;
-    create_repo(
-        &repos,
-        json!({
-            "apiVersion": "gitops.flotilla.io/v1alpha1", "kind": "GitRepo",
-            "metadata": {"name": "http"},
-            "spec": {"url": url, "secretRef": {"name": "git-auth"}, "interval": "5s"},
-        }),
+    repo_with_secret(
+        client,
+        ns,
+        "http",
+        &url,
+        json!({"username": "flotilla", "password": "wrong-password-abc"}),
     )
     .await?;
-    let got = eventually("the wrong password refused", || async {
-        let got = repos.get("http").await?;
-        Ok(condition(&got, "Ready")
-            .is_some_and(|c| c.reason == "FetchFailed")
-            .then_some(got))
-    })
-    .await?;
+    let got = fetch_failed(&repos, "http", "the wrong password refused").await?;
     let text = serde_json::to_string(&got)?;
     ensure!(
         !text.contains("wrong-password-abc"),
@@ -513,7 +522,7 @@ async fn https_basic_auth_from_the_secret_and_no_credential_leaks() -> Result<()
 
     secrets
         .patch(
-            "git-auth",
+            "git-http",
             &PatchParams::default(),
             &Patch::Merge(&json!({"stringData": {"password": password}})),
         )
@@ -529,6 +538,219 @@ async fn https_basic_auth_from_the_secret_and_no_credential_leaks() -> Result<()
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
     let listed = serde_json::to_string(&events.list(&Default::default()).await?.items)?;
     ensure!(!listed.contains(password), "no password in events");
+    Ok(())
+}
+
+/// `git_http.py` serving the repositories under `root` for user `flotilla` with `password`
+/// (`tls`: a certificate and key file, for HTTPS); its port, and the process, killed when
+/// dropped.
+fn git_http(root: &Path, password: &str, tls: &[&Path]) -> Result<(u16, KillOnDrop)> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/git_http.py");
+    let mut server = Command::new("python3")
+        .arg(&script)
+        .arg(root)
+        .args(["flotilla", password])
+        .args(tls)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("python3 git_http.py")?;
+    let stdout = server.stdout.take().context("stdout")?;
+    let server = KillOnDrop(server);
+    let port = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        line.trim().parse::<u16>().context("the server's port")?
+    };
+    Ok((port, server))
+}
+
+/// A CA and a server certificate it signed for 127.0.0.1, written to `dir`: the CA's PEM, and
+/// the server's certificate and key files.
+fn certificates(dir: &Path) -> Result<(String, std::path::PathBuf, std::path::PathBuf)> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate()?;
+    let ca = ca_params.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate()?;
+    let server = CertificateParams::new(vec!["127.0.0.1".to_owned()])?.signed_by(&key, &issuer)?;
+    let (cert_file, key_file) = (dir.join("server.crt"), dir.join("server.key"));
+    std::fs::write(&cert_file, server.pem())?;
+    std::fs::write(&key_file, key.serialize_pem())?;
+    Ok((ca.pem(), cert_file, key_file))
+}
+
+/// HTTPS: a server whose certificate the system does not trust is refused until `caBundle`
+/// holds its CA; a caBundle with no certificate in it says so.
+#[tokio::test]
+async fn https_trusts_the_ca_bundle() -> Result<()> {
+    init_tracing();
+    let hub = TestHub::start().await?;
+    let client = hub.client.clone();
+    let ns = "gitops-https";
+    namespace(&client, ns).await?;
+    let (_controllers, _cache) = start(&client, Kustomize::Missing)?;
+    let repo = Repo::new()?;
+    repo.write("cm.yaml", &config_map("served", "over-https"))?;
+    let revision = repo.commit("https")?;
+    let password = "tls-Pa55word-xyz";
+    let (ca, cert, key) = certificates(repo.root())?;
+    let (port, _server) = git_http(repo.root(), password, &[&cert, &key])?;
+    let url = format!("https://127.0.0.1:{port}/origin.git");
+
+    let repos: Api<GitRepo> = Api::namespaced(client.clone(), ns);
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    repo_with_secret(
+        &client,
+        ns,
+        "https",
+        &url,
+        json!({"username": "flotilla", "password": password}),
+    )
+    .await?;
+    let refused = fetch_failed(&repos, "https", "an untrusted server is refused").await?;
+    let message = condition(&refused, "Ready")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    ensure!(
+        message.contains("certificate") || message.contains("issuer"),
+        "{message}"
+    );
+    ensure!(data(&maps, "served").await?.is_none());
+
+    repos
+        .patch(
+            "https",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"caBundle": "not a certificate"}})),
+        )
+        .await?;
+    eventually("a caBundle without certificates is named", || async {
+        let got = repos.get("https").await?;
+        Ok(condition(&got, "Ready")
+            .is_some_and(|c| c.message.contains("spec.caBundle holds no PEM certificate"))
+            .then_some(()))
+    })
+    .await?;
+
+    repos
+        .patch(
+            "https",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"caBundle": ca}})),
+        )
+        .await?;
+    let got = applied(&repos, "https", &revision).await?;
+    ensure!(data(&maps, "served").await?.as_deref() == Some("over-https"));
+    let text = serde_json::to_string(&got)?;
+    ensure!(!text.contains(password), "no password in the status");
+    Ok(())
+}
+
+/// SSH: `sshd` on 127.0.0.1 with a host key and one authorized key of the test's; the GitRepo
+/// fetches with the key and known_hosts from its Secret, a host its known_hosts does not name
+/// is refused, and the key appears nowhere in the status. Skipped with a message when
+/// `/usr/sbin/sshd` is missing (`.ci/run` installs openssh-server).
+#[tokio::test]
+async fn ssh_with_the_key_and_known_hosts_from_the_secret() -> Result<()> {
+    let sshd = Path::new("/usr/sbin/sshd");
+    if !sshd.exists() {
+        println!("SKIPPED: no {} (Debian's openssh-server)", sshd.display());
+        return Ok(());
+    }
+    init_tracing();
+    let hub = TestHub::start().await?;
+    let client = hub.client.clone();
+    let ns = "gitops-ssh";
+    namespace(&client, ns).await?;
+    let (_controllers, _cache) = start(&client, Kustomize::Missing)?;
+    let repo = Repo::new()?;
+    repo.write("cm.yaml", &config_map("served", "over-ssh"))?;
+    let revision = repo.commit("ssh")?;
+
+    let keys = tempfile::tempdir()?;
+    let dir = keys.path();
+    for (name, kind) in [
+        ("host", "ed25519"),
+        ("client", "ed25519"),
+        ("stranger", "ed25519"),
+    ] {
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", kind, "-N", "", "-C", name, "-f"])
+            .arg(dir.join(name))
+            .output()
+            .context("ssh-keygen")?;
+        ensure!(out.status.success(), "ssh-keygen: {:?}", out);
+    }
+    std::fs::copy(dir.join("client.pub"), dir.join("authorized_keys"))?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let config = format!(
+        "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nAuthorizedKeysFile {keys}\n\
+         PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+         StrictModes no\nPermitRootLogin prohibit-password\nPidFile {pid}\n",
+        host = dir.join("host").display(),
+        keys = dir.join("authorized_keys").display(),
+        pid = dir.join("sshd.pid").display(),
+    );
+    std::fs::write(dir.join("sshd_config"), config)?;
+    std::fs::create_dir_all("/run/sshd").ok();
+    let server = Command::new(sshd)
+        .args(["-D", "-e", "-f"])
+        .arg(dir.join("sshd_config"))
+        .stderr(Stdio::null())
+        .spawn()
+        .context("sshd")?;
+    let _server = KillOnDrop(server);
+    let user = String::from_utf8(Command::new("id").arg("-un").output()?.stdout)?
+        .trim()
+        .to_owned();
+    let host_key = std::fs::read_to_string(dir.join("host.pub"))?;
+    let stranger_key = std::fs::read_to_string(dir.join("stranger.pub"))?;
+    let known = |key: &str| {
+        let mut fields = key.split_whitespace();
+        format!(
+            "[127.0.0.1]:{port} {} {}\n",
+            fields.next().unwrap_or_default(),
+            fields.next().unwrap_or_default()
+        )
+    };
+    let identity = std::fs::read_to_string(dir.join("client"))?;
+    let url = format!("ssh://{user}@127.0.0.1:{port}{}", repo.bare.display());
+
+    let repos: Api<GitRepo> = Api::namespaced(client.clone(), ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    repo_with_secret(
+        &client,
+        ns,
+        "ssh",
+        &url,
+        json!({"identity": identity, "known_hosts": known(&stranger_key)}),
+    )
+    .await?;
+    fetch_failed(&repos, "ssh", "a host known_hosts does not name is refused").await?;
+    ensure!(data(&maps, "served").await?.is_none());
+
+    secrets
+        .patch(
+            "git-ssh",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"stringData": {"known_hosts": known(&host_key)}})),
+        )
+        .await?;
+    request_fetch(&repos, "ssh", "1").await?;
+    let got = applied(&repos, "ssh", &revision).await?;
+    ensure!(data(&maps, "served").await?.as_deref() == Some("over-ssh"));
+    let text = serde_json::to_string(&got)?;
+    let key_body = identity
+        .lines()
+        .nth(1)
+        .context("the private key's first line of data")?;
+    ensure!(!text.contains(key_body), "no key in the status: {text}");
     Ok(())
 }
 

@@ -47,6 +47,18 @@ impl TestFleet {
         Self::start_simulated(members, options, None).await
     }
 
+    /// Starts a hub with `members` members, every controller with default options, each member
+    /// simulated quickly (two Nodes, pods running after 200 ms, a heartbeat every second).
+    pub async fn start_quickly_simulated(members: usize) -> anyhow::Result<TestFleet> {
+        let simulator = flotilla_simulator::Options {
+            nodes: 2,
+            startup_delay: std::time::Duration::from_millis(200),
+            heartbeat: std::time::Duration::from_secs(1),
+            ..Default::default()
+        };
+        Self::start_simulated(members, Default::default(), Some(simulator)).await
+    }
+
     /// Starts a hub with `members` members, every controller with `options`, and each member
     /// simulated with `simulator` (`None`: not simulated), on the server the environment asks
     /// for.

@@ -128,18 +128,7 @@ async fn config_value(api: &Api<ConfigMap>, name: &str) -> Result<Option<String>
 #[tokio::test(flavor = "multi_thread")]
 async fn gitrepos_with_a_placement_reach_the_members_follow_commits_and_leave_with_their_files()
 -> Result<()> {
-    let simulator = flotilla_simulator::Options {
-        nodes: 2,
-        startup_delay: Duration::from_millis(200),
-        heartbeat: Duration::from_secs(1),
-        ..Default::default()
-    };
-    let test = TestFleet::start_simulated(
-        3,
-        flotilla::controllers::Options::default(),
-        Some(simulator),
-    )
-    .await?;
+    let test = TestFleet::start_quickly_simulated(3).await?;
     test.wait_ready().await?;
     let hub = test.hub().clone();
     let mut members = Vec::new();

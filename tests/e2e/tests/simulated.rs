@@ -32,18 +32,7 @@ fn millis(quantity: &str) -> Option<i64> {
 #[tokio::test(flavor = "multi_thread")]
 async fn simulated_members_run_the_replicas_and_the_hub_deployment_reports_them_ready() -> Result<()>
 {
-    let simulator = flotilla_simulator::Options {
-        nodes: 2,
-        startup_delay: Duration::from_millis(200),
-        heartbeat: Duration::from_secs(1),
-        ..Default::default()
-    };
-    let test = TestFleet::start_simulated(
-        3,
-        flotilla::controllers::Options::default(),
-        Some(simulator),
-    )
-    .await?;
+    let test = TestFleet::start_quickly_simulated(3).await?;
     test.wait_ready().await?;
     let members = ["member1", "member2", "member3"];
 
