@@ -4,7 +4,7 @@
 //! 127.0.0.1), also as HTTPS trusted through `caBundle`. Commits that add, change and remove manifests are followed (pruned, or kept with
 //! `prune: false`); hand edits and deletions are put back and counted; a broken revision
 //! applies nothing and says where it broke; a semver range picks the newest matching tag; a
-//! kustomize overlay is built; credentials appear nowhere in the status.
+//! kustomize overlay is built; credentials appear nowhere in the status, events or log.
 
 use std::{
     path::Path,
@@ -23,11 +23,38 @@ use kube::{
 };
 use serde_json::{Value, json};
 
+/// Everything logged in this test process (nextest runs each test in a process of its own), at
+/// debug level for Flotilla's crates and gix: what a credential check reads.
+static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct Captured;
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn init_tracing() {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_test_writer()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| {
+            "info,flotilla_gitops=debug,flotilla_runtime=debug,gix=debug".into()
+        }))
+        .with_ansi(false)
+        .with_writer(|| Captured)
         .try_init();
+}
+
+/// What was logged so far.
+fn logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
 }
 
 async fn eventually<T, F, Fut>(what: &str, probe: F) -> Result<T>
@@ -538,6 +565,13 @@ async fn https_basic_auth_from_the_secret_and_no_credential_leaks() -> Result<()
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
     let listed = serde_json::to_string(&events.list(&Default::default()).await?.items)?;
     ensure!(!listed.contains(password), "no password in events");
+    let logged = logs();
+    ensure!(
+        logged.contains("gitrepo")
+            && !logged.contains(password)
+            && !logged.contains("wrong-password-abc"),
+        "the log names the GitRepo and holds no password"
+    );
     Ok(())
 }
 
@@ -646,6 +680,7 @@ async fn https_trusts_the_ca_bundle() -> Result<()> {
     ensure!(data(&maps, "served").await?.as_deref() == Some("over-https"));
     let text = serde_json::to_string(&got)?;
     ensure!(!text.contains(password), "no password in the status");
+    ensure!(!logs().contains(password), "no password in the log");
     Ok(())
 }
 
@@ -751,6 +786,7 @@ async fn ssh_with_the_key_and_known_hosts_from_the_secret() -> Result<()> {
         .nth(1)
         .context("the private key's first line of data")?;
     ensure!(!text.contains(key_body), "no key in the status: {text}");
+    ensure!(!logs().contains(key_body), "no key in the log");
     Ok(())
 }
 
