@@ -181,11 +181,7 @@ async fn request_fetch(api: &Api<GitRepo>, name: &str, nonce: &str) -> Result<()
 }
 
 async fn data(api: &Api<ConfigMap>, name: &str) -> Result<Option<String>> {
-    Ok(api
-        .get_opt(name)
-        .await?
-        .and_then(|c| c.data)
-        .and_then(|d| d.get("value").cloned()))
+    flotilla_testing::config_map_value(api, name, "value").await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -435,6 +435,23 @@ impl Drop for Controllers {
     }
 }
 
+/// The value under `key` of ConfigMap `name`, if the ConfigMap and the key exist.
+///
+/// # Errors
+///
+/// When the API server cannot be read.
+pub async fn config_map_value(
+    api: &::kube::Api<k8s_openapi::api::core::v1::ConfigMap>,
+    name: &str,
+    key: &str,
+) -> anyhow::Result<Option<String>> {
+    Ok(api
+        .get_opt(name)
+        .await?
+        .and_then(|c| c.data)
+        .and_then(|d| d.get(key).cloned()))
+}
+
 /// Polls `probe` every 50 ms until it returns `Some`, failing after `timeout` with the last
 /// error the probe returned.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut probe: F) -> anyhow::Result<T>

@@ -118,11 +118,7 @@ async fn widget(member: &Client, name: &str) -> Result<Option<DynamicObject>> {
 }
 
 async fn config_value(api: &Api<ConfigMap>, name: &str) -> Result<Option<String>> {
-    Ok(api
-        .get_opt(name)
-        .await?
-        .and_then(|c| c.data)
-        .and_then(|d| d.get("value").cloned()))
+    flotilla_testing::config_map_value(api, name, "value").await
 }
 
 #[tokio::test(flavor = "multi_thread")]
